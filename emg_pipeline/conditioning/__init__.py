@@ -1,0 +1,15 @@
+"""Conditioning stages: gap bridging, band-pass, mains removal, artefact gating."""
+
+from .artefacts import ArtefactGate
+from .filters import SosFilter, bandpass_sos, effective_band
+from .gaps import NanBridge
+from .mains import MainsCanceller
+
+__all__ = [
+    "ArtefactGate",
+    "MainsCanceller",
+    "NanBridge",
+    "SosFilter",
+    "bandpass_sos",
+    "effective_band",
+]

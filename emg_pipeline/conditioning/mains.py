@@ -1,0 +1,307 @@
+"""Removal of mains interference (50/60 Hz and harmonics) that tracks a drifting grid.
+
+A notch filter loses most of its depth when the grid frequency moves by a few
+tenths of a hertz (a second-order notch keeps r² = 0.65 with clean EMG at 0.5 Hz
+offset, Mewett et al. 2004), and a bank of notches for every harmonic costs more
+than the rest of the pipeline. This stage instead models the interference as a
+sum of harmonics of one tracked fundamental and subtracts the model:
+
+* time is cut into blocks of ``block_s`` aligned on the stream's sample clock;
+* inside a block the model (frequency, phase, complex amplitude of each
+  harmonic on each channel) is fixed and is subtracted sample by sample, so the
+  output is causal and does not depend on how the stream is chunked;
+* at the end of each block the harmonics are fitted to the block by least
+  squares, with first-order drift terms that measure the frequency error;
+* the complex amplitude of every harmonic on every channel, and the grid
+  frequency, follow these measurements with Kalman gains: a block carrying
+  muscle activity gives a noisier (but unbiased) measurement and moves the
+  model less, yet phase and frequency keep being tracked through a long
+  spasm, so the model is still in phase with the grid when the muscle rests.
+
+Only harmonics inside the band that reaches this stage are modelled. With
+``mains="auto"`` the stage looks for a line at 50 or 60 Hz that stands out of
+the spectrum around it and locks onto the one it finds; until then it passes
+the signal through unchanged.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+__all__ = ["MainsCanceller"]
+
+_F_STEP_HZ = 0.02  # tables are cached on this frequency grid
+_SEARCH_S = 1.0  # length of data used by each auto-detection attempt
+_LINE_RATIO = 10.0  # power at the line vs the median around it, to lock
+_AMP_DRIFT = 0.05  # expected relative change of a harmonic's amplitude per block
+_AMP_DRIFT_UV = 0.05  # and its absolute floor (µV or counts)
+_FREQ_DRIFT_HZ = 0.01  # expected change of the grid frequency per block
+_UNKNOWN = 1e12  # prior variance of an amplitude never measured
+_RECHECK_BLOCKS = 8  # every this many blocks all harmonics are fitted again
+_ACTIVE_POWER = 0.05  # a harmonic is modelled while its power exceeds this share of the noise
+
+
+@lru_cache(maxsize=256)
+def _tables(
+    f_index: int, fs: float, n: int, harmonics: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Model basis ``(n, 4K)``, fitting pseudo-inverse ``(4K, n)`` and Gram matrix of the fit.
+
+    Columns are ``cos(k w n)``, ``sin(k w n)``, ``n cos(k w n)``, ``n sin(k w n)``
+    for the given harmonics k: the last two carry a small frequency offset to first order.
+    The model counts ``n`` from the block start; the fit counts it from the
+    block middle, so that amplitudes and slopes are estimated independently.
+    """
+    w = 2 * np.pi * f_index * _F_STEP_HZ / fs
+    k = np.array(harmonics, dtype=float)
+    idx = np.arange(n, dtype=float)
+    phase = np.outer(idx, k * w)
+    c, s = np.cos(phase), np.sin(phase)
+    model = np.hstack([c, s, idx[:, None] * c, idx[:, None] * s])
+    mid = idx - (n - 1) / 2
+    basis = np.hstack([c, s, mid[:, None] * c, mid[:, None] * s])
+    gram = basis.T @ basis
+    # least squares through the normal equations: the basis is well conditioned
+    # (the slope columns are centred), and this is far cheaper than an SVD
+    pinv = np.linalg.solve(gram, basis.T)
+    gram /= n
+    for table in (model, pinv, gram):
+        table.setflags(write=False)
+    return model, pinv, gram
+
+
+class MainsCanceller:
+    """Subtract a tracked model of mains interference.
+
+    Parameters
+    ----------
+    fs : float
+        Sampling rate in Hz.
+    n_channels : int
+        Number of channels.
+    mains : {"auto", "50", "60", "off"}
+        Grid frequency, or ``"auto"`` to detect it, or ``"off"``.
+    max_harmonics : int
+        Highest harmonic modelled.
+    band_hz : tuple of float
+        Band of the signal reaching this stage; harmonics outside it are skipped.
+    block_s : float
+        Length of the blocks in which the model is held fixed.
+
+    Attributes
+    ----------
+    mains_hz : float or None
+        Nominal grid frequency once known.
+    frequency_hz : float or None
+        Tracked grid frequency.
+
+    Examples
+    --------
+    >>> fs = 1000.0
+    >>> t = np.arange(20000) / fs
+    >>> x = (100 * np.sin(2 * np.pi * 50.2 * t))[:, None]
+    >>> y = MainsCanceller(fs, 1, mains="50", band_hz=(20, 450)).process(x)
+    >>> bool(np.std(y[-5000:]) < 0.01 * np.std(x))
+    True
+    """
+
+    def __init__(
+        self,
+        fs: float,
+        n_channels: int,
+        mains: str = "auto",
+        max_harmonics: int = 9,
+        band_hz: tuple[float, float] = (20.0, 450.0),
+        block_s: float = 0.5,
+    ) -> None:
+        if mains not in ("auto", "50", "60", "off"):
+            raise ValueError(f"mains must be 'auto', '50', '60' or 'off', got {mains!r}")
+        self.fs = float(fs)
+        self.n_channels = int(n_channels)
+        self.mains = mains
+        self.max_harmonics = int(max_harmonics)
+        self.band_hz = (float(band_hz[0]), float(band_hz[1]))
+        self.block_s = float(block_s)
+        self._block = max(8, round(self.block_s * self.fs))
+        self._search_n = round(_SEARCH_S * self.fs)
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Forget the model, the detected frequency and every buffer."""
+        self.mains_hz: float | None = None if self.mains in ("auto", "off") else float(self.mains)
+        self.frequency_hz: float | None = self.mains_hz
+        self._k = 0 if self.mains_hz is None else self._n_harmonics(self.mains_hz)
+        # complex amplitude of each harmonic on each channel at the current block start
+        self._amp = np.zeros((self._k, self.n_channels), dtype=complex)
+        self._active: tuple[int, ...] = tuple(range(1, self._k + 1))
+        self._amp_var = np.full((self._k, self.n_channels), _UNKNOWN)  # Kalman variances
+        self._freq_var = 0.1**2
+        self._updates = 0
+        self._quiet = np.full(self.n_channels, np.inf)  # residual power of a quiet block
+        self._pos = 0  # position inside the current block
+        self._buf = np.empty((self._block, self.n_channels))
+        self._model_block = np.zeros((self._block, self.n_channels))
+        self._search: list[np.ndarray] = []
+        self._search_len = 0
+
+    def _n_harmonics(self, f0: float) -> int:
+        lo, hi = self.band_hz
+        top = min(hi, 0.5 * self.fs - 1.0)
+        ks = [k for k in range(1, self.max_harmonics + 1) if lo <= k * f0 <= top]
+        return max(ks) if ks else 0
+
+    # --------------------------------------------------------------- process
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Return ``x`` minus the mains model; ``x`` itself is not modified."""
+        if self.mains == "off" or x.shape[0] == 0:
+            return x
+        if self.mains_hz is None:
+            used = self._look_for_mains(x)
+            if self.mains_hz is None or used == x.shape[0]:
+                return x
+            return np.concatenate([x[:used], self._cancel(x[used:])])
+        return self._cancel(x)
+
+    def _cancel(self, x: np.ndarray) -> np.ndarray:
+        out = np.empty_like(x)
+        i = 0
+        n = x.shape[0]
+        while i < n:
+            j = min(n, i + self._block - self._pos)
+            seg = x[i:j]
+            np.subtract(seg, self._model_block[self._pos : self._pos + j - i], out=out[i:j])
+            # the fit always reads the same owned buffer: BLAS may sum in another
+            # order for differently aligned memory, and results must not depend
+            # on how the stream was chunked
+            self._buf[self._pos : self._pos + j - i] = seg
+            self._pos += j - i
+            if self._pos == self._block:
+                self._update(self._buf)
+                self._pos = 0
+            i = j
+        return out
+
+    def _update(self, block: np.ndarray) -> None:
+        """Fit the finished block, update the model, and build the next block's model."""
+        if self._k == 0:
+            return
+        assert self.frequency_hz is not None and self.mains_hz is not None
+        L = self._block
+        recheck = self._updates % _RECHECK_BLOCKS == 0
+        harmonics = tuple(range(1, self._k + 1)) if recheck else self._active
+        rows = np.array(harmonics) - 1
+        K = len(harmonics)
+        k = np.array(harmonics, dtype=float)[:, None]
+        g_index = round(self.frequency_hz / _F_STEP_HZ)
+        w_grid = 2 * np.pi * g_index * _F_STEP_HZ / self.fs
+        _, pinv, gram = _tables(g_index, self.fs, L, harmonics)
+        theta = pinv @ block  # (4K, C)
+        amp_mid = theta[:K] - 1j * theta[K : 2 * K]  # amplitude at the block middle
+        slope = theta[2 * K : 3 * K] - 1j * theta[3 * K :]  # = j k dw amp_mid
+        fitted = np.einsum("ij,ij->j", theta, gram @ theta)
+        residual = np.maximum(np.einsum("ij,ij->j", block, block) / L - fitted, 1e-30)
+        self._quiet = np.minimum(self._quiet * 1.02, residual)
+        # variance of one complex amplitude measured over the block, and of its slope
+        meas_var = 4.0 * residual / L
+        slope_var = 12.0 * meas_var / (L * L)
+        # grid frequency: inverse-variance mean of the channels' fundamentals
+        power1 = np.abs(amp_mid[0]) ** 2
+        info = power1 / slope_var
+        if info.sum() > 0 and np.all(np.isfinite(info)):
+            dw = float(np.sum((slope[0] * np.conj(amp_mid[0])).imag / slope_var) / info.sum())
+            f_meas = (w_grid + dw) * self.fs / (2 * np.pi)
+            f_meas_var = (self.fs / (2 * np.pi)) ** 2 / info.sum()
+            self._freq_var += _FREQ_DRIFT_HZ**2
+            gain_f = self._freq_var / (self._freq_var + f_meas_var)
+            f_new = self.frequency_hz + gain_f * (f_meas - self.frequency_hz)
+            self._freq_var *= 1.0 - gain_f
+            self.frequency_hz = float(np.clip(f_new, 0.97 * self.mains_hz, 1.03 * self.mains_hz))
+        w_hat = 2 * np.pi * self.frequency_hz / self.fs
+        n_mid = (L - 1) / 2
+        measured = amp_mid * np.exp(1j * k * (w_grid * n_mid + w_hat * (L - n_mid)))
+        k_all = np.arange(1, self._k + 1)[:, None]
+        self._amp = self._amp * np.exp(1j * k_all * w_hat * L)  # carry every harmonic forward
+        drift = (_AMP_DRIFT * np.abs(self._amp)) ** 2 + _AMP_DRIFT_UV**2
+        self._amp_var = self._amp_var + drift
+        prior = self._amp_var[rows]
+        gain = prior / (prior + meas_var[None, :])
+        self._amp[rows] += gain * (measured - self._amp[rows])
+        self._amp_var[rows] = (1.0 - gain) * prior
+        if recheck:
+            power = np.abs(self._amp) ** 2
+            worth = 0.5 * power > _ACTIVE_POWER * self._quiet[None, :]
+            sure = power > 4.0 * self._amp_var  # two standard deviations
+            keep = (worth & sure).any(axis=1)
+            keep[0] = True  # the fundamental carries the frequency tracking
+            self._active = tuple(int(h) for h in k_all[keep, 0])
+            self._amp[~keep] = 0.0
+            # prior of a harmonic not modelled now: just the power that would make
+            # it worth modelling (an "unknown" prior would let one block carrying
+            # a contraction switch it on with a noise amplitude)
+            self._amp_var[~keep] = 2.0 * _ACTIVE_POWER * self._quiet[None, :]
+        self._updates += 1
+        self._build_model()
+
+    def _build_model(self) -> None:
+        """Evaluate the model over the whole next block once (chunking-independent)."""
+        assert self.frequency_hz is not None
+        harmonics = self._active
+        g_index = round(self.frequency_hz / _F_STEP_HZ)
+        model, _, _ = _tables(g_index, self.fs, self._block, harmonics)
+        k = np.array(harmonics, dtype=float)[:, None]
+        dw = 2 * np.pi * (self.frequency_hz - g_index * _F_STEP_HZ) / self.fs
+        amp = self._amp[np.array(harmonics) - 1]
+        a, b = amp.real, -amp.imag
+        coef = np.vstack([a, b, k * dw * b, -k * dw * a])
+        self._model_block = model @ coef
+
+    # ---------------------------------------------------------- auto-detect
+    def _look_for_mains(self, x: np.ndarray) -> int:
+        """Feed the detector; return how many samples of ``x`` it consumed.
+
+        Attempts cover consecutive windows of ``_SEARCH_S`` on the sample clock,
+        so the lock happens at the same sample whatever the chunking.
+        """
+        used = 0
+        while used < x.shape[0] and self.mains_hz is None:
+            take = min(x.shape[0] - used, self._search_n - self._search_len)
+            self._search.append(x[used : used + take].copy())
+            self._search_len += take
+            used += take
+            if self._search_len == self._search_n:
+                window = np.concatenate(self._search)
+                self._search = []
+                self._search_len = 0
+                found = self._find_line(window)
+                if found is not None:
+                    self._lock(found)
+        return used
+
+    def _find_line(self, window: np.ndarray) -> float | None:
+        spectrum = np.abs(np.fft.rfft(window - window.mean(axis=0), axis=0)) ** 2
+        power = spectrum.sum(axis=1)
+        freqs = np.fft.rfftfreq(window.shape[0], 1.0 / self.fs)
+        best, best_ratio = None, _LINE_RATIO
+        for f0 in (50.0, 60.0):
+            if not self.band_hz[0] <= f0 <= min(self.band_hz[1], 0.5 * self.fs - 1):
+                continue
+            line = power[np.abs(freqs - f0) <= 1.0].max()
+            around = power[(np.abs(freqs - f0) > 2.0) & (np.abs(freqs - f0) <= 8.0)]
+            ratio = line / max(float(np.median(around)), 1e-30)
+            if ratio > best_ratio:
+                best, best_ratio = f0, ratio
+        return best
+
+    def _lock(self, f0: float) -> None:
+        """Start modelling at ``f0``; the block clock starts at the next sample."""
+        self.mains_hz = f0
+        self.frequency_hz = f0
+        self._k = self._n_harmonics(f0)
+        self._amp = np.zeros((self._k, self.n_channels), dtype=complex)
+        self._amp_var = np.full((self._k, self.n_channels), _UNKNOWN)
+        self._freq_var = 0.1**2
+        self._active = tuple(range(1, self._k + 1))
+        self._pos = 0

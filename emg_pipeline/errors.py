@@ -1,0 +1,97 @@
+"""Error hierarchy of emg-pipeline.
+
+Every error the project raises on purpose derives from :class:`EmgPipelineError`
+and carries the offending value as an attribute, so that callers (and the CLI,
+which prints ``str(error)`` on one line) can say what was expected and what was
+got. Bad arguments to a function raise :class:`ConfigError`, which is also a
+:class:`ValueError`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "ConfigError",
+    "DecodeError",
+    "EmgPipelineError",
+    "ProfileError",
+    "RecordingError",
+    "SampleRateError",
+]
+
+
+class EmgPipelineError(Exception):
+    """Base class of every error raised on purpose by emg-pipeline."""
+
+
+class ConfigError(EmgPipelineError, ValueError):
+    """A setting has an invalid value.
+
+    Parameters
+    ----------
+    name : str
+        Name of the setting.
+    value : object
+        The value that was given.
+    expected : str
+        What would have been accepted.
+    """
+
+    def __init__(self, name: str, value: object, expected: str) -> None:
+        self.name = name
+        self.value = value
+        self.expected = expected
+        super().__init__(f"invalid {name}={value!r}: expected {expected}")
+
+
+class SampleRateError(EmgPipelineError, ValueError):
+    """The sampling rate is missing, invalid or inconsistent with the data."""
+
+    def __init__(self, message: str, fs: float | None = None) -> None:
+        self.fs = fs
+        super().__init__(message)
+
+
+class RecordingError(EmgPipelineError):
+    """A recording cannot be read: missing, empty, malformed or of unknown format.
+
+    Parameters
+    ----------
+    path : str or Path or None
+        The file concerned.
+    reason : str
+        What is wrong, in one line.
+    """
+
+    def __init__(self, path: str | Path | None, reason: str) -> None:
+        self.path = None if path is None else Path(path)
+        self.reason = reason
+        where = f"{self.path}: " if self.path is not None else ""
+        super().__init__(f"{where}{reason}")
+
+
+class ProfileError(EmgPipelineError):
+    """A firmware profile is missing or does not validate."""
+
+    def __init__(self, profile: str, reason: str) -> None:
+        self.profile = profile
+        self.reason = reason
+        super().__init__(f"firmware profile {profile!r}: {reason}")
+
+
+class DecodeError(EmgPipelineError):
+    """A packet from a board cannot be decoded.
+
+    Parameters
+    ----------
+    reason : str
+        What is wrong with the packet.
+    packet : bytes
+        The offending bytes (copied).
+    """
+
+    def __init__(self, reason: str, packet: bytes = b"") -> None:
+        self.reason = reason
+        self.packet = bytes(packet)
+        super().__init__(f"cannot decode packet ({len(self.packet)} bytes): {reason}")

@@ -1,0 +1,107 @@
+"""Episodes and live events: values, not indicator columns."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+__all__ = ["EPISODE_COLUMNS", "Episode", "LiveEvent"]
+
+#: columns of an episode table, in order
+EPISODE_COLUMNS = (
+    "channel",
+    "onset_s",
+    "offset_s",
+    "duration_s",
+    "label",
+    "pattern",
+    "peak",
+    "mean",
+    "unit",
+    "burst_count",
+    "burst_rate_hz",
+    "median_freq_hz",
+    "floor",
+    "truncated",
+)
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One contraction episode on one channel, labelled.
+
+    Attributes
+    ----------
+    channel : str
+        Channel name.
+    onset_s, offset_s : float
+        Start and end in seconds from the start of the stream.
+    duration_s : float
+        ``offset_s - onset_s``.
+    label : {"twitch", "spasm"}
+        Brief twitch or prolonged (sustained) spasm.
+    pattern : {"phasic", "tonic", "clonic"}
+        ``phasic`` for twitches; ``tonic`` (sustained) or ``clonic`` (rhythmic
+        bursting) for spasms.
+    peak, mean : float
+        Peak and mean envelope, in ``unit``.
+    unit : {"uV", "x_floor"}
+        µV when the signal is calibrated, else multiples of the noise floor.
+    burst_count : int
+        Bursts found in the episode.
+    burst_rate_hz : float
+        Dominant burst rhythm (NaN when there is none).
+    median_freq_hz : float
+        Median frequency of the episode's spectrum.
+    floor : float
+        Noise floor at the onset, in µV or signal units.
+    truncated : bool
+        The stream ended before the episode did.
+    """
+
+    channel: str
+    onset_s: float
+    offset_s: float
+    duration_s: float
+    label: Literal["twitch", "spasm"]
+    pattern: Literal["phasic", "tonic", "clonic"]
+    peak: float
+    mean: float
+    unit: str
+    burst_count: int
+    burst_rate_hz: float
+    median_freq_hz: float
+    floor: float
+    truncated: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        """The episode as a plain dict, in :data:`EPISODE_COLUMNS` order."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LiveEvent:
+    """Something the live pipeline says while streaming.
+
+    Attributes
+    ----------
+    kind : {"onset", "sustained", "end"}
+        ``onset``: a contraction is confirmed; ``sustained``: an ongoing
+        contraction has just crossed the spasm boundary (the prolonged-spasm
+        alert); ``end``: the episode is over and labelled.
+    channel : str
+        Channel name.
+    time_s : float
+        Stream time at which the pipeline could say it (the end of the frame
+        that decided it). ``time_s - onset_s`` is the alert latency.
+    onset_s : float
+        Onset of the episode concerned.
+    episode : Episode or None
+        The finished episode, for ``end`` events.
+    """
+
+    kind: Literal["onset", "sustained", "end"]
+    channel: str
+    time_s: float
+    onset_s: float
+    episode: Episode | None = None

@@ -1,0 +1,201 @@
+"""Settings of the streaming pipeline, kept apart from its carried state.
+
+:class:`PipelineSettings` is a frozen dataclass: every field has a physical unit
+in its name where it has one, is validated once at construction, and is never
+mutated. Stages turn seconds into samples or frames once, in their constructor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal
+
+from .errors import ConfigError, SampleRateError
+
+__all__ = ["PipelineSettings", "validate_fs"]
+
+Mains = Literal["auto", "50", "60", "off"]
+
+
+def validate_fs(fs: object) -> float:
+    """Return ``fs`` as a positive finite float or raise :class:`SampleRateError`.
+
+    Examples
+    --------
+    >>> validate_fs(1000)
+    1000.0
+    """
+    try:
+        value = float(fs)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise SampleRateError(f"sampling rate must be a number in Hz, got {fs!r}", None) from None
+    if not math.isfinite(value) or value <= 0:
+        raise SampleRateError(f"sampling rate must be positive and finite, got {fs!r}", None)
+    if value < 100:
+        raise SampleRateError(
+            f"sampling rate {value:g} Hz is too low for surface EMG (need at least 100 Hz)", value
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Every setting of the detection pipeline.
+
+    Parameters
+    ----------
+    highpass_hz : float
+        Lower corner of the band-pass (also removes DC and drift).
+    lowpass_hz : float
+        Upper corner of the band-pass; clamped to ``0.45 * fs`` so that boards
+        sampling at 200 Hz work.
+    filter_order : int
+        Butterworth order of each band edge.
+    mains : {"auto", "50", "60", "off"}
+        Mains interference removal. ``"auto"`` detects 50 or 60 Hz from the data.
+    mains_harmonics : int
+        Highest harmonic of the mains frequency that is cancelled (harmonics
+        above the band-pass are skipped).
+    artefact_rejection : bool
+        Remove from the envelope the power that artefacts below the EMG band
+        (ECG, motion, electrode pops, cable knocks) can explain.
+    artefact_ratio : float
+        Largest EMG-band leak of such an artefact as a multiple of its
+        low-band (4-18 Hz) amplitude.
+    frame_s : float
+        Frame length of the envelope and detector (the detector's time step).
+    envelope : {"rms", "lowpass"}
+        Moving RMS over ``window_s`` or a first-order low-pass of the
+        rectified signal with time constant ``window_s / 2``.
+    window_s : float
+        Envelope window.
+    threshold : {"relative", "absolute_uv"}
+        ``"relative"``: thresholds are set from the adaptive noise floor and
+        its spread. ``"absolute_uv"``: the sleep-scoring rule, on at
+        ``on_uv`` above rest and off below ``off_uv`` above rest (needs a
+        signal calibrated in µV).
+    on_sd, off_sd : float
+        Relative rule: on and off thresholds in robust standard deviations of
+        the resting log-envelope above the floor.
+    min_on_ratio, min_off_ratio : float
+        Lower bounds of the on and off thresholds as multiples of the floor.
+    on_uv, off_uv : float
+        Absolute rule: µV above the resting level.
+    min_on_s : float
+        Activity above the on threshold must last this long to confirm an onset.
+    merge_gap_s : float
+        Pauses shorter than this do not end an episode.
+    floor_block_s : float
+        The noise floor and thresholds are updated once per block of this length.
+    floor_rise_tau_s, floor_fall_tau_s : float
+        Time constants of the floor tracker when the resting level rises and
+        falls (it follows falls fast and rises slowly).
+    floor_freeze_max_s : float
+        The floor is frozen while a channel is active; after this long of
+        continuous activity it starts following again (a permanent baseline
+        shift must not hold an episode open forever).
+    spasm_min_s : float
+        Sustained activity at least this long makes a ``spasm``; shorter
+        episodes are ``twitch``.
+    clonic_band_hz : tuple of float
+        Burst rate range of clonus.
+    clonic_min_depth : float
+        Minimum modulation depth of the burst rhythm for a ``clonic`` pattern.
+    spectrum_s : float
+        Length of signal kept for the median frequency of an episode.
+    """
+
+    highpass_hz: float = 20.0
+    lowpass_hz: float = 450.0
+    filter_order: int = 4
+    mains: Mains = "auto"
+    mains_harmonics: int = 9
+    artefact_rejection: bool = True
+    artefact_ratio: float = 0.8
+    frame_s: float = 0.005
+    envelope: Literal["rms", "lowpass"] = "rms"
+    window_s: float = 0.1
+    threshold: Literal["relative", "absolute_uv"] = "relative"
+    on_sd: float = 5.5
+    off_sd: float = 3.0
+    min_on_ratio: float = 1.3
+    min_off_ratio: float = 1.15
+    on_uv: float = 8.0
+    off_uv: float = 2.0
+    min_on_s: float = 0.03
+    merge_gap_s: float = 0.5
+    floor_block_s: float = 0.5
+    floor_rise_tau_s: float = 20.0
+    floor_fall_tau_s: float = 1.0
+    floor_freeze_max_s: float = 300.0
+    spasm_min_s: float = 2.0
+    clonic_band_hz: tuple[float, float] = (3.0, 8.0)
+    clonic_min_depth: float = 0.35
+    spectrum_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        positive = (
+            "highpass_hz", "lowpass_hz", "artefact_ratio", "frame_s", "window_s", "on_sd",
+            "min_on_ratio", "min_off_ratio", "on_uv", "floor_block_s", "floor_rise_tau_s",
+            "floor_fall_tau_s", "floor_freeze_max_s", "spasm_min_s", "spectrum_s",
+        )
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                raise ConfigError(name, value, "a positive number")
+        non_negative = ("off_sd", "off_uv", "min_on_s", "merge_gap_s")
+        for name in non_negative:
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ConfigError(name, value, "a number >= 0")
+        if self.lowpass_hz <= self.highpass_hz:
+            raise ConfigError(
+                "lowpass_hz", self.lowpass_hz, f"more than highpass_hz={self.highpass_hz}"
+            )
+        if not isinstance(self.filter_order, int) or not 1 <= self.filter_order <= 8:
+            raise ConfigError("filter_order", self.filter_order, "an integer from 1 to 8")
+        if str(self.mains) not in ("auto", "50", "60", "off"):
+            raise ConfigError("mains", self.mains, "'auto', '50', '60' or 'off'")
+        object.__setattr__(self, "mains", str(self.mains))
+        if not isinstance(self.mains_harmonics, int) or not 1 <= self.mains_harmonics <= 40:
+            raise ConfigError("mains_harmonics", self.mains_harmonics, "an integer from 1 to 40")
+        if self.envelope not in ("rms", "lowpass"):
+            raise ConfigError("envelope", self.envelope, "'rms' or 'lowpass'")
+        if self.threshold not in ("relative", "absolute_uv"):
+            raise ConfigError("threshold", self.threshold, "'relative' or 'absolute_uv'")
+        if self.off_sd > self.on_sd:
+            raise ConfigError("off_sd", self.off_sd, f"at most on_sd={self.on_sd}")
+        if self.min_off_ratio > self.min_on_ratio:
+            raise ConfigError("min_off_ratio", self.min_off_ratio, "at most min_on_ratio")
+        if self.off_uv > self.on_uv:
+            raise ConfigError("off_uv", self.off_uv, f"at most on_uv={self.on_uv}")
+        if self.window_s < self.frame_s:
+            raise ConfigError("window_s", self.window_s, f"at least frame_s={self.frame_s}")
+        lo, hi = self.clonic_band_hz
+        if not 0 < lo < hi:
+            raise ConfigError(
+                "clonic_band_hz", self.clonic_band_hz, "(low, high) with 0 < low < high"
+            )
+        if not 0 <= self.clonic_min_depth <= 1:
+            raise ConfigError("clonic_min_depth", self.clonic_min_depth, "a number from 0 to 1")
+
+    @classmethod
+    def from_kwargs(cls, **settings: Any) -> PipelineSettings:
+        """Build settings from keyword arguments, rejecting unknown names.
+
+        Examples
+        --------
+        >>> PipelineSettings.from_kwargs(window_s=0.05).window_s
+        0.05
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            expected = f"one of {', '.join(sorted(known))}"
+            raise ConfigError(unknown[0], settings[unknown[0]], expected)
+        return cls(**settings)
+
+    def replace(self, **changes: Any) -> PipelineSettings:
+        """Return a copy with some settings changed (validated again)."""
+        return replace(self, **changes)

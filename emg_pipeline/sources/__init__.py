@@ -1,0 +1,1 @@
+"""Sources of samples: synthetic recordings, recording files, BLE boards."""

@@ -1,0 +1,184 @@
+"""Streaming parse of delimited numeric text tables, shared by the text formats.
+
+All text readers (generic CSV, OpenBCI, OpenSignals TXT, Myo, BioSPPy) reduce
+to "skip some header lines, then read selected columns of a delimited table".
+:func:`iter_table` does that with pandas' C parser, ``chunksize`` rows at a
+time, and turns every parsing problem into a one-line :class:`RecordingError`
+that names the column and the data row.
+"""
+
+from __future__ import annotations
+
+import csv as _stdlib_csv
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from emg_pipeline.errors import RecordingError
+
+from ._base import encoding_of, is_gzip, read_head
+
+__all__ = ["TableSpec", "iter_table", "numeric_block", "table_error", "table_spec"]
+
+#: regular expression pandas understands as "runs of blanks"
+WHITESPACE = r"\s+"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """How to read the table part of a text file.
+
+    Parameters
+    ----------
+    skiprows : int
+        Physical lines before the first data row (header lines).
+    sep : str
+        Field delimiter (a character, or :data:`WHITESPACE`).
+    usecols : tuple of int
+        Zero-based field indices to read, in output column order.
+    names : tuple of str
+        Name of each used column, for error messages.
+    decimal : str
+        Decimal mark.
+    encoding : str
+        Text encoding.
+    compression : str or None
+        ``'gzip'`` or None.
+    comment : str or None
+        Character that starts a comment line, if the format has them.
+    """
+
+    skiprows: int
+    sep: str
+    usecols: tuple[int, ...]
+    names: tuple[str, ...]
+    decimal: str = "."
+    encoding: str = "utf-8-sig"
+    compression: str | None = None
+    comment: str | None = None
+
+
+def table_spec(
+    path: Path,
+    *,
+    skiprows: int,
+    sep: str,
+    usecols: Sequence[int],
+    names: Sequence[str],
+    decimal: str = ".",
+    comment: str | None = None,
+) -> TableSpec:
+    """Build a :class:`TableSpec`, finding the encoding and compression of ``path``."""
+    return TableSpec(
+        skiprows=skiprows,
+        sep=sep,
+        usecols=tuple(int(i) for i in usecols),
+        names=tuple(names),
+        decimal=decimal,
+        encoding=encoding_of(read_head(path)),
+        compression="gzip" if is_gzip(path) else None,
+        comment=comment,
+    )
+
+
+def _reader(
+    path: Path, spec: TableSpec, chunk_rows: int, nrows: int | None
+) -> pd.io.parsers.TextFileReader:
+    return pd.read_csv(
+        path,
+        sep=spec.sep,
+        header=None,
+        skiprows=spec.skiprows,
+        usecols=list(spec.usecols),
+        skipinitialspace=spec.sep != WHITESPACE,
+        decimal=spec.decimal,
+        encoding=spec.encoding,
+        compression=spec.compression,
+        comment=spec.comment,
+        chunksize=chunk_rows,
+        nrows=nrows,
+        engine="c",
+        # quoting stays on: a quoted number is still a number
+        quoting=_stdlib_csv.QUOTE_MINIMAL,
+        on_bad_lines="error",
+    )
+
+
+def iter_table(
+    path: Path, spec: TableSpec, chunk_rows: int, nrows: int | None = None
+) -> Iterator[np.ndarray]:
+    """Yield float64 blocks ``(rows, len(spec.usecols))`` of the table in ``path``.
+
+    Empty cells become NaN; a cell that is not a number raises.
+
+    Raises
+    ------
+    RecordingError
+        On a non-numeric cell (naming column and data row), a malformed line,
+        undecodable bytes or a truncated compressed stream.
+    """
+    first_row = 0
+    try:
+        with _reader(path, spec, chunk_rows, nrows) as reader:
+            for frame in reader:
+                block = numeric_block(path, frame, spec, first_row)
+                first_row += block.shape[0]
+                yield block
+    except pd.errors.EmptyDataError:
+        return
+    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError, ValueError) as error:
+        # ValueError: pandas reports usecols beyond the row width that way
+        raise table_error(path, error, first_row) from None
+
+
+def table_error(path: Path, error: BaseException, rows_read: int = 0) -> RecordingError:
+    """Turn a parsing exception of pandas or of the decompressor into a one-line error."""
+    if isinstance(error, UnicodeDecodeError):
+        return RecordingError(
+            path, f"undecodable bytes after data row {rows_read}: binary content in a text file"
+        )
+    if isinstance(error, EOFError):
+        return RecordingError(path, "truncated: the compressed stream ends early")
+    if isinstance(error, OSError):
+        return RecordingError(path, f"cannot read the table: {_first_line(error)}")
+    return RecordingError(path, f"malformed table: {_first_line(error)}")
+
+
+def numeric_block(path: Path, frame: pd.DataFrame, spec: TableSpec, first_row: int) -> np.ndarray:
+    """Return ``frame``'s columns, in ``spec.usecols`` order, as float64.
+
+    ``first_row`` is the zero-based data row of ``frame``'s first line, for messages.
+    """
+    out = np.empty((len(frame), len(spec.usecols)), dtype=np.float64)
+    for j, (col, name) in enumerate(zip(spec.usecols, spec.names, strict=True)):
+        series = frame[col]
+        if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
+            series.dtype
+        ):
+            out[:, j] = series.to_numpy(dtype=np.float64, na_value=np.nan)
+            continue
+        text = series.astype("string").str.strip()
+        values = pd.to_numeric(text.replace("", pd.NA), errors="coerce")
+        bad = (
+            values.isna().to_numpy()
+            & text.notna().to_numpy()
+            & (text != "").fillna(False).to_numpy()
+        )
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            cell = str(text.iloc[k])
+            shown = cell if len(cell) <= 20 else cell[:17] + "..."
+            raise RecordingError(
+                path,
+                f"non-numeric value {shown!r} in column {name!r} at data row {first_row + k + 1}",
+            )
+        out[:, j] = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return out
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

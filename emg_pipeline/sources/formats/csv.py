@@ -1,0 +1,354 @@
+"""Generic delimited text tables: CSV, TSV, semicolon or blank separated, optionally gzipped.
+
+Layout
+------
+* Optional leading comment lines starting with ``#`` (kept in ``metadata['comments']``).
+* Optional header row: when any field of the first row is not a number, the
+  row names the columns. A column named ``time``, ``time_s`` or ``timestamp``
+  (any case, optionally with a ``(s)`` unit) holds the sample times in seconds;
+  a ``timestamp`` in Unix seconds also gives ``start_time`` (UTC). Every other
+  column with numbers is a channel named by its header. Columns holding only
+  text (labels, formatted clock times) are left out and listed in
+  ``metadata['ignored_columns']``.
+* Without a header the columns are channels ``ch1..chN`` and the rate must be
+  given (``fs=``, the CLI's ``--fs``).
+
+The delimiter is sniffed among tab, semicolon, comma and runs of blanks (in that
+order of preference); with semicolons or tabs a decimal comma is recognised.
+A UTF-8 byte order mark is ignored; gzip compression is recognised by content.
+
+Rate
+----
+``fs=`` supplies or overrides the rate. Otherwise it is ``1 / median(diff(time))``
+over the first 10 000 rows, so gaps in the time column do not bias it. When both
+exist and differ by more than 1 %, :class:`SampleRateError` names both values.
+
+Units
+-----
+Values are returned as written; the unit is ``'counts'`` (the file does not say
+what they are). Empty cells become NaN; no row is ever dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from emg_pipeline.errors import RecordingError
+
+from ._base import (
+    RecordingInfo,
+    RecordingReader,
+    leading_lines,
+    read_head,
+    resolve_fs,
+    text_of,
+)
+from ._table import WHITESPACE, TableSpec, iter_table, table_error, table_spec
+
+__all__ = ["CsvReader"]
+
+TIME_COLUMNS = ("time", "time_s", "timestamp")
+_SECONDS_SUFFIX = re.compile(r"\s*[(\[]\s*s\s*[)\]]$", re.I)
+
+
+def is_time_column(name: str) -> bool:
+    """Tell whether a header names the time column (``time``, ``time_s``, ``timestamp``).
+
+    A trailing seconds unit is allowed: ``Time (s)``, ``time[s]``.
+
+    Examples
+    --------
+    >>> is_time_column("Time (s)"), is_time_column("TIMESTAMP"), is_time_column("time_ms")
+    (True, True, False)
+    """
+    return _SECONDS_SUFFIX.sub("", name.strip()).lower() in TIME_COLUMNS
+
+
+#: rows read at opening to classify the columns and infer the rate
+SAMPLE_ROWS = 10_000
+
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(nan|inf|infinity)$", re.I)
+_SEPARATORS = ("\t", ";", ",", WHITESPACE)
+
+
+def is_number(field: str, decimal: str = ".") -> bool:
+    """Tell whether a text field is a number (``decimal`` is the decimal mark).
+
+    Examples
+    --------
+    >>> is_number(" -1.5e3 "), is_number("1,5", ","), is_number("EMG")
+    (True, True, False)
+    """
+    field = field.strip().strip('"')
+    if decimal != ".":
+        field = field.replace(decimal, ".")
+    return bool(_NUMBER.match(field))
+
+
+def split_fields(line: str, sep: str) -> list[str]:
+    """Split one line at ``sep`` (:data:`WHITESPACE` for runs of blanks)."""
+    if sep == WHITESPACE:
+        return line.split()
+    return [f.strip().strip('"').strip() for f in line.split(sep)]
+
+
+@dataclass(frozen=True)
+class TextLayout:
+    """What sniffing found out about a delimited text file.
+
+    Parameters
+    ----------
+    comment_lines : tuple of str
+        Leading ``#`` lines, without the ``#``.
+    skip_lines : int
+        Physical lines before the first data row (comments, blanks, header).
+    sep : str
+        Delimiter.
+    decimal : str
+        Decimal mark.
+    header : tuple of str or None
+        Column names if the first row is a header.
+    n_fields : int
+        Fields per data row.
+    """
+
+    comment_lines: tuple[str, ...]
+    skip_lines: int
+    sep: str
+    decimal: str
+    header: tuple[str, ...] | None
+    n_fields: int
+
+
+def sniff_layout(text: str) -> TextLayout | None:
+    """Work out delimiter, header and comment lines of a text table, or None if it is not one."""
+    lines = leading_lines(text, 400)
+    comments: list[str] = []
+    skip = 0
+    for line in lines:
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            break
+        if stripped:
+            comments.append(stripped.lstrip("#").strip())
+        skip += 1
+    body = [line for line in lines[skip:] if line.strip()]
+    if not body:
+        return None
+    for sep in _SEPARATORS:
+        layout = _try_separator(body, sep, comments, skip)
+        if layout is not None:
+            return layout
+    return None
+
+
+def _try_separator(
+    body: Sequence[str], sep: str, comments: list[str], skip: int
+) -> TextLayout | None:
+    rows = [split_fields(line, sep) for line in body[:60]]
+    first = rows[0]
+    decimal = "."
+    if sep in ("\t", ";", WHITESPACE) and any("," in f for row in rows[1:] for f in row):
+        # "1,5;2,3" is a decimal comma when commas are not the delimiter
+        decimal = ","
+    header = None
+    if any(f and not is_number(f, decimal) for f in first):
+        header = tuple(first)
+        data = rows[1:]
+    else:
+        data = rows
+    width = len(first)
+    if width < 2 and sep != WHITESPACE:
+        # one column: no delimiter in it, accept only when no other separator splits it
+        if any(len(split_fields(line, s)) > 1 for line in body[:60] for s in _SEPARATORS):
+            return None
+    if data:
+        same = sum(len(row) == width for row in data)
+        if same < 0.5 * len(data):
+            return None
+        numeric_cols = [
+            j
+            for j in range(width)
+            if sum(j < len(row) and is_number(row[j], decimal) for row in data) >= 0.5 * len(data)
+        ]
+        if not numeric_cols:
+            return None
+    elif header is None or width < 2:
+        return None
+    return TextLayout(
+        comment_lines=tuple(comments),
+        skip_lines=skip + (1 if header is not None else 0),
+        sep=sep,
+        decimal=decimal,
+        header=header,
+        n_fields=width,
+    )
+
+
+class CsvReader(RecordingReader):
+    """Reader of generic delimited text tables (format ``'csv'``).
+
+    See the module docstring for the layout, the rate rules and the units.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> tmp = pathlib.Path(tempfile.mkdtemp()) / "demo.csv"
+    >>> _ = tmp.write_text("time,emg\\n0.000,1\\n0.001,\\n0.002,3\\n")
+    >>> with CsvReader(tmp) as reader:
+    ...     reader.info.fs, reader.info.channels, reader.read()[:, 0].tolist()
+    (1000.0, ('emg',), [1.0, nan, 3.0])
+    """
+
+    format: ClassVar[str] = "csv"
+    extensions: ClassVar[tuple[str, ...]] = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz")
+
+    _spec: TableSpec
+
+    @classmethod
+    def sniff(cls, head: bytes, path: Path) -> bool:
+        """Tell whether ``head`` is a delimited numeric text table."""
+        text = text_of(head)
+        return text is not None and sniff_layout(text) is not None
+
+    def _inspect(self, fs: float | None) -> RecordingInfo:
+        path = self.path
+        head = read_head(path)
+        if not head.strip():
+            raise RecordingError(path, "file is empty")
+        text = text_of(head)
+        if text is None:
+            raise RecordingError(path, "binary content: not a text table")
+        layout = sniff_layout(text)
+        if layout is None:
+            raise RecordingError(path, "not a delimited numeric table")
+        width = layout.n_fields
+        if layout.header is not None:
+            names = [name or f"column {j + 1}" for j, name in enumerate(layout.header)]
+        else:
+            names = [f"ch{j + 1}" for j in range(width)]
+        time_col = None
+        if layout.header is not None:
+            time_col = next((j for j, n in enumerate(layout.header) if is_time_column(n)), None)
+        sample = self._sample(layout, width)
+        if len(sample) == 0:
+            raise RecordingError(path, "no data rows (header only)")
+        channel_cols, ignored = _classify_columns(sample, names, time_col, layout)
+        if not channel_cols:
+            raise RecordingError(
+                path, "no channel columns: no column other than time holds numbers"
+            )
+        stated = None
+        start_time = None
+        metadata: dict[str, object] = {
+            "delimiter": "whitespace" if layout.sep == WHITESPACE else layout.sep,
+            "decimal": layout.decimal,
+            "has_header": layout.header is not None,
+            "ignored_columns": tuple(ignored),
+            "comments": layout.comment_lines,
+        }
+        if time_col is not None:
+            times = _time_values(path, sample[time_col], names[time_col], layout.decimal)
+            metadata["time_column"] = names[time_col]
+            steps = np.diff(times[np.isfinite(times)])
+            steps = steps[steps > 0]
+            if steps.size:
+                stated = 1.0 / float(np.median(steps))
+                metadata["fs_from_time_column"] = stated
+            first = times[np.isfinite(times)][:1]
+            timestamp = _SECONDS_SUFFIX.sub("", names[time_col].strip()).lower() == "timestamp"
+            if timestamp and first.size and first[0] > 1e8:
+                # seconds since the Unix epoch: an absolute, UTC instant
+                start_time = datetime.fromtimestamp(float(first[0]), tz=UTC)
+        rate = resolve_fs(path, stated, fs, "the time column (median interval)")
+        self._spec = table_spec(
+            path,
+            skiprows=layout.skip_lines,
+            sep=layout.sep,
+            usecols=channel_cols,
+            names=[names[j] for j in channel_cols],
+            decimal=layout.decimal,
+        )
+        return RecordingInfo(
+            path=path,
+            format=self.format,
+            fs=rate,
+            channels=tuple(names[j] for j in channel_cols),
+            unit="counts",
+            n_samples=None,
+            start_time=start_time,
+            metadata=metadata,
+        )
+
+    def _sample(self, layout: TextLayout, width: int) -> pd.DataFrame:
+        spec = table_spec(
+            self.path,
+            skiprows=layout.skip_lines,
+            sep=layout.sep,
+            usecols=range(width),
+            names=[str(j) for j in range(width)],
+        )
+        try:
+            return pd.read_csv(
+                self.path,
+                sep=spec.sep,
+                header=None,
+                skiprows=spec.skiprows,
+                usecols=list(range(width)),
+                skipinitialspace=spec.sep != WHITESPACE,
+                dtype=str,
+                keep_default_na=False,
+                encoding=spec.encoding,
+                compression=spec.compression,
+                nrows=SAMPLE_ROWS,
+                engine="c",
+            )
+        except pd.errors.EmptyDataError:
+            return pd.DataFrame()
+        except (pd.errors.ParserError, ValueError, UnicodeDecodeError, EOFError, OSError) as error:
+            raise table_error(self.path, error) from None
+
+    def _blocks(self, size_hint: int) -> Iterator[np.ndarray]:
+        return iter_table(self.path, self._spec, size_hint)
+
+
+def _classify_columns(
+    sample: pd.DataFrame, names: Sequence[str], time_col: int | None, layout: TextLayout
+) -> tuple[list[int], list[str]]:
+    """Split columns into channels (any number seen) and ignored text or empty unnamed ones."""
+    channels: list[int] = []
+    ignored: list[str] = []
+    for j in range(len(names)):
+        if j == time_col:
+            continue
+        cells = sample[j].astype(str).str.strip()
+        filled = cells[cells != ""]
+        numeric = filled.map(lambda f: is_number(f, layout.decimal)).sum() if len(filled) else 0
+        unnamed = layout.header is None or not layout.header[j].strip()
+        if numeric > 0 or (len(filled) == 0 and not unnamed):
+            channels.append(j)
+        else:
+            ignored.append(names[j])
+    return channels, ignored
+
+
+def _time_values(path: Path, cells: pd.Series, name: str, decimal: str) -> np.ndarray:
+    text = cells.astype(str).str.strip()
+    if decimal != ".":
+        text = text.str.replace(decimal, ".", regex=False)
+    values = pd.to_numeric(text.replace("", pd.NA), errors="coerce")
+    bad = values.isna().to_numpy() & (text != "").to_numpy()
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise RecordingError(
+            path, f"non-numeric value {text.iloc[k]!r} in column {name!r} at data row {k + 1}"
+        )
+    return values.to_numpy(dtype=np.float64, na_value=np.nan)

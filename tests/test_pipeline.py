@@ -1,0 +1,217 @@
+"""The whole pipeline: chunking invariance, live events, detection and labels."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emg_pipeline import Chunk, ConfigError, Pipeline, SampleRateError, detect, simulate
+from emg_pipeline.metrics import match_events, score
+from emg_pipeline.sources.synthetic import emg_noise
+
+from .conftest import random_splits
+
+
+def _run(pipe: Pipeline, x: np.ndarray, cuts: list[int]) -> tuple[np.ndarray, list]:
+    bounds = [0, *cuts, x.shape[0]]
+    envs, events = [], []
+    for a, b in itertools.pairwise(bounds):
+        r = pipe.process(x[a:b])
+        envs.append(r.envelope)
+        events.extend(r.events)
+    events.extend(pipe.flush().events)
+    return np.concatenate(envs), events
+
+
+def test_pipeline_identical_whatever_the_chunking(rng: np.random.Generator) -> None:
+    rec = simulate(rng, fs=1000.0, duration_s=90.0, n_channels=2, snr_db=10.0,
+                   mains_uv=25.0, ecg_uv=[0.0, 300.0], pops_per_min=4.0, lead_in_s=2.0)
+    whole_env, whole_events = _run(Pipeline(rec.fs, rec.channels, unit="uV"), rec.signal, [])
+    assert any(e.kind == "sustained" for e in whole_events)
+    for parts in (3, 200, 13000):  # 13000 pieces: chunks of ~7 samples (7 ms)
+        pipe = Pipeline(rec.fs, rec.channels, unit="uV")
+        env, events = _run(pipe, rec.signal, random_splits(rng, rec.signal.shape[0], parts))
+        assert np.array_equal(env, whole_env)
+        assert events == whole_events
+
+
+# the strict xfails below are open work on artefact rejection and on the
+# residual the mains canceller leaves right after activity (see the issue note)
+WIP = pytest.mark.xfail(strict=True, reason="artefact rejection being reworked")
+
+
+def test_detect_matches_truth_at_20_db(rng: np.random.Generator) -> None:
+    rec = simulate(rng, fs=2000.0, duration_s=240.0, n_channels=2, snr_db=20.0)
+    found = detect(rec.signal, rec.fs, channels=rec.channels, unit="uV")
+    s = score(rec.truth, found)
+    assert s["f1"] >= 0.95, s
+    assert s["onset_mae_s"] <= 0.025, s
+    assert s["label_accuracy"] >= 0.97, s
+    m = match_events(rec.truth, found)
+    true_pattern = rec.truth["pattern"].to_numpy()[m.pairs["ref"]]
+    got_pattern = found["pattern"].to_numpy()[m.pairs["det"]]
+    assert np.mean(true_pattern == got_pattern) >= 0.9
+
+
+@WIP
+def test_detect_on_a_200_hz_board(rng: np.random.Generator) -> None:
+    rec = simulate(rng, fs=200.0, duration_s=300.0, n_channels=2, snr_db=15.0)
+    found = detect(rec.signal, rec.fs, channels=rec.channels, unit="uV")
+    assert score(rec.truth, found)["f1"] >= 0.9
+
+
+def _one_burst(rng: np.random.Generator, fs: float, rest_s: float, burst_s: float,
+               snr_db: float, noise: float = 3.0) -> tuple[np.ndarray, float]:
+    n = int((2 * rest_s + burst_s) * fs)
+    x = rng.standard_normal(n) * noise
+    i0, i1 = int(rest_s * fs), int((rest_s + burst_s) * fs)
+    x[i0:i1] += emg_noise(rng, i1 - i0, fs) * noise * 10 ** (snr_db / 20) * 1.03
+    return x[:, None], rest_s
+
+
+def test_live_events_onset_latency_and_sustained_alert(rng: np.random.Generator) -> None:
+    fs = 1000.0
+    x, onset = _one_burst(rng, fs, rest_s=10.0, burst_s=6.0, snr_db=12.0)
+    pipe = Pipeline(fs, ["calf"], unit="uV", mains="off")
+    events = []
+    for i in range(0, x.shape[0], 20):  # 20 ms chunks, as a live stream
+        events.extend(pipe.process(x[i : i + 20]).events)
+    events.extend(pipe.flush().events)
+    kinds = [e.kind for e in events]
+    assert kinds == ["onset", "sustained", "end"]
+    first = events[0]
+    assert abs(first.onset_s - onset) <= 0.03  # dated back to where it began
+    assert first.time_s - onset <= 0.1  # confirmed within 100 ms
+    sustained = events[1]
+    # alert the moment the contraction has lasted 2 s, well before it ends
+    assert sustained.time_s == pytest.approx(first.onset_s + 2.0, abs=0.011)
+    assert sustained.time_s < onset + 6.0
+    end = events[2]
+    assert end.episode is not None
+    assert end.episode.label == "spasm" and end.episode.pattern == "tonic"
+    assert end.time_s == pytest.approx(end.episode.offset_s + 0.5, abs=0.011)
+
+
+def test_noise_floor_does_not_creep_during_a_long_spasm(rng: np.random.Generator) -> None:
+    fs = 1000.0
+    x, _ = _one_burst(rng, fs, rest_s=20.0, burst_s=90.0, snr_db=6.0)
+    pipe = Pipeline(fs, 1, unit="uV", mains="off")
+    pipe.process(x[: int(19 * fs)])
+    before = pipe.floor.copy()
+    pipe.process(x[int(19 * fs) : int(105 * fs)])
+    during = pipe.floor.copy()
+    pipe.process(x[int(105 * fs) :])
+    pipe.flush()
+    assert during == pytest.approx(before, rel=0.05)
+    assert len(pipe.episodes) == 1
+    assert pipe.episodes[0].duration_s == pytest.approx(90.0, abs=0.3)
+
+
+def test_clonic_spasm_is_one_clonic_episode(rng: np.random.Generator) -> None:
+    fs = 1000.0
+    n = int(30 * fs)
+    x = rng.standard_normal(n) * 3.0
+    t = np.arange(n) / fs
+    active = (t > 10) & (t < 18)
+    bursts = (np.sin(2 * np.pi * 5.5 * t) > 0.3) & active
+    x += emg_noise(rng, n, fs) * 40.0 * bursts
+    found = detect(x, fs, unit="uV", mains="off")
+    assert len(found) == 1
+    row = found.iloc[0]
+    assert row.label == "spasm" and row.pattern == "clonic"
+    assert row.burst_rate_hz == pytest.approx(5.5, abs=0.3)
+    assert row.burst_count >= 40
+
+
+def test_absolute_microvolt_rule(rng: np.random.Generator) -> None:
+    fs = 1000.0
+    x, onset = _one_burst(rng, fs, rest_s=5.0, burst_s=1.0, snr_db=12.0, noise=2.0)
+    found = detect(x, fs, unit="uV", threshold="absolute_uv", mains="off")
+    assert len(found) == 1 and found.iloc[0].label == "twitch"
+    assert abs(found.iloc[0].onset_s - onset) < 0.03
+    with pytest.raises(ValueError, match="calibrated"):
+        detect(x, fs, unit="counts", threshold="absolute_uv")
+
+
+@WIP
+def test_rest_with_artefacts_gives_no_episode(rng: np.random.Generator) -> None:
+    rec = simulate(rng, fs=1000.0, duration_s=300.0, n_channels=2, events=False,
+                   ecg_uv=[800.0, 300.0], motion_per_min=2.0, pops_per_min=2.0,
+                   knocks_per_min=2.0)
+    found = detect(rec.signal, rec.fs, channels=rec.channels, unit="uV")
+    assert len(found) <= 1, found
+
+
+def test_nan_gaps_are_bridged_and_reported(rng: np.random.Generator) -> None:
+    rec = simulate(rng, fs=1000.0, duration_s=30.0, n_channels=2, snr_db=20.0)
+    x = rec.signal.copy()
+    x[5000:5300, 0] = np.nan
+    pipe = Pipeline(rec.fs, rec.channels, unit="uV")
+    r = pipe.process(x)
+    pipe.flush()
+    assert np.isfinite(r.envelope).all()
+    assert pipe.bridged_samples.tolist() == [300, 0]
+    assert [(g.channel, g.start, g.n_samples) for g in pipe.gaps] == [(0, 5000, 300)]
+
+
+def test_lost_samples_keep_the_timeline(rng: np.random.Generator) -> None:
+    fs = 1000.0
+    x, onset = _one_burst(rng, fs, rest_s=8.0, burst_s=1.0, snr_db=20.0)
+    pipe = Pipeline(fs, 1, unit="uV", mains="off")
+    pipe.process(Chunk(x[:3000], fs, 0))
+    pipe.process(Chunk(x[3500:], fs, 3500))  # 500 samples lost in transit
+    pipe.flush()
+    assert pipe.lost_samples == 500
+    assert pipe.episodes[0].onset_s == pytest.approx(onset, abs=0.03)
+    with pytest.raises(ValueError, match="already processed"):
+        pipe2 = Pipeline(fs, 1)
+        pipe2.process(Chunk(x[:100], fs, 0))
+        pipe2.process(Chunk(x[:100], fs, 50))
+
+
+def test_detect_accepts_dataframes_and_chunking(rng: np.random.Generator) -> None:
+    rec = simulate(rng, fs=1000.0, duration_s=60.0, n_channels=2, snr_db=15.0)
+    frame = pd.DataFrame(rec.signal, columns=["calf", "thigh"])
+    a = detect(frame, rec.fs, unit="uV")
+    b = detect(frame, rec.fs, unit="uV", chunk_s=0.007)
+    pd.testing.assert_frame_equal(a, b)
+    assert set(a["channel"]) <= {"calf", "thigh"}
+    assert list(a.columns[:7]) == [
+        "channel", "onset_s", "offset_s", "duration_s", "label", "pattern", "peak"]
+    assert set(a["label"]) <= {"twitch", "spasm"}
+
+
+def test_unitless_signals_report_multiples_of_the_floor(rng: np.random.Generator) -> None:
+    fs = 1000.0
+    x, _ = _one_burst(rng, fs, rest_s=5.0, burst_s=0.5, snr_db=20.0)
+    found = detect(x * 37.0, fs, mains="off")  # counts, arbitrary scale
+    row = found.iloc[0]
+    assert row.unit == "x_floor"
+    assert 5 < row.peak < 20  # ~10x the floor at 20 dB, whatever the scale
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"fs": 0}, SampleRateError),
+        ({"fs": float("nan")}, SampleRateError),
+        ({"fs": "fast"}, SampleRateError),
+        ({"fs": 1000.0, "window_ms": 5}, ConfigError),
+        ({"fs": 1000.0, "merge_gap_s": -1.0}, ConfigError),
+        ({"fs": 1000.0, "mains": "55"}, ConfigError),
+        ({"fs": 1000.0, "lowpass_hz": 10.0}, ConfigError),
+    ],
+)
+def test_bad_settings_raise_clear_errors(kwargs: dict, error: type) -> None:
+    x = np.zeros((2000, 1))
+    with pytest.raises(error):
+        detect(x, **kwargs)
+
+
+def test_wrong_channel_count_is_an_error() -> None:
+    pipe = Pipeline(1000.0, 2)
+    with pytest.raises(ValueError, match="expected 2 channels"):
+        pipe.process(np.zeros((10, 3)))
