@@ -1,0 +1,1 @@
+"""Benchmarks of emg-pipeline: scripts that print Markdown tables (see README.md)."""
