@@ -8,8 +8,11 @@ standard error and exit status 2; nothing is printed as a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
+import os
 import sys
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,8 +30,25 @@ DEMO_DIR = Path(__file__).resolve().parents[1] / "datasets" / "demo"
 DEFAULT_CHUNK_MS = 20.0
 
 
+#: modules of :mod:`emg_pipeline.commands` that add subcommands, in the order of ``--help``;
+#: each has ``register(subparsers, add_pipeline_options)``
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
 class UsageError(EmgPipelineError):
     """A command-line usage problem."""
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """An argument parser whose errors are :class:`UsageError`, not a usage block and exit.
+
+    :func:`main` prints them on one line like every other error, and callers of
+    :func:`main` get an exit status back instead of :class:`SystemExit`.
+    Subparsers inherit the class.
+    """
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
 def demo_recording() -> Path:
@@ -49,7 +69,8 @@ def demo_recording() -> Path:
     return path
 
 
-def _settings_from(args: argparse.Namespace) -> PipelineSettings:
+def settings_from_args(args: argparse.Namespace) -> PipelineSettings:
+    """Settings from the options added by ``_add_pipeline_options`` (unset ones keep defaults)."""
     changes: dict[str, object] = {}
     if args.mains is not None:
         changes["mains"] = args.mains
@@ -70,7 +91,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     path = Path(args.path) if args.path else demo_recording()
     if args.chunk_ms is not None and not (math.isfinite(args.chunk_ms) and args.chunk_ms > 0):
         raise UsageError(f"--chunk-ms must be a positive number of ms, got {args.chunk_ms}")
-    settings = _settings_from(args)
+    settings = settings_from_args(args)
     with open_recording(path, format=args.format, fs=args.fs) as reader:
         info = reader.info
         pipe = Pipeline(info.fs, info.channels, unit=info.unit, settings=settings)
@@ -83,6 +104,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     out = args.out
     if out is None or out == "-":
         table.to_csv(sys.stdout, index=False, float_format="%.4f")
+        sys.stdout.flush()  # a closed pipe shows here, inside main, not at interpreter exit
     else:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(out, index=False, float_format="%.4f")
@@ -100,8 +122,9 @@ def _report(pipe: Pipeline, path: Path, quiet: bool) -> None:
     twitches = sum(e.label == "twitch" for e in eps)
     spasms = len(eps) - twitches
     mains = f"{pipe.mains_hz:g} Hz removed" if pipe.mains_hz else "none found"
+    plural = "" if pipe.n_channels == 1 else "s"
     print(
-        f"{path.name}: {duration:.1f} s, {pipe.n_channels} channels at {pipe.fs:g} Hz; "
+        f"{path.name}: {duration:.1f} s, {pipe.n_channels} channel{plural} at {pipe.fs:g} Hz; "
         f"{twitches} twitches, {spasms} spasms; mains {mains}",
         file=sys.stderr,
     )
@@ -150,7 +173,7 @@ def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``emg-pipeline`` command."""
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog="emg-pipeline",
         description="Detect muscle twitches and prolonged spasms in surface EMG, live or from "
                     "recordings.",
@@ -184,22 +207,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on standard error")
     _add_pipeline_options(p)
     p.set_defaults(func=_cmd_detect)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f".commands.{name}", __package__)
+        module.register(sub, _add_pipeline_options)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def _error(message: object) -> int:
+    """Print ``message`` as the one-line error of the command; return the exit status."""
+    text = " ".join(str(message).split())  # one line, whatever the exception's text
+    print(f"emg-pipeline: error: {text}", file=sys.stderr)
+    return 2
+
+
+def _silence_stdout() -> None:
+    """Point standard output at the null device, so the final flush cannot fail again."""
     try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (captured)
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status.
+
+    ``--help`` and ``--version`` print and raise :class:`SystemExit` (status 0)
+    as argparse does; every error returns 2 after one line on standard error.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
         return int(args.func(args))
     except EmgPipelineError as exc:
-        print(f"emg-pipeline: error: {exc}", file=sys.stderr)
-        return 2
+        return _error(exc)
+    except BrokenPipeError:
+        # the reader of standard output went away (emg-pipeline detect | head):
+        # not an error of ours; stop quietly with the status of a SIGPIPE death
+        _silence_stdout()
+        return 141
     except (ValueError, OSError) as exc:
         # settings validated by numpy/scipy or the OS (permissions, full disk)
-        print(f"emg-pipeline: error: {exc}", file=sys.stderr)
-        return 2
+        return _error(exc)
     except KeyboardInterrupt:
         print("emg-pipeline: interrupted", file=sys.stderr)
         return 130

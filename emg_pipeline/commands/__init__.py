@@ -1,0 +1,10 @@
+"""Subcommands of ``emg-pipeline`` beyond ``detect``, one module each.
+
+Every module listed in :data:`emg_pipeline.cli.COMMAND_MODULES` defines
+``register(subparsers, add_pipeline_options)``: it adds its parser(s) to
+``subparsers`` and sets ``func`` (``args -> exit status``) as their default.
+``add_pipeline_options(parser)`` adds the shared detection settings, read back
+with :func:`emg_pipeline.cli.settings_from_args`. Errors are raised as
+:class:`~emg_pipeline.errors.EmgPipelineError` (or ``UsageError``); :func:`emg_pipeline.cli.main`
+prints them on one line.
+"""
