@@ -1,0 +1,362 @@
+"""Episode files: the episode table with body sites and wall-clock times.
+
+An episode file is a CSV with the columns of
+:data:`~emg_pipeline.events.EPISODE_COLUMNS`, plus
+
+- ``site`` (after ``channel``): the body site of the channel (see
+  :mod:`emg_pipeline.sites`), ``unspecified`` when unknown;
+- ``onset_time`` (after ``onset_s``), when the recording's start time is
+  known: the onset as ISO-8601 local time with its UTC offset, e.g.
+  ``2024-05-03T22:14:05.120+02:00``.
+
+:func:`write_episodes` writes one; :func:`read_episodes` reads and validates
+one, for reports that gather many sessions.
+
+Examples
+--------
+>>> import io
+>>> from datetime import datetime, timezone
+>>> from emg_pipeline.sites import SiteMap
+>>> table = episode_table(
+...     [dict(channel="ch1", onset_s=3.0, offset_s=8.5, duration_s=5.5, label="spasm",
+...           pattern="tonic")],
+...     SiteMap({"ch1": "calf"}, datetime(2024, 5, 3, 22, 0, tzinfo=timezone.utc)),
+... )
+>>> table.loc[0, ["site", "onset_time"]].tolist()
+['calf', '2024-05-03T22:00:03.000+00:00']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import pandas as pd
+
+from emg_pipeline.errors import EmgPipelineError
+from emg_pipeline.events import EPISODE_COLUMNS, Episode
+from emg_pipeline.sites import UNSPECIFIED, SiteMap
+
+__all__ = [
+    "EPISODE_FILE_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "EpisodeFileError",
+    "episode_table",
+    "is_episode_file",
+    "read_episodes",
+    "write_episodes",
+]
+
+#: columns of an episode file, in order (``onset_time`` only when the start time is known)
+EPISODE_FILE_COLUMNS: tuple[str, ...] = (
+    "channel", "site", "onset_s", "onset_time",
+    *(c for c in EPISODE_COLUMNS if c not in ("channel", "onset_s")),
+)
+
+#: columns an episode file must have to be read
+REQUIRED_COLUMNS: tuple[str, ...] = ("channel", "onset_s", "offset_s", "duration_s", "label")
+
+_LABELS = ("twitch", "spasm")
+_PATTERNS = ("phasic", "tonic", "clonic")
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no", ""}
+
+
+class EpisodeFileError(EmgPipelineError, ValueError):
+    """An episode file is missing, malformed or holds an invalid value.
+
+    Parameters
+    ----------
+    path : str or Path or None
+        The file.
+    reason : str
+        What is wrong, in one line.
+    row : int or None
+        Data row (1 = first row after the header), if one row is at fault.
+    column : str or None
+        The column concerned.
+    value : object
+        The offending value.
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None,
+        reason: str,
+        *,
+        row: int | None = None,
+        column: str | None = None,
+        value: object = None,
+    ) -> None:
+        self.path = None if path is None else Path(path)
+        self.reason = reason
+        self.row = row
+        self.column = column
+        self.value = value
+        where = "" if self.path is None else f"{self.path}: "
+        at = "" if row is None else f"row {row}: "
+        super().__init__(f"{where}{at}{reason}")
+
+
+def episode_table(
+    episodes: Iterable[Episode] | Iterable[Mapping[str, object]] | pd.DataFrame,
+    sites: SiteMap | None = None,
+) -> pd.DataFrame:
+    """Return the episode table with ``site`` and, when possible, ``onset_time``.
+
+    Parameters
+    ----------
+    episodes : iterable of Episode or of dicts, or DataFrame
+        Episodes (a table with the columns of ``EPISODE_COLUMNS``; missing
+        optional columns are left empty).
+    sites : SiteMap, optional
+        Channel sites, start time and zone; without it every site is
+        ``unspecified`` and there is no ``onset_time``.
+
+    Returns
+    -------
+    DataFrame
+        Columns of :data:`EPISODE_FILE_COLUMNS` (``onset_time`` only when the
+        start time is known), sorted by onset then channel.
+    """
+    if isinstance(episodes, pd.DataFrame):
+        frame = episodes.copy()
+    else:
+        rows = [e.as_dict() if isinstance(e, Episode) else dict(e) for e in episodes]
+        frame = pd.DataFrame(rows)
+    for column in EPISODE_COLUMNS:
+        if column not in frame:
+            frame[column] = pd.Series([None] * len(frame), dtype=object)
+    sites = sites if sites is not None else SiteMap()
+    frame["site"] = [sites.site(str(c)) for c in frame["channel"]]
+    start = sites.local_start()
+    columns = list(EPISODE_FILE_COLUMNS)
+    if start is None:
+        columns.remove("onset_time")
+    else:
+        frame["onset_time"] = [_iso(start, float(s)) for s in frame["onset_s"]]
+    frame = frame[columns]
+    if len(frame):
+        frame = frame.sort_values(["onset_s", "channel"], kind="stable").reset_index(drop=True)
+    return frame
+
+
+def _iso(start: datetime, seconds: float) -> str:
+    """``start + seconds`` as ISO-8601 with milliseconds and the offset of that instant."""
+    # add elapsed time in UTC: aware arithmetic in a zone with daylight saving adds
+    # wall-clock time, which is an hour off across a change of offset
+    moment = (start.astimezone(UTC) + timedelta(seconds=seconds)).astimezone(start.tzinfo)
+    return moment.isoformat(timespec="milliseconds")
+
+
+def write_episodes(
+    episodes: Iterable[Episode] | Iterable[Mapping[str, object]] | pd.DataFrame,
+    out: str | Path | IO[str],
+    sites: SiteMap | None = None,
+) -> pd.DataFrame:
+    """Write an episode file (CSV) and return the table written.
+
+    Parameters
+    ----------
+    episodes : iterable of Episode or of dicts, or DataFrame
+        The episodes (e.g. ``pipe.episodes``).
+    out : str, Path or text stream
+        Where to write; parent folders are created.
+    sites : SiteMap, optional
+        Sites and start time (see :func:`episode_table`).
+
+    Returns
+    -------
+    DataFrame
+        The table as written.
+    """
+    table = episode_table(episodes, sites)
+    if isinstance(out, str | Path):
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False, float_format="%.4f")
+    return table
+
+
+def is_episode_file(path: str | Path) -> bool:
+    """Tell whether ``path`` is a CSV whose header has the required episode columns."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as handle:
+            header = handle.readline()
+    except OSError:
+        return False
+    names = {h.strip().strip('"') for h in header.split(",")}
+    return set(REQUIRED_COLUMNS) <= names
+
+
+def _bool(value: object) -> bool | None:
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return False
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    return None
+
+
+def read_episodes(source: str | Path | IO[str]) -> pd.DataFrame:
+    """Read and validate an episode file.
+
+    Parameters
+    ----------
+    source : str, Path or text stream
+        An episode file written by :func:`write_episodes` or ``emg-pipeline
+        detect`` (without ``site``: every site is ``unspecified``).
+
+    Returns
+    -------
+    DataFrame
+        Columns of :data:`EPISODE_FILE_COLUMNS`; ``onset_time`` holds aware
+        :class:`~datetime.datetime` objects (None when the file has no start
+        time); ``truncated`` is bool.
+
+    Raises
+    ------
+    EpisodeFileError
+        On a missing file, missing columns or a bad value (the row is named).
+
+    Examples
+    --------
+    >>> import io
+    >>> text = "channel,onset_s,offset_s,duration_s,label\\nch1,1.0,0.5,0.5,spasm\\n"
+    >>> read_episodes(io.StringIO(text))
+    Traceback (most recent call last):
+    ...
+    emg_pipeline.sinks.episodes.EpisodeFileError: row 1: offset_s 0.5 is before onset_s 1.0
+    """
+    path = None if not isinstance(source, str | Path) else Path(source)
+    if path is not None and not path.is_file():
+        raise EpisodeFileError(path, "episode file not found")
+    try:
+        raw = pd.read_csv(source, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise EpisodeFileError(
+            path, "empty file: expected a CSV header of episode columns"
+        ) from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        text = " ".join(str(exc).split())
+        raise EpisodeFileError(path, f"not a readable CSV: {text}") from None
+    raw.columns = [str(c).strip() for c in raw.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
+    if missing:
+        raise EpisodeFileError(
+            path, f"missing column(s) {', '.join(missing)}; an episode file needs "
+            f"{', '.join(REQUIRED_COLUMNS)}", column=missing[0],
+        )
+    n = len(raw)
+    out = pd.DataFrame(index=range(n))
+    out["channel"] = raw["channel"].str.strip()
+    out["site"] = raw["site"].str.strip().replace("", UNSPECIFIED) if "site" in raw else UNSPECIFIED
+
+    def fail(i: int, column: str, reason: str) -> EpisodeFileError:
+        return EpisodeFileError(path, reason, row=i + 1, column=column, value=raw.at[i, column])
+
+    for i in np.flatnonzero(out["channel"].eq("").to_numpy()):
+        raise fail(int(i), "channel", "empty channel name")
+    numeric = ("onset_s", "offset_s", "duration_s")
+    for column in numeric:
+        values = pd.to_numeric(raw[column], errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(values) | (values < 0))
+        if bad.size:
+            i = int(bad[0])
+            raise fail(i, column, f"{column} must be a non-negative number of seconds, "
+                       f"got {raw.at[i, column]!r}")
+        out[column] = values
+    before = np.flatnonzero(out["offset_s"].to_numpy() < out["onset_s"].to_numpy())
+    if before.size:
+        i = int(before[0])
+        raise fail(i, "offset_s", f"offset_s {raw.at[i, 'offset_s']} is before onset_s "
+                   f"{raw.at[i, 'onset_s']}")
+    span = out["offset_s"].to_numpy() - out["onset_s"].to_numpy()
+    # files are written with 4 decimals: allow their rounding
+    wrong = np.flatnonzero(np.abs(span - out["duration_s"].to_numpy()) > 2e-3 + 1e-6 * span)
+    if wrong.size:
+        i = int(wrong[0])
+        raise fail(i, "duration_s", f"duration_s {raw.at[i, 'duration_s']} differs from "
+                   f"offset_s - onset_s = {span[i]:.4f}")
+    labels = raw["label"].str.strip().str.lower()
+    bad_label = np.flatnonzero(~labels.isin(_LABELS).to_numpy())
+    if bad_label.size:
+        i = int(bad_label[0])
+        raise fail(i, "label", f"label {raw.at[i, 'label']!r} is not one of {', '.join(_LABELS)}")
+    out["label"] = labels
+    if "pattern" in raw:
+        patterns = raw["pattern"].str.strip().str.lower()
+        empty = patterns.eq("")
+        patterns = patterns.where(~empty, np.where(labels.eq("twitch"), "phasic", "tonic"))
+        bad = np.flatnonzero(~patterns.isin(_PATTERNS).to_numpy())
+        if bad.size:
+            i = int(bad[0])
+            raise fail(i, "pattern", f"pattern {raw.at[i, 'pattern']!r} is not one of "
+                       f"{', '.join(_PATTERNS)}")
+        out["pattern"] = patterns
+    else:
+        out["pattern"] = np.where(labels.eq("twitch"), "phasic", "tonic")
+    out["onset_time"] = _times(raw, path)
+    for column in ("peak", "mean", "burst_rate_hz", "median_freq_hz", "floor"):
+        if column in raw:
+            values = pd.to_numeric(raw[column].replace("", "nan"), errors="coerce")
+            bad = np.flatnonzero(values.isna().to_numpy() & ~raw[column].isin(["", "nan", "NaN"]))
+            if bad.size:
+                i = int(bad[0])
+                raise fail(i, column, f"{column} must be a number, got {raw.at[i, column]!r}")
+            out[column] = values.to_numpy(dtype=np.float64)
+        else:
+            out[column] = np.nan
+    out["unit"] = raw["unit"].str.strip() if "unit" in raw else ""
+    if "burst_count" in raw:
+        counts = pd.to_numeric(raw["burst_count"].replace("", "0"), errors="coerce")
+        bad = np.flatnonzero((counts.isna() | (counts < 0) | (counts % 1 != 0)).to_numpy())
+        if bad.size:
+            i = int(bad[0])
+            raise fail(i, "burst_count", "burst_count must be a non-negative whole number, "
+                       f"got {raw.at[i, 'burst_count']!r}")
+        out["burst_count"] = counts.to_numpy(dtype=np.int64)
+    else:
+        out["burst_count"] = 0
+    if "truncated" in raw:
+        flags = [_bool(v) for v in raw["truncated"]]
+        for i, flag in enumerate(flags):
+            if flag is None:
+                raise fail(i, "truncated", f"truncated must be True or False, "
+                           f"got {raw.at[i, 'truncated']!r}")
+        out["truncated"] = np.array(flags, dtype=bool)
+    else:
+        out["truncated"] = False
+    return out[list(EPISODE_FILE_COLUMNS)]
+
+
+def _times(raw: pd.DataFrame, path: Path | None) -> list[datetime | None]:
+    """Parse the ``onset_time`` column: aware ISO-8601 times, empty cells allowed."""
+    if "onset_time" not in raw:
+        return [None] * len(raw)
+    out: list[datetime | None] = []
+    for i, text in enumerate(raw["onset_time"].str.strip()):
+        if not text:
+            out.append(None)
+            continue
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise EpisodeFileError(
+                path, f"onset_time {text!r} is not an ISO-8601 date and time",
+                row=i + 1, column="onset_time", value=text,
+            ) from None
+        if moment.tzinfo is None:
+            raise EpisodeFileError(
+                path, f"onset_time {text!r} has no UTC offset (expected e.g. +02:00)",
+                row=i + 1, column="onset_time", value=text,
+            )
+        out.append(moment)
+    return out
