@@ -390,9 +390,23 @@ def test_csv_latin1_header_and_time_unit(tmp_path: Path) -> None:
     path = tmp_path / "latin.csv"
     path.write_bytes("Time (s);EMG (µV)\n0,0;1,5\n0,0005;2,5\n".encode("latin-1"))
     data, info = read_recording(path)
-    assert info.channels == ("EMG (µV)",)
+    assert info.channels == ("EMG",) and info.unit == "uV"
     assert info.fs == pytest.approx(2000.0)
     np.testing.assert_allclose(data[:, 0], [1.5, 2.5])
+
+
+def test_csv_voltage_units_in_headers(tmp_path: Path) -> None:
+    path = tmp_path / "mv.csv"
+    path.write_text("time_s,calf [mV],thigh (uV)\n0,0.5,1\n0.001,-1.25,2\n")
+    data, info = read_recording(path)
+    assert info.unit == "uV" and info.channels == ("calf", "thigh")
+    np.testing.assert_allclose(data, [[500.0, 1.0], [-1250.0, 2.0]])
+    assert_chunks_equal_read(path, (1,))
+    # one channel without a voltage unit: nothing is converted, names are kept
+    path.write_text("time_s,calf [mV],accel (g)\n0,0.5,1\n0.001,-1.25,2\n")
+    data, info = read_recording(path)
+    assert info.unit == "counts" and info.channels == ("calf [mV]", "accel (g)")
+    np.testing.assert_allclose(data, [[0.5, 1.0], [-1.25, 2.0]])
 
 
 def test_csv_truncated_gzip(tmp_path: Path) -> None:

@@ -2,7 +2,17 @@
 
 Run from the repository root: ``python datasets/demo/make_demo.py``. The output
 is deterministic (fixed seed), so the committed files can be checked against a
-fresh run.
+fresh run (``tests/test_replay.py`` does).
+
+Files written next to this script:
+
+- ``session.csv.gz``: ``time_s`` then one column per muscle site, in µV (the
+  ``(uV)`` header suffix tells the reader), rounded to 0.1 µV;
+- ``truth.csv``: one row per simulated contraction: ``channel, onset_s,
+  offset_s, duration_s, label (twitch|spasm), pattern (phasic|tonic|clonic),
+  snr_db``;
+- ``artefacts.csv``: one row per simulated artefact: ``channel, onset_s,
+  offset_s, kind (motion|pop|knock)``; ECG and mains run throughout.
 """
 
 from __future__ import annotations
@@ -33,13 +43,13 @@ def main() -> None:
         mains_hz=50.0,
         mains_uv=25.0,
         mains_drift_hz=0.3,
-        ecg_uv=[0.0, 0.0, 400.0],  # heartbeats on the trunk channel
+        ecg_uv=[0.0, 0.0, 60.0],  # heartbeats on the trunk channel
         motion_per_min=0.5,
         pops_per_min=0.3,
         knocks_per_min=0.3,
     )
     t = np.arange(rec.signal.shape[0]) / FS
-    frame = pd.DataFrame(np.round(rec.signal, 1), columns=list(SITES))
+    frame = pd.DataFrame(np.round(rec.signal, 1), columns=[f"{site} (uV)" for site in SITES])
     frame.insert(0, "time_s", np.round(t, 3))
     frame.to_csv(HERE / "session.csv.gz", index=False, compression={"method": "gzip", "mtime": 0})
     rec.truth.to_csv(HERE / "truth.csv", index=False, float_format="%.4f")

@@ -12,5 +12,12 @@ Both are fed the same way: ``update(result)`` with every
 """
 
 from .console import ConsoleView, format_event, format_stream_time, open_live_view
+from .recording import RecordingWriter
 
-__all__ = ["ConsoleView", "format_event", "format_stream_time", "open_live_view"]
+__all__ = [
+    "ConsoleView",
+    "RecordingWriter",
+    "format_event",
+    "format_stream_time",
+    "open_live_view",
+]

@@ -25,8 +25,11 @@ exist and differ by more than 1 %, :class:`SampleRateError` names both values.
 
 Units
 -----
-Values are returned as written; the unit is ``'counts'`` (the file does not say
-what they are). Empty cells become NaN; no row is ever dropped.
+When every channel header ends with a voltage unit in brackets (``calf (uV)``,
+``EMG [mV]``; µV, mV, V and their spelled-out names), the values are converted
+to µV (× 1, 1e3, 1e6), the unit is ``'uV'`` and the channel names lose the
+suffix. Otherwise values are returned as written with unit ``'counts'`` (the
+file does not say what they are). Empty cells become NaN; no row is ever dropped.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from ._base import (
     read_head,
     resolve_fs,
     text_of,
+    uv_per_unit,
 )
 from ._table import WHITESPACE, TableSpec, iter_table, table_error, table_spec
 
@@ -57,6 +61,22 @@ __all__ = ["CsvReader"]
 
 TIME_COLUMNS = ("time", "time_s", "timestamp")
 _SECONDS_SUFFIX = re.compile(r"\s*[(\[]\s*s\s*[)\]]$", re.I)
+_UNIT_SUFFIX = re.compile(r"^(?P<name>.*?)\s*[(\[]\s*(?P<unit>[^()\[\]]+?)\s*[)\]]$")
+
+
+def voltage_suffix(name: str) -> tuple[str, float] | None:
+    """Split ``"calf (uV)"`` into the name and the µV per unit, or None without a voltage unit.
+
+    Examples
+    --------
+    >>> voltage_suffix("calf_left (uV)"), voltage_suffix("EMG [mV]"), voltage_suffix("EMG")
+    (('calf_left', 1.0), ('EMG', 1000.0), None)
+    """
+    match = _UNIT_SUFFIX.match(name.strip())
+    if match is None or not match["name"]:
+        return None
+    factor = uv_per_unit(match["unit"])
+    return None if factor is None else (match["name"], factor)
 
 
 def is_time_column(name: str) -> bool:
@@ -269,6 +289,18 @@ class CsvReader(RecordingReader):
                 # seconds since the Unix epoch: an absolute, UTC instant
                 start_time = datetime.fromtimestamp(float(first[0]), tz=UTC)
         rate = resolve_fs(path, stated, fs, "the time column (median interval)")
+        units = [voltage_suffix(names[j]) for j in channel_cols]
+        self._scale: np.ndarray | None = None
+        unit = "counts"
+        channels = tuple(names[j] for j in channel_cols)
+        if all(u is not None for u in units):
+            unit = "uV"
+            channels = tuple(u[0] for u in units if u is not None)
+            factors = np.array([u[1] for u in units if u is not None])
+            self._scale = None if np.all(factors == 1.0) else factors
+            metadata["uv_per_unit"] = tuple(factors.tolist())
+        if len(set(channels)) != len(channels):
+            channels = tuple(names[j] for j in channel_cols)
         self._spec = table_spec(
             path,
             skiprows=layout.skip_lines,
@@ -281,8 +313,8 @@ class CsvReader(RecordingReader):
             path=path,
             format=self.format,
             fs=rate,
-            channels=tuple(names[j] for j in channel_cols),
-            unit="counts",
+            channels=channels,
+            unit=unit,
             n_samples=None,
             start_time=start_time,
             metadata=metadata,
@@ -317,7 +349,11 @@ class CsvReader(RecordingReader):
             raise table_error(self.path, error) from None
 
     def _blocks(self, size_hint: int) -> Iterator[np.ndarray]:
-        return iter_table(self.path, self._spec, size_hint)
+        blocks = iter_table(self.path, self._spec, size_hint)
+        if self._scale is None:
+            return blocks
+        scale = self._scale
+        return (block * scale for block in blocks)
 
 
 def _classify_columns(

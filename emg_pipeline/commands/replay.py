@@ -1,0 +1,256 @@
+"""``emg-pipeline replay``: stream a recording through the live pipeline.
+
+The recording is read chunk by chunk (bounded memory), paced at real time,
+``--speed N`` times real time or ``--fast`` (as fast as possible), fed to the
+same :class:`~emg_pipeline.pipeline.Pipeline` a live board feeds, and every
+live event is printed as it happens by the shared console view
+(:func:`emg_pipeline.sinks.open_live_view`). ``--out`` writes the episodes
+table as ``detect`` does; ``--record`` writes a durable BDF+/EDF+ recording
+with the episodes as annotations. Without PATH the bundled demo is replayed at
+:data:`DEMO_SPEED` times real time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from emg_pipeline.cli import UsageError, demo_recording, settings_from_args
+from emg_pipeline.pipeline import ChunkResult, Pipeline, episodes_frame
+from emg_pipeline.sinks import open_live_view
+from emg_pipeline.sinks.recording import RecordingWriter
+from emg_pipeline.sources.replay import ReplaySource
+
+__all__ = ["DEMO_SPEED", "ProgressBar", "register", "run_replay"]
+
+#: default pace of the bundled demo (150 s of data in 15 s)
+DEMO_SPEED = 10.0
+#: chunk length of paced replays: a typical live chunk
+PACED_CHUNK_MS = 20.0
+#: chunk length of --fast replays: larger chunks cost less per sample
+FAST_CHUNK_MS = 1000.0
+
+
+class ProgressBar:
+    """A one-line progress bar redrawn in place on a terminal.
+
+    Parameters
+    ----------
+    stream : text file
+        Where to draw (standard error).
+    total_s : float or None
+        Stream duration, when known (else only the position is shown).
+    clock : callable
+        Wall clock in seconds, for the speed figure and the redraw interval.
+    """
+
+    WIDTH = 30
+
+    def __init__(
+        self, stream: TextIO, total_s: float | None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.stream = stream
+        self.total_s = total_s if total_s and total_s > 0 else None
+        self._clock = clock
+        self._start = clock()
+        self._last = -math.inf
+        self._shown = False
+
+    def show(self, position_s: float, force: bool = False) -> None:
+        """Redraw at stream time ``position_s`` (at most ten times a second)."""
+        now = self._clock()
+        if not force and now - self._last < 0.1:
+            return
+        self._last = now
+        elapsed = now - self._start
+        pace = f"{position_s / elapsed:6.0f}x" if elapsed > 0 else "      "
+        if self.total_s is not None:
+            part = min(1.0, position_s / self.total_s)
+            filled = round(part * self.WIDTH)
+            bar = "#" * filled + "-" * (self.WIDTH - filled)
+            text = f"[{bar}] {part * 100:5.1f}% {position_s:9.1f}/{self.total_s:.1f} s {pace}"
+        else:
+            text = f"{position_s:9.1f} s {pace}"
+        self.stream.write("\r" + text + "\x1b[K")
+        self.stream.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        """Erase the bar (before other output goes to the same terminal)."""
+        if self._shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._shown = False
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    """Run ``emg-pipeline replay`` with parsed arguments; return the exit status."""
+    demo = args.path is None
+    path = demo_recording() if demo else Path(args.path)
+    if args.fast:
+        speed: float | None = None
+    elif args.speed is not None:
+        speed = args.speed
+    else:
+        speed = DEMO_SPEED if demo else 1.0
+    if args.chunk_ms is not None and not (math.isfinite(args.chunk_ms) and args.chunk_ms > 0):
+        raise UsageError(f"--chunk-ms must be a positive number of ms, got {args.chunk_ms}")
+    chunk_ms = args.chunk_ms or (FAST_CHUNK_MS if speed is None else PACED_CHUNK_MS)
+    settings = settings_from_args(args)
+    csv_to_stdout = args.out == "-"
+    live_stream = sys.stderr if csv_to_stdout else sys.stdout
+    err = sys.stderr
+
+    with ReplaySource(
+        path, speed=speed, chunk_s=chunk_ms / 1000.0, format=args.format, fs=args.fs
+    ) as source:
+        info = source.info
+        pipe = Pipeline(info.fs, info.channels, unit=info.unit, settings=settings)
+        recorder = None
+        if args.record is not None:
+            Path(args.record).parent.mkdir(parents=True, exist_ok=True)
+            recorder = RecordingWriter(
+                args.record, info.fs, info.channels, unit=info.unit,
+                start_time=info.start_time, recording=f"replay of {path.name}",
+            )
+        if not args.quiet:
+            pace = "as fast as possible" if speed is None else f"at {speed:g}x real time"
+            what = "the bundled demo" if demo else path.name
+            print(f"replaying {what} {pace} (Ctrl-C stops)", file=err)
+        view = open_live_view(
+            pipe, live_stream, title=path.name, show_onsets=not args.no_onsets
+        )
+        progress = (
+            ProgressBar(err, info.duration_s)
+            if not args.quiet and speed != 1.0 and _isatty(err)
+            else None
+        )
+        status = 0
+
+        def deliver(result: ChunkResult) -> None:
+            if progress is not None and result.events:
+                progress.clear()
+            if not args.quiet:
+                view.update(result)
+            if recorder is not None:
+                recorder.add_events(result.events)
+
+        try:
+            try:
+                for chunk in source:
+                    result = pipe.process(chunk)
+                    if recorder is not None:
+                        recorder.write(chunk.samples)
+                    deliver(result)
+                    if progress is not None:
+                        progress.show(source.position_s)
+            except KeyboardInterrupt:
+                status = 130
+            deliver(pipe.flush())
+        finally:
+            if progress is not None:
+                progress.clear()
+            if recorder is not None:
+                recorder.close()
+        if status:
+            print(
+                f"emg-pipeline: interrupted at {source.position_s:.1f} s; summary so far:",
+                file=err,
+            )
+        if not args.quiet or status:
+            view.close()
+        if recorder is not None and not args.quiet:
+            _report_recording(recorder, err)
+
+    if args.out is not None:
+        table = episodes_frame(pipe.episodes)
+        if csv_to_stdout:
+            table.to_csv(sys.stdout, index=False, float_format="%.4f")
+            sys.stdout.flush()
+        else:
+            out = Path(args.out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            table.to_csv(out, index=False, float_format="%.4f")
+            if not args.quiet:
+                print(f"wrote {len(table)} episodes to {out}", file=err)
+    return status
+
+
+def _report_recording(recorder: RecordingWriter, err: TextIO) -> None:
+    line = (
+        f"recorded {recorder.n_samples / recorder.fs:.1f} s to {recorder.path} "
+        f"({recorder.variant}, {recorder.n_annotations} annotations)"
+    )
+    if recorder.clipped.any():
+        detail = ", ".join(
+            f"{name}: {n}"
+            for name, n in zip(recorder.channels, recorder.clipped.tolist(), strict=True)
+            if n
+        )
+        line += f"; samples clipped to the file's range -> {detail}"
+    print(line, file=err)
+
+
+def _speed(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value!r}")
+    return number
+
+
+def register(
+    subparsers: argparse._SubParsersAction,
+    add_pipeline_options: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """Add the ``replay`` subcommand."""
+    p = subparsers.add_parser(
+        "replay",
+        help="stream a recording through the live pipeline, printing events as they happen",
+        description="Replay a recording as a live stream: chunks are fed to the live pipeline "
+                    "at real-time pace (default), --speed N times faster, or --fast; every "
+                    "live event (onset, prolonged-spasm alert, end with its label) is printed "
+                    "as it happens, in stream time, and a summary at the end. Without PATH the "
+                    f"bundled demo session is replayed at {DEMO_SPEED:g}x real time.",
+    )
+    p.add_argument("path", nargs="?", metavar="PATH",
+                   help="recording (any supported format); default: the bundled demo")
+    pace = p.add_mutually_exclusive_group()
+    pace.add_argument("--speed", type=_speed, default=None, metavar="N",
+                      help="replay N times faster than real time (default 1; "
+                           f"{DEMO_SPEED:g} for the demo)")
+    pace.add_argument("--fast", action="store_true",
+                      help="replay as fast as possible, with a progress bar on a terminal")
+    p.add_argument("--out", default=None, metavar="EVENTS.csv",
+                   help="also write the episodes as 'detect' does ('-': standard output, "
+                        "then the live events go to standard error)")
+    p.add_argument("--record", default=None, metavar="FILE.bdf",
+                   help="write a durable recording (BDF+ for .bdf, EDF+ for .edf) with the "
+                        "detected episodes as annotations")
+    p.add_argument("--format", default=None, metavar="NAME",
+                   help="force a file format instead of detecting it from the content")
+    p.add_argument("--fs", type=_speed, default=None, metavar="HZ",
+                   help="sampling rate; supplies or checks the file's rate")
+    p.add_argument("--chunk-ms", type=float, default=None, metavar="MS",
+                   help=f"chunk length (default {PACED_CHUNK_MS:g} ms paced, "
+                        f"{FAST_CHUNK_MS:g} ms with --fast; results do not depend on it)")
+    p.add_argument("--no-onsets", action="store_true",
+                   help="print only the prolonged-spasm alerts and episode ends")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no live events, summary or progress (errors only)")
+    add_pipeline_options(p)
+    p.set_defaults(func=run_replay)
