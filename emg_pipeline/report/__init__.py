@@ -243,7 +243,7 @@ def write_report(
               "the episodes found (shaded by class).",
               lambda p, rec=rec: plot_stretch(rec.recorder, p, rec.channels, unit=rec.unit,
                                               sites=rec.sites, raw=False,
-                                              title=f"Session {rec.name}"))
+                                              title=f"Session: {rec.name}"))
     image("timeline", "timeline.png",
           "Episodes along the hours of each day, one row per day and site "
           "(spasm bars widened to at least 4 minutes so they show).",

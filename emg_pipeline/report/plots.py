@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from emg_pipeline.events import Episode
 from emg_pipeline.sites import SiteMap
@@ -94,9 +95,9 @@ def plot_day_timeline(summary: DiarySummary, path: str | Path) -> Path:
     ax.set_xticks(range(0, 25, 2))
     ax.set_xlabel("hour of the day (local time; undated sessions: hours from their start)")
     ax.grid(axis="x", alpha=0.3)
-    ax.set_title("Episodes by day and site")
-    ax.legend(handles=_legend_handles(), loc="upper right", fontsize="small",
-              bbox_to_anchor=(1.0, 1.0))
+    ax.set_title("Episodes by day and site", pad=22)
+    ax.legend(handles=_legend_handles(), loc="lower center", fontsize="small", ncol=3,
+              bbox_to_anchor=(0.5, 1.0), frameon=False)
     if not rows:
         ax.text(12, 0, "no episodes", ha="center", va="center", color="grey")
     return _save(fig, path)
@@ -127,6 +128,7 @@ def plot_duration_histogram(summary: DiarySummary, path: str | Path) -> Path:
     ax.hist(data, bins=bins, stacked=True, color=list(COLOURS.values()), label=labels)
     ax.set_xscale("log")
     ax.set_xlabel("episode duration (s, log scale)")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("episodes")
     ax.set_title("How long episodes last")
     ax.legend(fontsize="small")
@@ -147,6 +149,7 @@ def plot_daily_bars(summary: DiarySummary, path: str | Path) -> Path:
     top.bar(x, twitches, color=COLOURS["twitch"], label="twitches")
     top.bar(x, tonic, bottom=twitches, color=COLOURS["tonic"], label="spasms, tonic")
     top.bar(x, clonic, bottom=twitches + tonic, color=COLOURS["clonic"], label="spasms, clonic")
+    top.yaxis.set_major_locator(MaxNLocator(integer=True))
     top.set_ylabel("episodes")
     top.set_title("Episodes per day")
     top.legend(fontsize="small")
@@ -182,6 +185,7 @@ def plot_hourly(summary: DiarySummary, path: str | Path) -> Path:
     ax.set_xticks(hours, [f"{h:02d}" for h in hours])
     ax.set_xlabel("hour of the day (local time)")
     ax.set_ylabel("episodes")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("When episodes happen")
     ax.legend(fontsize="small")
     ax.grid(axis="y", alpha=0.3)
@@ -189,14 +193,18 @@ def plot_hourly(summary: DiarySummary, path: str | Path) -> Path:
 
 
 def _shade(ax: object, episodes: Sequence[Episode], to_x: object, label: bool) -> None:
+    spasm_rank = 0
     for ep in episodes:
         kind = _kind(ep.label, ep.pattern)
         x0, x1 = to_x(ep.onset_s), to_x(ep.offset_s)  # type: ignore[operator]
         ax.axvspan(x0, x1, color=COLOURS[kind], alpha=0.22, linewidth=0)  # type: ignore[attr-defined]
         if label:
-            text = "twitch" if kind == "twitch" else f"spasm {kind} {ep.duration_s:.1f} s"
+            text = "twitch" if kind == "twitch" else f"{kind} {ep.duration_s:.1f} s"
+            # successive spasm labels alternate between two lines so neighbours do not collide
+            dy = -2 if kind == "twitch" else -2 - 9 * (spasm_rank % 2)
+            spasm_rank += kind != "twitch"
             ax.annotate(  # type: ignore[attr-defined]
-                text, xy=(x0, 1.0), xycoords=("data", "axes fraction"), xytext=(1, -2),
+                text, xy=(x0, 1.0), xycoords=("data", "axes fraction"), xytext=(1, dy),
                 textcoords="offset points", fontsize=7, va="top", color=COLOURS[kind],
                 rotation=0 if kind != "twitch" else 90, annotation_clip=True,
             )
@@ -291,15 +299,17 @@ def plot_stretch(
         _shade(ax, mine, to_x, label=True)
         ax.set_ylabel(f"{label}\nenvelope ({env_unit})", fontsize=8)
         ax.set_ylim(bottom=0)
-        top = np.nanmax(np.concatenate([hi[np.isfinite(hi)], [0.0]]))
+        top = float(np.max(hi[np.isfinite(hi)], initial=0.0))
         if th.on.size:
-            top = max(top, float(np.nanmax(th.on[:, k])))
-        ax.set_ylim(0, top * 1.25 if top > 0 else 1.0)
+            # the thresholds are undefined (NaN) until the noise floor is learnt
+            on = th.on[:, k]
+            top = max(top, float(np.max(on[np.isfinite(on)], initial=0.0)))
+        ax.set_ylim(0, top * 1.35 if top > 0 else 1.0)
         ax.grid(alpha=0.25)
         if k == 0:
             handles, _ = ax.get_legend_handles_labels()
-            ax.legend(handles=handles + _legend_handles(), fontsize=7, ncol=6,
-                      loc="lower left", bbox_to_anchor=(0.0, 1.0), frameon=False)
+            axes[0].legend(handles=handles + _legend_handles(), fontsize=7, ncol=6,
+                           loc="lower left", bbox_to_anchor=(0.0, 1.0), frameon=False)
     end = recorder.end_s if math.isfinite(recorder.end_s) else recorder.seen_s
     axes[-1].set_xlim(to_x(recorder.start_s), to_x(max(end, recorder.start_s + 1e-3)))
     if start is not None:

@@ -64,8 +64,8 @@ def format_duration(seconds: float) -> str:
 
     Examples
     --------
-    >>> format_duration(4.25), format_duration(75), format_duration(3725)
-    ('4.2 s', '1 min 15 s', '1 h 2 min')
+    >>> format_duration(4.25), format_duration(75), format_duration(120), format_duration(3725)
+    ('4.2 s', '1 min 15 s', '2 min', '1 h 2 min')
     """
     if not math.isfinite(seconds):
         return "-"
@@ -73,7 +73,7 @@ def format_duration(seconds: float) -> str:
         return f"{seconds:.1f} s"
     if seconds < 3600:
         minutes, secs = divmod(round(seconds), 60)
-        return f"{minutes} min {secs} s"
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
     hours, rest = divmod(round(seconds), 3600)
     return f"{hours} h {rest // 60} min"
 
