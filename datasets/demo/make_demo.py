@@ -31,7 +31,9 @@ DURATION_S = 150.0
 SITES = ("calf_left", "thigh_right", "lower_back")
 
 
-def main() -> None:
+def main(out_dir: Path = HERE) -> None:
+    """Write the demo files into ``out_dir`` (default: next to this script)."""
+    out_dir = Path(out_dir)
     rec = simulate(
         np.random.default_rng(SEED),
         fs=FS,
@@ -51,10 +53,11 @@ def main() -> None:
     t = np.arange(rec.signal.shape[0]) / FS
     frame = pd.DataFrame(np.round(rec.signal, 1), columns=[f"{site} (uV)" for site in SITES])
     frame.insert(0, "time_s", np.round(t, 3))
-    frame.to_csv(HERE / "session.csv.gz", index=False, compression={"method": "gzip", "mtime": 0})
-    rec.truth.to_csv(HERE / "truth.csv", index=False, float_format="%.4f")
-    rec.artefacts.to_csv(HERE / "artefacts.csv", index=False, float_format="%.4f")
-    print(f"{len(rec.truth)} events, {len(rec.artefacts)} artefacts written to {HERE}")
+    gzip_options = {"method": "gzip", "mtime": 0}  # no timestamp: the same bytes every run
+    frame.to_csv(out_dir / "session.csv.gz", index=False, compression=gzip_options)
+    rec.truth.to_csv(out_dir / "truth.csv", index=False, float_format="%.4f")
+    rec.artefacts.to_csv(out_dir / "artefacts.csv", index=False, float_format="%.4f")
+    print(f"{len(rec.truth)} events, {len(rec.artefacts)} artefacts written to {out_dir}")
 
 
 if __name__ == "__main__":

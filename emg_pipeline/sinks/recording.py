@@ -31,13 +31,14 @@ The physical range is chosen from the unit unless given:
 unit    format physical range                 resolution
 ======= ====== ============================== =================
 uV      BDF    -500000 .. 500000 uV (±0.5 V)  0.0596 uV
-uV      EDF    -32768 .. 32767 uV (±32.8 mV)  1 uV
-counts  BDF    -8388608 .. 8388607            1 count (exact)
-counts  EDF    -32768 .. 32767                1 count (exact)
+uV      EDF    -32767 .. 32767 uV (±32.8 mV)  1 uV (exact)
+counts  BDF    -8388607 .. 8388607            1 count (exact)
+counts  EDF    -32767 .. 32767                1 count (exact)
 ======= ====== ============================== =================
 
 ``digital = round((physical - phys_min) / gain) + dig_min`` with
-``gain = (phys_max - phys_min) / (dig_max - dig_min)``; samples beyond the
+``gain = (phys_max - phys_min) / (dig_max - dig_min)``. The digital range is
+symmetric (``±(2^23 - 1)``, ``±(2^15 - 1)``), so 0 is written exactly. Samples beyond the
 range are clipped to it and counted per channel (:attr:`RecordingWriter.clipped`);
 missing samples (NaN) are written as 0 and counted (:attr:`RecordingWriter.missing`).
 Reading back gives every sample within half a step of what was written. The
@@ -84,7 +85,8 @@ from emg_pipeline.events import LiveEvent
 __all__ = ["RecordingWriter", "default_physical_range", "format_tal_number"]
 
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
-_DIGITAL = {3: (-(1 << 23), (1 << 23) - 1), 2: (-(1 << 15), (1 << 15) - 1)}
+#: symmetric digital ranges (one code short of the full one) so that 0 is a digital value
+_DIGITAL = {3: (-(1 << 23) + 1, (1 << 23) - 1), 2: (-(1 << 15) + 1, (1 << 15) - 1)}
 #: offset of the "number of data records" field in the fixed header
 _N_RECORDS_OFFSET = 236
 #: how many of the last records written may receive annotations queued at close
@@ -99,10 +101,10 @@ def default_physical_range(unit: str, bdf: bool) -> tuple[float, float]:
     >>> default_physical_range("uV", bdf=True)
     (-500000.0, 500000.0)
     >>> default_physical_range("counts", bdf=False)
-    (-32768.0, 32767.0)
+    (-32767.0, 32767.0)
     """
     if unit == "uV":
-        return (-500000.0, 500000.0) if bdf else (-32768.0, 32767.0)
+        return (-500000.0, 500000.0) if bdf else (-32767.0, 32767.0)
     if unit == "counts":
         lo, hi = _DIGITAL[3 if bdf else 2]
         return float(lo), float(hi)

@@ -281,7 +281,7 @@ class CsvReader(RecordingReader):
             steps = np.diff(times[np.isfinite(times)])
             steps = steps[steps > 0]
             if steps.size:
-                stated = 1.0 / float(np.median(steps))
+                stated = _snap_rate(1.0 / float(np.median(steps)))
                 metadata["fs_from_time_column"] = stated
             first = times[np.isfinite(times)][:1]
             timestamp = _SECONDS_SUFFIX.sub("", names[time_col].strip()).lower() == "timestamp"
@@ -374,6 +374,21 @@ def _classify_columns(
         else:
             ignored.append(names[j])
     return channels, ignored
+
+
+def _snap_rate(rate: float) -> float:
+    """Remove the floating-point noise of ``1 / median(diff(time))``.
+
+    Times written in decimal (0.001, 0.002, ...) differ by not quite 0.001 in
+    binary; a rate within 1e-9 of a whole millihertz is that value.
+
+    Examples
+    --------
+    >>> _snap_rate(999.9999999999991), _snap_rate(1000 / 3)
+    (1000.0, 333.3333333333333)
+    """
+    snapped = round(rate, 3)
+    return snapped if abs(snapped - rate) <= 1e-9 * rate else rate
 
 
 def _time_values(path: Path, cells: pd.Series, name: str, decimal: str) -> np.ndarray:
