@@ -32,7 +32,7 @@ DEFAULT_CHUNK_MS = 20.0
 
 #: modules of :mod:`emg_pipeline.commands` that add subcommands, in the order of ``--help``;
 #: each has ``register(subparsers, add_pipeline_options)``
-COMMAND_MODULES: tuple[str, ...] = ("replay",)
+COMMAND_MODULES: tuple[str, ...] = ("replay", "report")
 
 
 class UsageError(EmgPipelineError):
