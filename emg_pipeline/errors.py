@@ -12,8 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "CharacteristicNotFoundError",
     "ConfigError",
+    "ConnectionLostError",
     "DecodeError",
+    "DeviceNotFoundError",
     "EmgPipelineError",
     "ProfileError",
     "RecordingError",
@@ -95,3 +98,61 @@ class DecodeError(EmgPipelineError):
         self.reason = reason
         self.packet = bytes(packet)
         super().__init__(f"cannot decode packet ({len(self.packet)} bytes): {reason}")
+
+
+class DeviceNotFoundError(EmgPipelineError):
+    """No board matching the request was seen while scanning.
+
+    Parameters
+    ----------
+    identifier : str
+        What was looked for: an address, or a profile name when scanning for
+        any board of that kind.
+    timeout_s : float
+        How long the scan lasted.
+    """
+
+    def __init__(self, identifier: str, timeout_s: float) -> None:
+        self.identifier = identifier
+        self.timeout_s = timeout_s
+        super().__init__(f"no board matching {identifier!r} found within {timeout_s:g} s "
+                         "(is it powered, advertising and in range?)")
+
+
+class CharacteristicNotFoundError(EmgPipelineError):
+    """A characteristic named by the firmware profile is missing on the board.
+
+    Parameters
+    ----------
+    uuid : str
+        The characteristic looked for.
+    profile : str
+        The profile that names it.
+    """
+
+    def __init__(self, uuid: str, profile: str) -> None:
+        self.uuid = uuid
+        self.profile = profile
+        super().__init__(f"the board has no characteristic {uuid} required by firmware "
+                         f"profile {profile!r} (wrong profile or firmware?)")
+
+
+class ConnectionLostError(EmgPipelineError):
+    """The link to a board dropped and could not be re-established.
+
+    Parameters
+    ----------
+    address : str
+        The board's address.
+    reason : str
+        What happened last, in one line.
+    attempts : int
+        Connection attempts made before giving up.
+    """
+
+    def __init__(self, address: str, reason: str, attempts: int = 0) -> None:
+        self.address = address
+        self.reason = reason
+        self.attempts = attempts
+        tried = f" after {attempts} attempt(s)" if attempts else ""
+        super().__init__(f"connection to {address} lost{tried}: {reason}")

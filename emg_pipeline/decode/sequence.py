@@ -140,6 +140,11 @@ class SequenceTracker:
         per_packet = c.increment * (profile.format.samples_per_packet if c.unit == "sample" else 1)
         return cls(c.modulus, min(per_packet, c.modulus - 1))
 
+    @property
+    def expected(self) -> int | None:
+        """Counter value the next packet should carry (None before the first packet)."""
+        return self._expected
+
     def reset(self) -> None:
         """Forget the history (the next packet is ``FIRST``)."""
         self._last: int | None = None

@@ -1,0 +1,313 @@
+"""An emulated board as a bumble GATT peripheral.
+
+:class:`EmulatedBoard` puts a :class:`~emg_pipeline.emulation.board.BoardStream`
+on the (virtual) air the way the real board does:
+
+* advertises the profile's first service UUID, and its name (first name
+  prefix + ``-emu``) in the scan response;
+* serves the data service with the notify characteristic(s), the command
+  characteristic (in the scan service when the profile advertises a separate
+  control service, as the Myo does) and every characteristic the profile
+  reads at connect time (standard ones such as ``2a28`` in a Device
+  Information service);
+* obeys the profile's commands: ``start`` starts the stream and restarts the
+  counter, ``stop`` stops it, anything else (setup, keep-awake) is logged.
+  Boards without a start command stream while a notify characteristic is
+  subscribed;
+* sends notifications paced at the board's packet rate times ``speed``, in
+  bursts every ``tick_s`` as connection events would; the board's sample
+  clock keeps running while nobody listens, so an outage loses exactly the
+  samples that went by;
+* injects faults: packet loss and malformed packets (from the stream), and
+  forced disconnects (:meth:`EmulatedBoard.force_disconnect`, or every
+  ``disconnect_every_s`` of streaming).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bumble.core import UUID, AdvertisingData
+from bumble.device import Connection, Device
+from bumble.gatt import Characteristic, CharacteristicValue, Service
+
+from emg_pipeline.emulation.board import BoardStream
+from emg_pipeline.errors import ConfigError
+from emg_pipeline.profiles import normalize_uuid
+
+__all__ = ["BoardState", "EmulatedBoard"]
+
+_log = logging.getLogger(__name__)
+
+_BASE_SUFFIX = "-0000-1000-8000-00805f9b34fb"
+_DEVICE_INFORMATION = "0000180a" + _BASE_SUFFIX
+_FALLBACK_SERVICE = "e6e90001-6d67-4e2e-9b1a-0c0a1e9d0b01"   # for profiles that name none
+_MYO_FIRMWARE_VERSION = "d5060201-a904-deb9-4748-2c7f4a124842"
+
+
+def _uuid(text: str) -> UUID:
+    """bumble UUID, in 16-bit form when it is a Bluetooth-base UUID."""
+    full = normalize_uuid(text)
+    if full.endswith(_BASE_SUFFIX) and full.startswith("0000"):
+        return UUID.from_16_bits(int(full[4:8], 16))
+    return UUID(full)
+
+
+@dataclass
+class BoardState:
+    """What the board went through, for tests and for the ``emulate`` command's log."""
+
+    streaming: bool = False
+    connections: int = 0
+    disconnections: int = 0
+    forced_disconnects: int = 0
+    streams_started: int = 0
+    commands: list[bytes] = field(default_factory=list)
+    subscribed: set[str] = field(default_factory=set)
+    stopped_by_command: bool = False
+
+
+class EmulatedBoard:
+    """A bumble peripheral speaking one firmware profile's protocol.
+
+    Parameters
+    ----------
+    device : bumble.device.Device
+        A device on a virtual link (see :class:`~emg_pipeline.emulation.air.VirtualAir`),
+        not yet powered on.
+    stream : BoardStream
+        The packets to send (with its fault injection).
+    speed : float
+        Pace notifications this many times faster than the real board (tests).
+    name : str, optional
+        Advertised name (default: first name prefix of the profile + ``-emu``).
+    firmware_revision : str
+        Served in the Software Revision characteristic when the profile reads
+        it (``"3.0.2"`` makes an emulated Ganglion firmware 3).
+    disconnect_every_s : float, optional
+        Drop the link after this much streaming (board time), again and again.
+    tick_s : float
+        Interval between bursts of notifications (wall clock).
+    """
+
+    def __init__(self, device: Device, stream: BoardStream, *, speed: float = 1.0,
+                 name: str | None = None, firmware_revision: str = "3.0.2",
+                 disconnect_every_s: float | None = None, tick_s: float = 0.005) -> None:
+        if not speed > 0:
+            raise ConfigError("speed", speed, "a positive factor")
+        if disconnect_every_s is not None and not disconnect_every_s > 0:
+            raise ConfigError("disconnect_every_s", disconnect_every_s, "a positive time")
+        self.device = device
+        self.stream = stream
+        self.profile = stream.profile
+        self.speed = float(speed)
+        prefixes = self.profile.scan.name_prefixes
+        self.name = name or f"{prefixes[0] if prefixes else self.profile.name}-emu"
+        self.firmware_revision = firmware_revision
+        self.disconnect_every_s = disconnect_every_s
+        self.tick_s = tick_s
+        self.state = BoardState()
+        self._connection: Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._origin: float | None = None
+        self._notify: list[Characteristic] = []
+        self._command: Characteristic | None = None
+        self._build_gatt()
+
+    @property
+    def address(self) -> str:
+        """The board's address as a central sees it."""
+        return self.device.random_address.to_string(False)
+
+    # ------------------------------------------------------------------ GATT
+    def _build_gatt(self) -> None:
+        prof = self.profile
+        data_uuid = prof.gatt.service or (prof.scan.service_uuids[0] if prof.scan.service_uuids
+                                          else _FALLBACK_SERVICE)
+        services: dict[str, list[Characteristic]] = {data_uuid: []}
+        props = Characteristic.Properties
+        for uuid in prof.gatt.notify:
+            char: Characteristic = Characteristic(_uuid(uuid), props.NOTIFY | props.READ,
+                                                  Characteristic.READABLE, b"")
+            char.on(char.EVENT_SUBSCRIPTION, self._subscription_handler(uuid))
+            self._notify.append(char)
+            services[data_uuid].append(char)
+        control_uuid = data_uuid
+        if prof.scan.service_uuids and prof.scan.service_uuids[0] != data_uuid:
+            control_uuid = prof.scan.service_uuids[0]
+            services.setdefault(control_uuid, [])
+        if prof.gatt.command is not None:
+            command_props = props.WRITE | props.WRITE_WITHOUT_RESPONSE
+            if prof.decoder == "gforce":   # the gForce command characteristic also notifies
+                command_props |= props.NOTIFY
+            self._command = Characteristic(
+                _uuid(prof.gatt.command), command_props, Characteristic.WRITEABLE,
+                CharacteristicValue(write=self._on_command))
+            services[control_uuid].append(self._command)
+        for read in prof.reads:
+            value = self._read_value(read.uuid)
+            char = Characteristic(_uuid(read.uuid), props.READ, Characteristic.READABLE, value)
+            if read.uuid.endswith(_BASE_SUFFIX) and read.uuid.startswith("00002a"):
+                services.setdefault(_DEVICE_INFORMATION, []).append(char)
+            else:
+                services[control_uuid].append(char)
+        for uuid, chars in services.items():
+            self.device.add_service(Service(_uuid(uuid), chars))
+
+    def _read_value(self, uuid: str) -> bytes:
+        if uuid == normalize_uuid("2a28"):
+            return self.firmware_revision.encode("ascii")
+        if uuid == _MYO_FIRMWARE_VERSION:
+            return b"".join(v.to_bytes(2, "little") for v in (1, 5, 1970, 2))
+        return b""
+
+    def _advertising(self) -> tuple[bytes, bytes]:
+        flags = bytes([AdvertisingData.LE_GENERAL_DISCOVERABLE_MODE_FLAG
+                       | AdvertisingData.BR_EDR_NOT_SUPPORTED_FLAG])
+        adv = [(AdvertisingData.FLAGS, flags)]
+        name = [(AdvertisingData.COMPLETE_LOCAL_NAME, self.name.encode("utf-8"))]
+        if self.profile.scan.service_uuids:
+            u = _uuid(self.profile.scan.service_uuids[0])
+            kind = (AdvertisingData.INCOMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS
+                    if len(u.to_bytes()) == 2
+                    else AdvertisingData.INCOMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS)
+            adv.append((kind, u.to_bytes()))
+            return bytes(AdvertisingData(adv)), bytes(AdvertisingData(name))
+        return bytes(AdvertisingData(adv + name)), b""
+
+    # ------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        """Power on and advertise (again after every disconnection)."""
+        self.device.on(self.device.EVENT_CONNECTION, self._on_connection)
+        await self.device.power_on()
+        adv, scan_response = self._advertising()
+        await self.device.start_advertising(advertising_data=adv, scan_response_data=scan_response,
+                                            auto_restart=True, advertising_interval_min=20.0,
+                                            advertising_interval_max=20.0)
+
+    async def close(self) -> None:
+        """Stop streaming, drop any connection and stop advertising."""
+        await self._stop_stream()
+        conn = self._connection
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.disconnect()
+        with contextlib.suppress(Exception):
+            await self.device.stop_advertising()
+
+    async def force_disconnect(self) -> None:
+        """Drop the link from the board's side (a fault; the board keeps measuring)."""
+        conn = self._connection
+        if conn is None:
+            return
+        self.state.forced_disconnects += 1
+        await self._stop_stream()
+        with contextlib.suppress(Exception):
+            await conn.disconnect()
+
+    def _on_connection(self, connection: Connection) -> None:
+        self._connection = connection
+        self.state.connections += 1
+        connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
+
+    def _on_disconnection(self, reason: int) -> None:
+        self._connection = None
+        self.state.disconnections += 1
+        self.state.subscribed.clear()
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self.state.streaming = False
+
+    # -------------------------------------------------------------- commands
+    def _on_command(self, connection: Connection, value: bytes) -> None:
+        value = bytes(value)
+        self.state.commands.append(value)
+        cmds = self.profile.commands
+        if cmds.start and value == cmds.start:
+            self.state.stopped_by_command = False
+            self._start_stream(restart_counter=True)
+        elif cmds.stop and value == cmds.stop:
+            self.state.stopped_by_command = True
+            if self._task is not None:
+                self._task.cancel()
+                self._task = None
+            self.state.streaming = False
+        if self.profile.decoder == "gforce" and self._command is not None and value:
+            response = bytes([0x00, value[0]])   # [resp_code = success, cmd]
+            asyncio.get_running_loop().create_task(self._respond(connection, response))
+
+    async def _respond(self, connection: Connection, response: bytes) -> None:
+        if self._command is not None:
+            with contextlib.suppress(Exception):
+                await self.device.notify_subscriber(connection, self._command, response)
+
+    def _subscription_handler(self, uuid: str) -> Callable[[object, bool, bool], None]:
+        def handler(connection: object, notify: bool, indicate: bool) -> None:
+            if notify or indicate:
+                self.state.subscribed.add(uuid)
+            else:
+                self.state.subscribed.discard(uuid)
+            if not self.profile.commands.start:   # streams while subscribed
+                if self.state.subscribed:
+                    self._start_stream(restart_counter=False)
+                elif self._task is not None:
+                    self._task.cancel()
+                    self._task = None
+                    self.state.streaming = False
+        return handler
+
+    # -------------------------------------------------------------- streaming
+    def _due(self, now: float) -> int:
+        if self._origin is None:
+            self._origin = now
+        return int((now - self._origin) * self.stream.packets_per_second * self.speed)
+
+    def _start_stream(self, *, restart_counter: bool) -> None:
+        if self._task is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self.stream.skip_to(self._due(loop.time()))
+        if restart_counter:
+            self.stream.restart_counter()
+        self.state.streaming = True
+        self.state.streams_started += 1
+        self._task = loop.create_task(self._pace())
+
+    async def _stop_stream(self) -> None:
+        task, self._task = self._task, None
+        self.state.streaming = False
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _pace(self) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            while True:
+                conn = self._connection
+                if conn is None:
+                    return
+                due = self._due(loop.time())
+                while self.stream.position < due:
+                    for index, payload in self.stream.next_packet():
+                        await self.device.notify_subscriber(conn, self._notify[index], payload)
+                every = self.disconnect_every_s
+                if every is not None and (loop.time() - started) * self.speed >= every:
+                    self.state.forced_disconnects += 1
+                    self.state.streaming = False
+                    self._task = None
+                    await conn.disconnect()
+                    return
+                await asyncio.sleep(self.tick_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:   # the link went away under us: stop quietly
+            _log.debug("emulated %s stopped streaming: %s", self.profile.name, exc)
+            self.state.streaming = False

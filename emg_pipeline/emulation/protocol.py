@@ -1,0 +1,245 @@
+"""What each board puts on the air: samples in, notification payloads out.
+
+Written from the documented formats (see each decoder's module docstring and
+the profile files), independently of the decoders: the emulator's bytes are
+what the decoders are tested against end to end.
+
+:class:`BoardProtocol` turns one packet's worth of ADC counts into the
+notification(s) the board sends, each with the index of the notify
+characteristic it goes out on (the Myo's four EMG characteristics take turns;
+a gForce frame longer than the link allows is cut into fragments).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from emg_pipeline.errors import ConfigError
+from emg_pipeline.profiles import FirmwareProfile
+
+__all__ = ["BoardProtocol", "count_range", "counts_from_uv"]
+
+_GANGLION_FW3_BITS = 18     # IDs 0-99: 18-bit fields, top bits of each 24-bit sample
+_GANGLION_PACKET = 20
+_GFORCE_EMG = 0x08
+_GFORCE_FRAGMENT = 0xFF
+
+
+def count_range(profile: FirmwareProfile) -> tuple[int, int]:
+    """Smallest and largest ADC count a profile's sample format can hold.
+
+    Examples
+    --------
+    >>> from emg_pipeline.profiles import load_profile
+    >>> count_range(load_profile("myo")), count_range(load_profile("bitalino_ble"))
+    ((-128, 127), (0, 1023))
+    """
+    bits = profile.format.bits
+    if profile.format.signed:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+def counts_from_uv(profile: FirmwareProfile, uv: np.ndarray,
+                   counts_per_uv: float | None = None) -> np.ndarray:
+    """Convert µV to the board's ADC counts, rounded and clipped to its range.
+
+    Calibrated profiles invert their scale (``uv / uv_per_count + zero``).
+    Unitless boards get ``counts_per_uv`` (default 1 for 8-bit boards, 8 for
+    wider ones) around mid-scale (0 for signed formats).
+
+    Parameters
+    ----------
+    profile : FirmwareProfile
+    uv : ndarray, shape (n_samples, n_channels)
+    counts_per_uv : float, optional
+        Gain of an uncalibrated board.
+
+    Returns
+    -------
+    ndarray of int64
+    """
+    lo, hi = count_range(profile)
+    scale = profile.scale
+    if scale.uv_per_count is not None:
+        counts = np.asarray(uv, dtype=np.float64) / scale.uv_per_count + scale.zero
+    else:
+        gain = counts_per_uv if counts_per_uv is not None else (
+            1.0 if profile.format.bits <= 8 else 8.0)
+        mid = 0 if profile.format.signed else (lo + hi + 1) // 2
+        counts = np.asarray(uv, dtype=np.float64) * gain + mid
+    counts = np.nan_to_num(counts, nan=0.0)
+    return np.clip(np.rint(counts), lo, hi).astype(np.int64)
+
+
+def _crc4(frame: bytes) -> int:
+    """CRC-4 (x^4 + x + 1) of a BITalino frame, CRC nibble taken as zero (long division)."""
+    message = int.from_bytes(frame, "big") & ~0xF
+    for bit in range(len(frame) * 8 - 1, 3, -1):
+        if message & (1 << bit):
+            message ^= 0b10011 << (bit - 4)
+    return message & 0xF
+
+
+class BoardProtocol:
+    """The packet format of one board, from counts to notification payloads.
+
+    Parameters
+    ----------
+    profile : FirmwareProfile
+        Any bundled or user profile (its ``decoder`` chooses the format).
+    max_payload : int, optional
+        Largest notification the link carries (``ATT_MTU - 3``); default the
+        profile's own. BITalino packs as many whole frames as fit; gForce cuts
+        longer frames into fragments.
+
+    Examples
+    --------
+    >>> from emg_pipeline.profiles import load_profile
+    >>> proto = BoardProtocol(load_profile("nus_emg"))
+    >>> proto.samples_per_packet
+    25
+    >>> [(i, len(p)) for i, p in proto.encode(np.zeros((25, 2), np.int64), 7, 175)]
+    [(0, 102)]
+    """
+
+    def __init__(self, profile: FirmwareProfile, max_payload: int | None = None) -> None:
+        self.profile = profile
+        self.max_payload = profile.max_payload if max_payload is None else int(max_payload)
+        if self.max_payload < 1:
+            raise ConfigError("max_payload", max_payload, "a positive number of bytes")
+        self.kind = profile.decoder
+        if self.kind == "bitalino":
+            size = self._bitalino_frame_bytes()
+            self.samples_per_packet = max(1, min(self.max_payload, 20) // size)
+        elif self.kind in ("ascii",):
+            self.samples_per_packet = 1
+        else:
+            self.samples_per_packet = profile.format.samples_per_packet
+
+    @property
+    def packets_per_second(self) -> float:
+        """Nominal notification rate (one packet = ``samples_per_packet`` samples)."""
+        return self.profile.fs / self.samples_per_packet
+
+    def encode(self, counts: np.ndarray, packet_index: int,
+               sample_index: int) -> list[tuple[int, bytes]]:
+        """Notifications carrying one packet of samples.
+
+        Parameters
+        ----------
+        counts : ndarray of int, shape (samples_per_packet, n_channels)
+            ADC counts within :func:`count_range`.
+        packet_index : int
+            Packets sent since the board's counter started.
+        sample_index : int
+            Samples sent since the board's counter started.
+
+        Returns
+        -------
+        list of (int, bytes)
+            Notify-characteristic index and payload, in sending order.
+        """
+        method = getattr(self, f"_encode_{self.kind}")
+        out: list[tuple[int, bytes]] = method(np.asarray(counts, dtype=np.int64),
+                                              packet_index, sample_index)
+        return out
+
+    # ----------------------------------------------------------------- formats
+    def _encode_layout(self, counts: np.ndarray, packet_index: int,
+                       sample_index: int) -> list[tuple[int, bytes]]:
+        prof, lay = self.profile, self.profile.layout
+        if lay is None:  # pragma: no cover - validated profiles have one
+            raise ConfigError("profile", prof.name, "a [layout] table")
+        fmt = prof.format
+        width = fmt.bytes_per_sample
+        n, ch = counts.shape
+        unsigned = counts & ((1 << (8 * width)) - 1)
+        shifts = np.arange(width, dtype=np.int64) * 8
+        if fmt.endianness == "big":
+            shifts = shifts[::-1]
+        value_bytes = ((unsigned[..., None] >> shifts) & 0xFF).astype(np.uint8)
+        records = np.zeros((n, lay.record_bytes), dtype=np.uint8)
+        records[:, lay.sample_offset: lay.sample_offset + ch * width] = value_bytes.reshape(n, -1)
+        header = bytearray(lay.header_bytes)
+        c = prof.counter
+        if c is not None and c.offset is not None and c.bits is not None:
+            nb = c.bits // 8
+            if c.offset + nb <= lay.header_bytes:
+                tick = packet_index if c.unit == "packet" else sample_index
+                value = (tick * c.increment) % c.modulus
+                header[c.offset: c.offset + nb] = value.to_bytes(nb, c.endianness)
+            else:  # one counter per record (NPG Lite)
+                at = c.offset - lay.header_bytes
+                for i in range(n):
+                    value = ((sample_index + i) * c.increment) % c.modulus
+                    records[i, at: at + nb] = np.frombuffer(value.to_bytes(nb, c.endianness),
+                                                            dtype=np.uint8)
+        return [(0, bytes(header) + records.tobytes())]
+
+    def _encode_ganglion(self, counts: np.ndarray, packet_index: int,
+                         sample_index: int) -> list[tuple[int, bytes]]:
+        # Firmware 3, 18-bit mode: sign copied into bit 6, arithmetic shift right by 6.
+        width = _GANGLION_FW3_BITS
+        shift = 24 - width
+        values = counts.reshape(-1)                       # sample A ch1-4, sample B ch1-4
+        sign = (values < 0).astype(np.int64)
+        marked = (values & ~np.int64(1 << shift)) | (sign << shift)
+        fields = (marked >> shift) & ((1 << width) - 1)
+        bits = (fields[:, None] >> np.arange(width - 1, -1, -1)) & 1
+        payload = np.packbits(bits.reshape(-1).astype(np.uint8)).tobytes()   # 18 bytes
+        pid = packet_index % 100
+        packet = bytes([pid]) + payload + bytes(1)        # accelerometer byte: 0
+        return [(0, packet[:_GANGLION_PACKET])]
+
+    def _encode_myo(self, counts: np.ndarray, packet_index: int,
+                    sample_index: int) -> list[tuple[int, bytes]]:
+        payload = counts.astype(np.int8).tobytes()
+        return [(packet_index % len(self.profile.gatt.notify), payload)]
+
+    def _encode_gforce(self, counts: np.ndarray, packet_index: int,
+                       sample_index: int) -> list[tuple[int, bytes]]:
+        dtype = np.uint8 if self.profile.format.bits == 8 else np.dtype("<u2")
+        frame = bytes([_GFORCE_EMG]) + counts.astype(dtype).tobytes()
+        if len(frame) <= self.max_payload:
+            return [(0, frame)]
+        size = self.max_payload - 2
+        parts = [frame[i: i + size] for i in range(0, len(frame), size)]
+        last = len(parts) - 1
+        return [(0, bytes([_GFORCE_FRAGMENT, last - i]) + part) for i, part in enumerate(parts)]
+
+    def _bitalino_frame_bytes(self) -> int:
+        n = self.profile.n_channels
+        return (12 + 10 * min(n, 4) + 6 * max(n - 4, 0) + 7) // 8
+
+    def _encode_bitalino(self, counts: np.ndarray, packet_index: int,
+                         sample_index: int) -> list[tuple[int, bytes]]:
+        n = self.profile.n_channels
+        size = self._bitalino_frame_bytes()
+        widths = [10] * min(n, 4) + [6] * max(n - 4, 0)
+        frames = []
+        for i, row in enumerate(counts.tolist()):
+            seq = (sample_index + i) % 16
+            acc, used = seq << 8, 12                      # seq | crc = 0 | digital = 0
+            for value, w in zip(row, widths, strict=True):
+                acc = (acc << w) | ((int(value) >> (10 - w)) & ((1 << w) - 1))
+                used += w
+            acc <<= size * 8 - used
+            frame = bytearray(acc.to_bytes(size, "big")[::-1])   # sent least significant first
+            frame[-1] |= _crc4(bytes(frame))
+            frames.append(bytes(frame))
+        return [(0, b"".join(frames))]
+
+    def _encode_ascii(self, counts: np.ndarray, packet_index: int,
+                      sample_index: int) -> list[tuple[int, bytes]]:
+        return [(0, ",".join(str(int(v)) for v in row).encode("ascii"))
+                for row in counts.tolist()]
+
+    # --------------------------------------------------------------- faults
+    def corrupt(self, payload: bytes) -> bytes:
+        """A malformed version of ``payload`` that the board's decoder must reject."""
+        if self.kind == "ascii":
+            return b"?" + payload
+        if len(payload) > 1:
+            return payload[:-1]
+        return b""

@@ -1,0 +1,53 @@
+"""BLE acquisition from consumer sEMG boards (the only part of the project that uses bleak).
+
+- :class:`BleSource` — connect to a board described by a firmware profile and
+  iterate over :class:`~emg_pipeline.chunk.Chunk`s, with loss accounting,
+  reconnection and a clean stop;
+- :func:`scan`, :func:`find_board`, :func:`match_profile` — find supported boards;
+- :class:`PacketAssembler`, :class:`StreamStats` — the pure notification-to-chunk
+  logic (no Bluetooth);
+- :func:`bumble_backend` — a bleak backend on bumble
+  (:mod:`~emg_pipeline.sources.ble.bumble_backend`, needs the ``emulator`` extra),
+  to run the same code against emulated boards (:mod:`emg_pipeline.emulation`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from emg_pipeline.sources.ble.assembler import PacketAssembler, StreamStats
+from emg_pipeline.sources.ble.scan import BleBackend, FoundBoard, find_board, match_profile, scan
+from emg_pipeline.sources.ble.source import BleSource, ReconnectPolicy
+
+if TYPE_CHECKING:
+    from emg_pipeline.sources.ble.bumble_backend import BumbleCentral
+
+__all__ = [
+    "BleBackend",
+    "BleSource",
+    "FoundBoard",
+    "PacketAssembler",
+    "ReconnectPolicy",
+    "StreamStats",
+    "bumble_backend",
+    "find_board",
+    "match_profile",
+    "scan",
+]
+
+
+def bumble_backend(central: BumbleCentral) -> BleBackend:
+    """bleak backend options that route scanning and connections through a bumble host.
+
+    Parameters
+    ----------
+    central : BumbleCentral
+        The bumble host (on a virtual link or an HCI transport).
+
+    Returns
+    -------
+    BleBackend
+    """
+    from emg_pipeline.sources.ble.bumble_backend import BumbleClient, BumbleScanner
+
+    return BleBackend(scanner=BumbleScanner, client=BumbleClient, options={"bumble": central})
