@@ -90,7 +90,7 @@ def plot_day_timeline(summary: DiarySummary, path: str | Path) -> Path:
             width = np.maximum(part["duration_s"].to_numpy() / 3600.0, min_width_h)
             ax.barh(y, width, left=start_h, height=0.6, color=COLOURS[kind])
     ax.set_yticks(range(len(rows)), [f"{d}  {s}" for d, s in rows])
-    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_ylim(max(len(rows), 1) - 0.5, -0.5)
     ax.set_xlim(0, 24)
     ax.set_xticks(range(0, 25, 2))
     ax.set_xlabel("hour of the day (local time; undated sessions: hours from their start)")
