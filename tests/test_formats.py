@@ -1161,3 +1161,21 @@ def test_real_physionet_wfdb() -> None:
     raw = np.fromfile(shared("physionet-emgdb", "emg_healthy.dat"), dtype="<i2")
     data, _ = read_recording(shared("physionet-emgdb", "emg_healthy.hea"))
     np.testing.assert_allclose(data[:, 0], raw / 10000 * 1000)
+
+
+def test_real_saturation_figures() -> None:
+    # physionet-emgdb SOURCE.txt: the neuropathy record reaches the int16 ADC limits
+    # (±3.28 mV at 10000 adu/mV; the raw extremes are -32767 and +32753 adu)
+    data, _ = read_recording(shared("physionet-emgdb", "emg_neuropathy.hea"))
+    limit_uv = 32768 / 10000 * 1000
+    assert data.max() >= 0.99 * limit_uv and data.min() <= -0.99 * limit_uv
+    # myo-armband-labelled SOURCE.txt: files 1-7 reach the int8 limits in up to 0.07 % of samples
+    folder = shared("myo-armband-labelled", "right_hand_12345-1")
+    for k in range(1, 8):
+        counts, _ = read_recording(folder / f"{k}.txt", fs=200)
+        saturated = np.mean((counts == -128) | (counts == 127))
+        assert saturated <= 0.0007
+    # plux solo SOURCE.txt: close to the ±1.5 mV full scale, no sample at the ADC limits
+    data, _ = read_recording(shared("plux-biosignalsnotebooks", "emg_1000_hz_16_bits_solo.h5"))
+    full_scale_uv = 1500.0
+    assert np.abs(data).max() < full_scale_uv * (1 - 2.0**-16)
