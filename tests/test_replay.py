@@ -397,3 +397,29 @@ def test_replay_plux_bursts_finds_the_nine_contractions(capsys) -> None:
     onsets = [1.4, 4.8, 7.9, 11.7, 14.7, 17.3, 20.4, 23.3, 26.7]
     matched = sum(bool((abs(found["onset_s"] - t) < 0.6).any()) for t in onsets)
     assert matched >= 8
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGINT"), reason="needs SIGINT")
+def test_ctrl_c_stops_with_a_summary_and_a_closed_recording(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    bdf = tmp_path / "cut.bdf"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "emg_pipeline", "replay", "--speed", "5", "--record", str(bdf)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert child.stdout is not None
+    first = child.stdout.readline()  # the heading line: the replay is running
+    assert "channels at 1000 Hz" in first
+    child.stdout.readline()  # a first live event: a few seconds of stream have passed
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    assert "interrupted at" in err and "summary of session.csv.gz" in out
+    with open(bdf, "rb") as handle:
+        handle.seek(236)
+        n_records = int(handle.read(8))
+    data, _ = read_recording(bdf)
+    assert n_records > 0 and data.shape[0] == n_records * 1000
