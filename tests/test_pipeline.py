@@ -56,7 +56,6 @@ def test_detect_matches_truth_at_20_db(rng: np.random.Generator) -> None:
     assert np.mean(true_pattern == got_pattern) >= 0.9
 
 
-@WIP
 def test_detect_on_a_200_hz_board(rng: np.random.Generator) -> None:
     rec = simulate(rng, fs=200.0, duration_s=300.0, n_channels=2, snr_db=15.0)
     found = detect(rec.signal, rec.fs, channels=rec.channels, unit="uV")
