@@ -84,6 +84,9 @@ class PipelineSettings:
         Absolute rule: µV above the resting level.
     min_on_s : float
         Activity above the on threshold must last this long to confirm an onset.
+        The default (50 ms) outlasts the delay with which the artefact gate
+        recognises an electrode pop or a cable knock (about 25-30 ms), so those
+        never confirm an episode.
     merge_gap_s : float
         Pauses shorter than this do not end an episode.
     floor_block_s : float
@@ -119,11 +122,11 @@ class PipelineSettings:
     threshold: Literal["relative", "absolute_uv"] = "relative"
     on_sd: float = 5.5
     off_sd: float = 3.0
-    min_on_ratio: float = 1.3
+    min_on_ratio: float = 1.55
     min_off_ratio: float = 1.15
     on_uv: float = 8.0
     off_uv: float = 2.0
-    min_on_s: float = 0.03
+    min_on_s: float = 0.05
     merge_gap_s: float = 0.5
     floor_block_s: float = 0.5
     floor_rise_tau_s: float = 20.0

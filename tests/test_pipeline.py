@@ -38,11 +38,6 @@ def test_pipeline_identical_whatever_the_chunking(rng: np.random.Generator) -> N
         assert events == whole_events
 
 
-# the strict xfails below are open work on artefact rejection and on the
-# residual the mains canceller leaves right after activity (see the issue note)
-WIP = pytest.mark.xfail(strict=True, reason="artefact rejection being reworked")
-
-
 def test_detect_matches_truth_at_20_db(rng: np.random.Generator) -> None:
     rec = simulate(rng, fs=2000.0, duration_s=240.0, n_channels=2, snr_db=20.0)
     found = detect(rec.signal, rec.fs, channels=rec.channels, unit="uV")
@@ -56,7 +51,6 @@ def test_detect_matches_truth_at_20_db(rng: np.random.Generator) -> None:
     assert np.mean(true_pattern == got_pattern) >= 0.9
 
 
-@WIP
 def test_detect_on_a_200_hz_board(rng: np.random.Generator) -> None:
     rec = simulate(rng, fs=200.0, duration_s=300.0, n_channels=2, snr_db=15.0)
     found = detect(rec.signal, rec.fs, channels=rec.channels, unit="uV")
@@ -136,7 +130,6 @@ def test_absolute_microvolt_rule(rng: np.random.Generator) -> None:
         detect(x, fs, unit="counts", threshold="absolute_uv")
 
 
-@WIP
 def test_rest_with_artefacts_gives_no_episode(rng: np.random.Generator) -> None:
     rec = simulate(rng, fs=1000.0, duration_s=300.0, n_channels=2, events=False,
                    ecg_uv=[800.0, 300.0], motion_per_min=2.0, pops_per_min=2.0,

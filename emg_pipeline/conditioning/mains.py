@@ -37,9 +37,12 @@ _SEARCH_S = 1.0  # length of data used by each auto-detection attempt
 _LINE_RATIO = 10.0  # power at the line vs the median around it, to lock
 _AMP_DRIFT = 0.05  # expected relative change of a harmonic's amplitude per block
 _AMP_DRIFT_UV = 0.05  # and its absolute floor (µV or counts)
-_FREQ_DRIFT_HZ = 0.01  # expected change of the grid frequency per block
+_FREQ_DRIFT_HZ = 0.002  # unexplained change of the grid frequency per block
+_FREQ_RATE_DRIFT_HZ = 0.0005  # change of its rate of change (Hz per block) per block
 _UNKNOWN = 1e12  # prior variance of an amplitude never measured
 _RECHECK_BLOCKS = 8  # every this many blocks all harmonics are fitted again
+_COLOUR = 3.0  # sEMG power density near the harmonics vs its mean over the band
+_ACTIVE_RATIO = 2.0  # a block whose residual power exceeds the quiet one this much is active
 _ACTIVE_POWER = 0.05  # a harmonic is modelled while its power exceeds this share of the noise
 
 
@@ -138,7 +141,8 @@ class MainsCanceller:
         self._amp = np.zeros((self._k, self.n_channels), dtype=complex)
         self._active: tuple[int, ...] = tuple(range(1, self._k + 1))
         self._amp_var = np.full((self._k, self.n_channels), _UNKNOWN)  # Kalman variances
-        self._freq_var = 0.1**2
+        self._freq_cov = np.diag([0.1**2, 0.01**2])
+        self._freq_rate = 0.0
         self._updates = 0
         self._quiet = np.full(self.n_channels, np.inf)  # residual power of a quiet block
         self._pos = 0  # position inside the current block
@@ -204,21 +208,33 @@ class MainsCanceller:
         fitted = np.einsum("ij,ij->j", theta, gram @ theta)
         residual = np.maximum(np.einsum("ij,ij->j", block, block) / L - fitted, 1e-30)
         self._quiet = np.minimum(self._quiet * 1.02, residual)
-        # variance of one complex amplitude measured over the block, and of its slope
-        meas_var = 4.0 * residual / L
+        # variance of one complex amplitude measured over the block, and of its slope;
+        # sEMG is coloured (its power peaks near 60-100 Hz, where the harmonics are)
+        meas_var = _COLOUR * 4.0 * residual / L
+        # a block carrying a contraction measures the grid badly, and a model
+        # nudged by it leaves a residual in the next block that looks like
+        # activity: such blocks only carry the model forward
+        meas_var = np.where(residual > _ACTIVE_RATIO * self._quiet, np.inf, meas_var)
         slope_var = 12.0 * meas_var / (L * L)
         # grid frequency: inverse-variance mean of the channels' fundamentals
         power1 = np.abs(amp_mid[0]) ** 2
         info = power1 / slope_var
+        # grid frequency and its rate of change (Hz per block): a two-state Kalman
+        # filter, so that blocks skipped during activity keep following a drift
+        F = np.array([[1.0, 1.0], [0.0, 1.0]])
+        f_state = F @ np.array([self.frequency_hz, self._freq_rate])
+        cov = F @ self._freq_cov @ F.T + np.diag([_FREQ_DRIFT_HZ**2, _FREQ_RATE_DRIFT_HZ**2])
         if info.sum() > 0 and np.all(np.isfinite(info)):
             dw = float(np.sum((slope[0] * np.conj(amp_mid[0])).imag / slope_var) / info.sum())
             f_meas = (w_grid + dw) * self.fs / (2 * np.pi)
             f_meas_var = (self.fs / (2 * np.pi)) ** 2 / info.sum()
-            self._freq_var += _FREQ_DRIFT_HZ**2
-            gain_f = self._freq_var / (self._freq_var + f_meas_var)
-            f_new = self.frequency_hz + gain_f * (f_meas - self.frequency_hz)
-            self._freq_var *= 1.0 - gain_f
-            self.frequency_hz = float(np.clip(f_new, 0.97 * self.mains_hz, 1.03 * self.mains_hz))
+            gain_f = cov[:, 0] / (cov[0, 0] + f_meas_var)
+            # the measurement is of this block; the state predicts it one block on
+            f_state = f_state + gain_f * (f_meas - (f_state[0] - f_state[1]))
+            cov = cov - np.outer(gain_f, cov[0])
+        self._freq_cov = cov
+        self._freq_rate = float(np.clip(f_state[1], -0.01 * self.mains_hz, 0.01 * self.mains_hz))
+        self.frequency_hz = float(np.clip(f_state[0], 0.97 * self.mains_hz, 1.03 * self.mains_hz))
         w_hat = 2 * np.pi * self.frequency_hz / self.fs
         n_mid = (L - 1) / 2
         measured = amp_mid * np.exp(1j * k * (w_grid * n_mid + w_hat * (L - n_mid)))
@@ -302,6 +318,7 @@ class MainsCanceller:
         self._k = self._n_harmonics(f0)
         self._amp = np.zeros((self._k, self.n_channels), dtype=complex)
         self._amp_var = np.full((self._k, self.n_channels), _UNKNOWN)
-        self._freq_var = 0.1**2
+        self._freq_cov = np.diag([0.1**2, 0.01**2])
+        self._freq_rate = 0.0
         self._active = tuple(range(1, self._k + 1))
         self._pos = 0
