@@ -173,3 +173,26 @@ def test_closed_monitor_refuses_updates(recording) -> None:
         monitor.update(pipe.process(recording.signal[:100]))
     with pytest.raises(ValueError):
         TerminalMonitor(pipe, io.StringIO(), window_s=0.0)
+
+
+def test_replay_uses_the_monitor_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from emg_pipeline.cli import main
+
+    master, stream = _pty_stream(columns=120)
+    received = bytearray()
+    stop = threading.Event()
+    reader = threading.Thread(target=_drain, args=(master, received, stop), daemon=True)
+    reader.start()
+    monkeypatch.setattr("sys.stdout", stream)
+    try:
+        assert main(["replay", "--fast"]) == 0
+        stream.flush()
+    finally:
+        stop.set()
+        reader.join(timeout=5)
+        stream.close()
+        os.close(master)
+    text = received.decode("utf-8")
+    assert "\x1b[7A" in text  # 3 channels: header + 2 lines each, redrawn in place
+    plain = ANSI.sub("", text)
+    assert "calf_left (calf)" in plain and "summary of session.csv.gz" in plain

@@ -35,12 +35,15 @@ from __future__ import annotations
 import math
 import sys
 from types import TracebackType
-from typing import Self, TextIO
+from typing import TYPE_CHECKING, Self, TextIO
 
 import numpy as np
 
 from emg_pipeline.events import Episode, LiveEvent
 from emg_pipeline.pipeline import ChunkResult, Pipeline
+
+if TYPE_CHECKING:
+    from .monitor import TerminalMonitor
 
 __all__ = ["ConsoleView", "format_event", "format_stream_time", "open_live_view"]
 
@@ -256,8 +259,13 @@ class ConsoleView:
             self.close()
 
 
-def open_live_view(pipe: Pipeline, stream: TextIO | None = None, **options: object) -> ConsoleView:
+def open_live_view(
+    pipe: Pipeline, stream: TextIO | None = None, **options: object
+) -> ConsoleView | TerminalMonitor:
     """Open the live console view of a stream.
+
+    On a terminal this is the in-place monitor of :mod:`emg_pipeline.sinks.monitor`
+    (same interface); anywhere else, the plain lines of :class:`ConsoleView`.
 
     Parameters
     ----------
@@ -270,7 +278,11 @@ def open_live_view(pipe: Pipeline, stream: TextIO | None = None, **options: obje
 
     Returns
     -------
-    ConsoleView
+    ConsoleView or TerminalMonitor
         Call ``update(result)`` with every chunk result and ``close()`` at the end.
     """
+    from .monitor import TerminalMonitor, is_terminal  # the monitor builds on this module
+
+    if is_terminal(stream if stream is not None else sys.stdout):
+        return TerminalMonitor(pipe, stream, **options)  # type: ignore[arg-type]
     return ConsoleView(pipe, stream, **options)  # type: ignore[arg-type]

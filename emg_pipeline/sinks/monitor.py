@@ -51,6 +51,7 @@ import numpy as np
 
 from emg_pipeline.events import Episode
 from emg_pipeline.pipeline import ChunkResult, Pipeline
+from emg_pipeline.sites import site_of_name
 
 from .console import ConsoleView, format_stream_time
 
@@ -118,7 +119,7 @@ class TerminalMonitor:
         Accepted for the interface of :class:`~emg_pipeline.sinks.console.ConsoleView`
         (the monitor shows state, not a list of onsets).
     sites : Mapping[str, str], optional
-        Body site of each channel.
+        Body site of each channel (default: the sites channel names name).
     window_s : float
         Envelope history drawn as the sparkline.
     refresh_s : float
@@ -156,7 +157,10 @@ class TerminalMonitor:
         self.stream = stream if stream is not None else sys.stdout
         self.title = title
         self.show_onsets = bool(show_onsets)
-        self.sites = dict(sites or {})
+        if sites is None:  # channels named after a site or muscle show it
+            named = ((c, site_of_name(c)) for c in pipe.channels)
+            sites = {c: site for c, site in named if site is not None}
+        self.sites = dict(sites)
         self.window_s = float(window_s)
         self.refresh_s = float(refresh_s)
         self.n_last = int(n_last)
