@@ -22,6 +22,7 @@ from . import __version__
 from .errors import EmgPipelineError
 from .pipeline import Pipeline, episodes_frame
 from .settings import PipelineSettings
+from .sites import add_site_options
 
 __all__ = ["demo_recording", "main"]
 
@@ -32,7 +33,7 @@ DEFAULT_CHUNK_MS = 20.0
 
 #: modules of :mod:`emg_pipeline.commands` that add subcommands, in the order of ``--help``;
 #: each has ``register(subparsers, add_pipeline_options)``
-COMMAND_MODULES: tuple[str, ...] = ("replay", "report")
+COMMAND_MODULES: tuple[str, ...] = ("replay", "report", "bench")
 
 
 class UsageError(EmgPipelineError):
@@ -86,6 +87,8 @@ def settings_from_args(args: argparse.Namespace) -> PipelineSettings:
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
+    from .sinks.episodes import episode_table
+    from .sites import sites_from_args
     from .sources.formats import open_recording
 
     path = Path(args.path) if args.path else demo_recording()
@@ -94,12 +97,17 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     with open_recording(path, format=args.format, fs=args.fs) as reader:
         info = reader.info
+        sites = sites_from_args(args, info.channels, info)
         pipe = Pipeline(info.fs, info.channels, unit=info.unit, settings=settings)
         chunk = max(1, round((args.chunk_ms or DEFAULT_CHUNK_MS) / 1000.0 * info.fs))
         for block in reader.iter_chunks(chunk):
             pipe.process(block)
         pipe.flush()
-    table = episodes_frame(pipe.episodes)
+    if args.site or args.session or args.timezone or sites.start_time is not None:
+        # an episode file for the diary: site, and onset_time when the start is known
+        table = episode_table(pipe.episodes, sites)
+    else:
+        table = episodes_frame(pipe.episodes)
     _report(pipe, path, quiet=args.quiet)
     out = args.out
     if out is None or out == "-":
@@ -206,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to write the episodes (default or '-': standard output)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on standard error")
     _add_pipeline_options(p)
+    add_site_options(p)
     p.set_defaults(func=_cmd_detect)
     for name in COMMAND_MODULES:
         module = importlib.import_module(f".commands.{name}", __package__)

@@ -259,3 +259,53 @@ def test_missing_columns_and_files(tmp_path: Path) -> None:
     with pytest.raises(EpisodeFileError, match="empty file"):
         read_episodes(empty)
     assert not is_episode_file(empty)
+
+
+# -- detect writes episode files --------------------------------------------------------------
+
+
+@pytest.fixture
+def timed_csv(tmp_path: Path) -> Path:
+    """20 s of two simulated channels with a Unix ``timestamp`` column (a known start time)."""
+    import numpy as np
+
+    from emg_pipeline import simulate
+
+    rec = simulate(np.random.default_rng(7), fs=1000.0, duration_s=20.0, n_channels=2)
+    t0 = datetime(2024, 5, 1, 21, 30, tzinfo=UTC).timestamp()
+    frame = pd.DataFrame(rec.signal, columns=["ch1", "ch2"])
+    frame.insert(0, "timestamp", t0 + np.arange(len(frame)) / rec.fs)
+    path = tmp_path / "timed.csv"
+    frame.to_csv(path, index=False, float_format="%.3f")
+    return path
+
+
+def test_detect_writes_sites_and_wall_clock_onsets(tmp_path: Path, timed_csv: Path) -> None:
+    from emg_pipeline.cli import main
+
+    out = tmp_path / "ep.csv"
+    args = ["detect", str(timed_csv), "--out", str(out), "-q", "--site", "ch2=neck",
+            "--timezone", "+02:00"]
+    assert main(args) == 0
+    table = read_episodes(out)
+    assert len(table) > 0
+    assert set(table["site"]) <= {"neck", UNSPECIFIED} and "neck" in set(table["site"])
+    first = table.loc[0]
+    expected = datetime(2024, 5, 1, 23, 30, tzinfo=timezone(timedelta(hours=2))) + timedelta(
+        seconds=float(first["onset_s"]))
+    assert abs(first["onset_time"] - expected) < timedelta(milliseconds=1)
+    assert first["onset_time"].utcoffset() == timedelta(hours=2)
+    assert main([*args[:-2], "--site", "ch7=calf"]) == 2  # no such channel: one-line error
+
+
+def test_plain_detect_table_is_unchanged(tmp_path: Path) -> None:
+    import numpy as np
+
+    from emg_pipeline.cli import main
+
+    frame = pd.DataFrame(np.random.default_rng(1).normal(0, 10, (3000, 1)), columns=["ch1"])
+    frame.insert(0, "time_s", np.arange(3000) / 1000.0)
+    path = tmp_path / "plain.csv"
+    frame.to_csv(path, index=False)
+    assert main(["detect", str(path), "--out", str(tmp_path / "o.csv"), "-q"]) == 0
+    assert list(pd.read_csv(tmp_path / "o.csv").columns) == list(EPISODE_COLUMNS)
