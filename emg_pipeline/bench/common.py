@@ -1,0 +1,156 @@
+"""Shared pieces of the benchmark suites: provenance, timing, tables, JSON."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import platform
+import subprocess
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import emg_pipeline
+
+__all__ = [
+    "best_of",
+    "environment",
+    "fmt",
+    "jsonable",
+    "markdown",
+    "provenance",
+    "provenance_text",
+    "seeded_rng",
+]
+
+
+def provenance() -> dict[str, Any]:
+    """Which package code was measured: version, git commit, local edits, digest of its sources."""
+    pkg = Path(emg_pipeline.__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(pkg.rglob("*.py")):
+        digest.update(path.relative_to(pkg).as_posix().encode())
+        digest.update(path.read_bytes())
+
+    def git(*cmd: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *cmd], cwd=pkg, capture_output=True, text=True,
+                                 timeout=10, check=True)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD")
+    status = git("status", "--porcelain", "--", ".") if commit else None
+    return {"version": emg_pipeline.__version__, "commit": commit,
+            "modified_files": len(status.splitlines()) if status else 0,
+            "source_sha256": digest.hexdigest()[:12]}
+
+
+def provenance_text(p: dict[str, Any]) -> str:
+    """One line describing :func:`provenance`."""
+    where = f"commit {p['commit']}" if p["commit"] else "no git checkout"
+    if p["modified_files"]:
+        where += f" + {p['modified_files']} locally modified file(s)"
+    return f"emg-pipeline {p['version']} ({where}; sources sha256 {p['source_sha256']})"
+
+
+def environment() -> dict[str, Any]:
+    """Interpreter, library versions, CPU count and thread settings of this run."""
+    import pandas as pd
+    import scipy
+
+    return {
+        "python": platform.python_version(), "numpy": np.__version__,
+        "scipy": scipy.__version__, "pandas": pd.__version__,
+        "machine": platform.machine(), "cpu_count": os.cpu_count(),
+        "threads": {v: os.environ.get(v) for v in
+                    ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
+    }
+
+
+def seeded_rng(seed: int, key: str) -> np.random.Generator:
+    """A generator for one benchmark cell that does not depend on which other cells run.
+
+    Examples
+    --------
+    >>> a = seeded_rng(0, "snr12").standard_normal(3)
+    >>> b = seeded_rng(0, "snr12").standard_normal(3)
+    >>> bool((a == b).all()), bool((a == seeded_rng(0, "snr6").standard_normal(3)).all())
+    (True, False)
+    """
+    return np.random.default_rng([seed, zlib.crc32(key.encode())])
+
+
+def best_of(fn: Callable[[], object], repeats: int) -> float:
+    """Smallest wall-clock time (``time.perf_counter``) of ``repeats`` calls of ``fn``."""
+    best = math.inf
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A table cell: ``n/a`` for None and NaN, fixed decimals for floats.
+
+    Examples
+    --------
+    >>> fmt(float("nan")), fmt(0.51234), fmt(3), fmt(True), fmt(12.0, 0)
+    ('n/a', '0.512', '3', 'yes', '12')
+    """
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return "n/a"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def markdown(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table.
+
+    Examples
+    --------
+    >>> print(markdown(["a", "b"], [["1", "2"]]))
+    | a | b |
+    |---|---|
+    | 1 | 2 |
+    """
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with numpy scalars made plain and non-finite floats made None (JSON null).
+
+    Examples
+    --------
+    >>> jsonable({"a": np.float64(1.5), "b": [float("nan"), np.int64(2)], "c": (True,)})
+    {'a': 1.5, 'b': [None, 2], 'c': [True]}
+    """
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
