@@ -132,16 +132,16 @@ def run_replay(args: argparse.Namespace) -> int:
         view = open_live_view(
             pipe, live_stream, title=path.name, show_onsets=not args.no_onsets
         )
+        # on a terminal the live view redraws in place and shows the stream time itself;
+        # the bar is for replays whose events go to a file or a pipe
         progress = (
             ProgressBar(err, info.duration_s)
-            if not args.quiet and speed != 1.0 and _isatty(err)
+            if not args.quiet and speed != 1.0 and _isatty(err) and not _isatty(live_stream)
             else None
         )
         status = 0
 
         def deliver(result: ChunkResult) -> None:
-            if progress is not None and result.events:
-                progress.clear()
             if not args.quiet:
                 view.update(result)
             if recorder is not None:
