@@ -41,6 +41,8 @@ counts  EDF    -32767 .. 32767                1 count (exact)
 symmetric (``±(2^23 - 1)``, ``±(2^15 - 1)``), so 0 is written exactly. Samples beyond the
 range are clipped to it and counted per channel (:attr:`RecordingWriter.clipped`);
 missing samples (NaN) are written as 0 and counted (:attr:`RecordingWriter.missing`).
+Counts are assumed to be whole ADC values: fractional counts are rounded (pass a
+``physical_range`` for a finer step).
 Reading back gives every sample within half a step of what was written. The
 last, partial record is padded with 0 on close (:attr:`RecordingWriter.padded_samples`);
 annotations still queued at close go into the free room of the last records.
