@@ -78,7 +78,7 @@ def test_peers_adapters_when_installed():
             continue
         try:
             found = run_method(method, x, fs, ["a"], "uV")
-        except Exception:
+        except Exception:  # a peer's own failure: the suite reports it, not a test failure
             continue
         assert list(found.columns[:5]) == ["channel", "onset_s", "offset_s", "duration_s",
                                            "label"]
