@@ -15,6 +15,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--ble-address", default=None, help="address of a real BLE board for hardware tests"
     )
+    parser.addoption(
+        "--ble-profile", default="nus_emg", help="firmware profile of that board (hardware tests)"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

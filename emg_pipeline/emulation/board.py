@@ -9,7 +9,7 @@ and corrupted, and samples skipped during outages.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -116,6 +116,12 @@ class FaultCounts:
     packets_malformed: int = 0
     samples_dropped: int = 0
     samples_skipped: int = 0   # samples that went by while no stream was running
+    #: board positions (packet numbers) of the dropped or corrupted packets
+    positions: list[int] = field(default_factory=list)
+
+    def between(self, first: int, stop: int) -> int:
+        """Faulty packets at positions ``first <= p < stop``."""
+        return sum(first <= p < stop for p in self.positions)
 
 
 class BoardStream:
@@ -186,6 +192,14 @@ class BoardStream:
         """Nominal packet rate."""
         return self.protocol.packets_per_second
 
+    def begin(self) -> None:
+        """A stream starts: its first packet is always delivered.
+
+        A receiver cannot see a loss before the first packet it gets, so none
+        is injected there (the same reason runs of faults are bounded).
+        """
+        self._run = self.max_fault_run
+
     def restart_counter(self) -> None:
         """Restart the board's counter at the current position (a new stream)."""
         self.counter_origin = self.position
@@ -215,11 +229,13 @@ class BoardStream:
         fault = self._run < self.max_fault_run
         if fault and self.loss and self.rng.random() < self.loss:
             self._run += 1
+            self.faults.positions.append(self.position - 1)
             self.faults.packets_dropped += 1
             self.faults.samples_dropped += spp
             return []
         if fault and self.malformed and self.rng.random() < self.malformed:
             self._run += 1
+            self.faults.positions.append(self.position - 1)
             self.faults.packets_malformed += 1
             self.faults.samples_dropped += spp
             last_char, last = out[-1]

@@ -69,6 +69,8 @@ class BoardState:
     commands: list[bytes] = field(default_factory=list)
     subscribed: set[str] = field(default_factory=set)
     stopped_by_command: bool = False
+    #: board position (packet number) at which each stream started
+    stream_starts: list[int] = field(default_factory=list)
 
 
 class EmulatedBoard:
@@ -166,18 +168,29 @@ class EmulatedBoard:
         return b""
 
     def _advertising(self) -> tuple[bytes, bytes]:
+        """Advertising data (flags, service UUID, name) and scan response (full name).
+
+        The name goes in the advertisement too, shortened if 31 bytes cannot
+        hold it: bumble's emulated controller answers scan requests with the
+        advertising data itself.
+        """
         flags = bytes([AdvertisingData.LE_GENERAL_DISCOVERABLE_MODE_FLAG
                        | AdvertisingData.BR_EDR_NOT_SUPPORTED_FLAG])
         adv = [(AdvertisingData.FLAGS, flags)]
-        name = [(AdvertisingData.COMPLETE_LOCAL_NAME, self.name.encode("utf-8"))]
         if self.profile.scan.service_uuids:
             u = _uuid(self.profile.scan.service_uuids[0])
             kind = (AdvertisingData.INCOMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS
                     if len(u.to_bytes()) == 2
                     else AdvertisingData.INCOMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS)
             adv.append((kind, u.to_bytes()))
-            return bytes(AdvertisingData(adv)), bytes(AdvertisingData(name))
-        return bytes(AdvertisingData(adv + name)), b""
+        name = self.name.encode("utf-8")
+        room = 31 - len(bytes(AdvertisingData(adv))) - 2
+        if room > 0:
+            kind = (AdvertisingData.COMPLETE_LOCAL_NAME if len(name) <= room
+                    else AdvertisingData.SHORTENED_LOCAL_NAME)
+            adv.append((kind, name[:room]))
+        response = AdvertisingData([(AdvertisingData.COMPLETE_LOCAL_NAME, name[:29])])
+        return bytes(AdvertisingData(adv)), bytes(response)
 
     # ------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -196,6 +209,8 @@ class EmulatedBoard:
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.disconnect()
+        # let a pending advertising restart (after the last disconnection) complete first
+        await asyncio.sleep(0.05)
         with contextlib.suppress(Exception):
             await self.device.stop_advertising()
 
@@ -274,8 +289,10 @@ class EmulatedBoard:
         self.stream.skip_to(self._due(loop.time()))
         if restart_counter:
             self.stream.restart_counter()
+        self.stream.begin()
         self.state.streaming = True
         self.state.streams_started += 1
+        self.state.stream_starts.append(self.stream.position)
         self._task = loop.create_task(self._pace())
 
     async def _stop_stream(self) -> None:

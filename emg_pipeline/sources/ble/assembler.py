@@ -134,7 +134,9 @@ class PacketAssembler:
         turn receive-time silences into sample counts.
     silence_gap_s : float
         A pause between packets longer than this (in board time) is taken as
-        lost packets when the counter cannot tell (default 0.25 s).
+        lost packets when the counter cannot tell (default 1 s). Shorter
+        losses of a board without a counter cannot be told from delivery
+        jitter and go unnoticed.
 
     Examples
     --------
@@ -150,7 +152,7 @@ class PacketAssembler:
     """
 
     def __init__(self, profile: FirmwareProfile, decoder: Decoder | None = None, *,
-                 time_scale: float = 1.0, silence_gap_s: float = 0.25) -> None:
+                 time_scale: float = 1.0, silence_gap_s: float = 1.0) -> None:
         if not (math.isfinite(time_scale) and time_scale > 0):
             raise ConfigError("time_scale", time_scale, "a positive number")
         if not (math.isfinite(silence_gap_s) and silence_gap_s > 0):

@@ -177,10 +177,18 @@ class BumbleScanner(BaseBleakScanner):
 
     def _on_advertisement(self, advertisement: Advertisement) -> None:
         fields = parse_advertisement(advertisement.data)
-        if not self.is_allowed_uuid(fields["service_uuids"]):
-            return
         address = advertisement.address.to_string(False)
+        previous = self.seen_devices.get(address)
+        if previous is not None:   # merge with what the scan response said before
+            old = previous[1]
+            fields["local_name"] = fields["local_name"] or old.local_name
+            fields["service_uuids"] = list(dict.fromkeys([*old.service_uuids,
+                                                          *fields["service_uuids"]]))
+            fields["manufacturer_data"] = {**old.manufacturer_data, **fields["manufacturer_data"]}
+            fields["service_data"] = {**old.service_data, **fields["service_data"]}
         adv = AdvertisementData(rssi=advertisement.rssi, platform_data=(advertisement,), **fields)
+        if not self.is_allowed_uuid(adv.service_uuids):
+            return
         device = self.create_or_update_device(address, address, fields["local_name"],
                                               advertisement.address, adv)
         self.call_detection_callbacks(device, adv)

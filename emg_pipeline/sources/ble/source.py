@@ -118,6 +118,9 @@ class BleSource:
     time_scale : float
         Board seconds per host second (1 for real boards; the pacing factor of
         a sped-up emulated board), used to measure outages in samples.
+    silence_gap_s : float
+        For boards without a counter: a pause longer than this (board time)
+        between packets is marked as lost samples, measured by time.
     command_timeout_s : float
         Limit for each write and for the whole stop sequence.
 
@@ -135,11 +138,12 @@ class BleSource:
                  device: BLEDevice | None = None, backend: BleBackend | None = None,
                  scan_timeout_s: float = 10.0, reconnect: ReconnectPolicy | None = None,
                  silence_timeout_s: float = 5.0, time_scale: float = 1.0,
-                 command_timeout_s: float = 10.0) -> None:
+                 silence_gap_s: float = 1.0, command_timeout_s: float = 10.0) -> None:
         self.profile = load_profile(profile) if isinstance(profile, str) else profile
         for name, value in (("scan_timeout_s", scan_timeout_s),
                             ("silence_timeout_s", silence_timeout_s),
-                            ("time_scale", time_scale), ("command_timeout_s", command_timeout_s)):
+                            ("time_scale", time_scale), ("silence_gap_s", silence_gap_s),
+                            ("command_timeout_s", command_timeout_s)):
             if not (isinstance(value, int | float) and value > 0):
                 raise ConfigError(name, value, "a positive number")
         self.address = address
@@ -148,6 +152,7 @@ class BleSource:
         self.reconnect_policy = reconnect or ReconnectPolicy()
         self.silence_timeout_s = float(silence_timeout_s)
         self.time_scale = float(time_scale)
+        self.silence_gap_s = float(silence_gap_s)
         self.command_timeout_s = float(command_timeout_s)
         self.mtu: int | None = None
         self.variant: str | None = None
@@ -317,7 +322,8 @@ class BleSource:
             self.variant = prof.select_variant(values)
             chosen = prof.with_variant(self.variant) if self.variant else prof
             self._assembler = PacketAssembler(chosen, make_decoder(chosen),
-                                              time_scale=self.time_scale)
+                                              time_scale=self.time_scale,
+                                              silence_gap_s=self.silence_gap_s)
         cmds = prof.commands
         if cmds.keep_awake:
             await self._write(client, cmds.keep_awake)
