@@ -33,7 +33,7 @@ DEFAULT_CHUNK_MS = 20.0
 
 #: modules of :mod:`emg_pipeline.commands` that add subcommands, in the order of ``--help``;
 #: each has ``register(subparsers, add_pipeline_options)``
-COMMAND_MODULES: tuple[str, ...] = ("replay", "report", "bench")
+COMMAND_MODULES: tuple[str, ...] = ("replay", "report", "bench", "ble")
 
 
 class UsageError(EmgPipelineError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "BluetoothUnavailableError",
     "CharacteristicNotFoundError",
     "ConfigError",
     "ConnectionLostError",
@@ -156,3 +157,18 @@ class ConnectionLostError(EmgPipelineError):
         self.attempts = attempts
         tried = f" after {attempts} attempt(s)" if attempts else ""
         super().__init__(f"connection to {address} lost{tried}: {reason}")
+
+
+class BluetoothUnavailableError(EmgPipelineError):
+    """The computer's Bluetooth cannot be used (no adapter, adapter off, no BLE stack).
+
+    Parameters
+    ----------
+    reason : str
+        What the Bluetooth stack said.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"Bluetooth is not available: {reason} (use --emulator HOST:PORT to "
+                         "work with an emulated board)")

@@ -1,0 +1,338 @@
+"""``emg-pipeline scan | stream | emulate``: live BLE boards and emulated ones.
+
+- ``scan`` lists nearby supported boards (name, address, matching profile, RSSI);
+- ``stream PROFILE`` connects to a board, runs live detection with live events,
+  reports packet loss at the end, and can record the stream (BDF+/EDF+ with the
+  episodes as annotations) and write the episodes to CSV;
+- ``emulate PROFILE`` runs one emulated board on a local virtual link and
+  serves an HCI socket, so that ``stream PROFILE --emulator HOST:PORT`` (and
+  ``scan --emulator HOST:PORT``) work end to end without hardware.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from emg_pipeline.cli import UsageError, settings_from_args
+from emg_pipeline.errors import BluetoothUnavailableError
+from emg_pipeline.pipeline import Pipeline, episodes_frame
+from emg_pipeline.profiles import list_profiles, load_profile
+
+__all__ = ["register"]
+
+DEFAULT_PORT = 7600
+
+
+def _endpoint(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def _positive(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value!r}")
+    return number
+
+
+def _probability(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 0.0 <= number < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1), got {value!r}")
+    return number
+
+
+def register(subparsers: argparse._SubParsersAction,
+             add_pipeline_options: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Add the ``scan``, ``stream`` and ``emulate`` subcommands."""
+    profiles = ", ".join(list_profiles())
+    p = subparsers.add_parser(
+        "scan", help="list nearby supported BLE boards",
+        description="Scan for BLE advertisements and list the boards a firmware profile "
+                    "recognises: name, address, profile, RSSI (strongest first).")
+    p.add_argument("--timeout", type=_positive, default=5.0, metavar="S",
+                   help="how long to scan (default 5 s)")
+    p.add_argument("--emulator", type=_endpoint, default=None, metavar="HOST:PORT",
+                   help="scan the virtual link of 'emg-pipeline emulate' instead of the radio")
+    p.set_defaults(func=_cmd_scan)
+
+    p = subparsers.add_parser(
+        "stream", help="live detection from a BLE board",
+        description="Connect to a BLE sEMG board described by a firmware profile, detect "
+                    "twitches and prolonged spasms live (events as they happen), reconnect "
+                    "after drops, and report packet loss at the end. Ctrl-C stops the board "
+                    f"cleanly. Profiles: {profiles} (or the path of a profile file).")
+    p.add_argument("profile", metavar="PROFILE", help="firmware profile name or .toml path")
+    p.add_argument("--address", default=None, metavar="ADDR",
+                   help="the board's address (default: the first board matching the profile)")
+    p.add_argument("--emulator", type=_endpoint, default=None, metavar="HOST:PORT",
+                   help="connect through the virtual link of 'emg-pipeline emulate'")
+    p.add_argument("--duration", type=_positive, default=None, metavar="S",
+                   help="stop after this much stream time (default: until Ctrl-C)")
+    p.add_argument("--scan-timeout", type=_positive, default=10.0, metavar="S",
+                   help="how long to look for the board (default 10 s)")
+    p.add_argument("--record", default=None, metavar="FILE",
+                   help="record the stream (.bdf: BDF+, .edf: EDF+) with the episodes as "
+                        "annotations; lost samples are written as 0 and counted")
+    p.add_argument("--out", default=None, metavar="EVENTS.csv",
+                   help="write the episodes as 'detect' does ('-': standard output)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no live events or summary")
+    add_pipeline_options(p)
+    p.set_defaults(func=_cmd_stream)
+
+    p = subparsers.add_parser(
+        "emulate", help="run an emulated BLE board (no hardware needed)",
+        description="Run one emulated board speaking a firmware profile's exact protocol on a "
+                    "local virtual link, and serve that link's HCI on a TCP port: then run "
+                    "'emg-pipeline stream PROFILE --emulator 127.0.0.1:PORT'. The board "
+                    "streams synthetic sEMG with known twitches and spasms, or a recording. "
+                    "Ctrl-C stops it.")
+    p.add_argument("profile", metavar="PROFILE", help="firmware profile name or .toml path")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, metavar="N",
+                   help=f"TCP port of the HCI socket (default {DEFAULT_PORT})")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--loss", type=_probability, default=0.0, metavar="P",
+                   help="probability that a packet is lost (default 0)")
+    p.add_argument("--malformed", type=_probability, default=0.0, metavar="P",
+                   help="probability that a packet is sent corrupted (default 0)")
+    p.add_argument("--disconnect-every", type=_positive, default=None, metavar="S",
+                   help="drop the link after every S seconds of streaming")
+    p.add_argument("--source", default="synthetic", metavar="synthetic|RECORDING",
+                   help="what the board measures: 'synthetic' (default) or a recording file")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic signal and faults")
+    p.add_argument("--speed", type=_positive, default=1.0, metavar="X",
+                   help="pace the board X times faster than real time (default 1)")
+    p.add_argument("--duration", type=_positive, default=None, metavar="S",
+                   help="stop after S seconds (default: until Ctrl-C)")
+    p.set_defaults(func=_cmd_emulate)
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+async def _open_central(endpoint: tuple[str, int]):
+    try:
+        from emg_pipeline.sources.ble.bumble_backend import BumbleCentral
+    except ImportError as exc:  # pragma: no cover - bumble is in the emulator extra
+        raise UsageError("--emulator needs bumble: pip install 'emg-pipeline[emulator]'") from exc
+    host, port = endpoint
+    try:
+        return await BumbleCentral.open(f"tcp-client:{host}:{port}")
+    except OSError as exc:
+        raise UsageError(f"cannot reach an emulator at {host}:{port} ({exc.strerror or exc}); "
+                         "start one with 'emg-pipeline emulate PROFILE --port "
+                         f"{port}'") from None
+
+
+def _bluetooth_errors() -> tuple[type[BaseException], ...]:
+    from bleak.exc import BleakError
+
+    return (BleakError,)
+
+
+def _run(coro_factory: Callable[[], object]) -> int:
+    try:
+        return int(asyncio.run(coro_factory()))  # type: ignore[arg-type]
+    except _bluetooth_errors() as exc:
+        raise BluetoothUnavailableError(" ".join(str(exc).split()) or type(exc).__name__) from None
+
+
+# --------------------------------------------------------------------------------- scan
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    return _run(lambda: _scan(args))
+
+
+async def _scan(args: argparse.Namespace) -> int:
+    from emg_pipeline.sources.ble import bumble_backend, scan
+
+    central = await _open_central(args.emulator) if args.emulator else None
+    try:
+        backend = bumble_backend(central) if central is not None else None
+        found = await scan(args.timeout, backend=backend)
+    finally:
+        if central is not None:
+            await central.close()
+    if not found:
+        print(f"no supported board found in {args.timeout:g} s", file=sys.stderr)
+        return 0
+    width = max(len(b.name or "?") for b in found)
+    print(f"{'name':<{width}}  {'address':<17}  {'profile':<15}  rssi")
+    for b in found:
+        print(f"{b.name or '?':<{width}}  {b.address:<17}  {b.profile:<15}  {b.rssi} dBm")
+    return 0
+
+
+# ------------------------------------------------------------------------------- stream
+
+
+def _cmd_stream(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    profile = load_profile(args.profile)
+    return _run(lambda: _stream(args, profile, settings))
+
+
+async def _stream(args: argparse.Namespace, profile, settings) -> int:
+    from emg_pipeline.sinks import open_live_view
+    from emg_pipeline.sinks.recording import RecordingWriter
+    from emg_pipeline.sources.ble import BleSource, bumble_backend
+
+    err = sys.stderr
+    csv_to_stdout = args.out == "-"
+    live_stream = sys.stderr if csv_to_stdout else sys.stdout
+    central = await _open_central(args.emulator) if args.emulator else None
+    backend = bumble_backend(central) if central is not None else None
+    source = BleSource(profile, address=args.address, backend=backend,
+                       scan_timeout_s=args.scan_timeout)
+    pipe = Pipeline(profile.fs, profile.channels, unit=source.unit, settings=settings)
+    recorder = None
+    status = 0
+    want = None if args.duration is None else round(args.duration * profile.fs)
+    view = None
+    try:
+        if not args.quiet:
+            print(f"looking for a {profile.name} board ...", file=err)
+        await source.connect()
+        if not args.quiet:
+            variant = f", firmware {source.variant}" if source.variant else ""
+            print(f"streaming from {source.name or '?'} ({source.address}{variant}, "
+                  f"MTU {source.mtu}) at {profile.fs:g} Hz; Ctrl-C stops", file=err)
+        if args.record is not None:
+            Path(args.record).parent.mkdir(parents=True, exist_ok=True)
+            recorder = RecordingWriter(args.record, profile.fs, profile.channels, unit=source.unit,
+                                       recording=f"BLE {profile.name} {source.address}")
+        view = open_live_view(pipe, live_stream, title=profile.name)
+        try:
+            async for chunk in source:
+                result = pipe.process(chunk)
+                if recorder is not None:
+                    gap = chunk.first_index - recorder.n_samples
+                    if gap > 0:   # lost samples keep their place in the file (as 0, counted)
+                        recorder.write(np.full((gap, profile.n_channels), np.nan))
+                    recorder.write(chunk.samples)
+                    recorder.add_events(result.events)
+                if not args.quiet:
+                    view.update(result)
+                if want is not None and pipe.n_samples >= want:
+                    break
+        except asyncio.CancelledError:   # Ctrl-C: the source has stopped the board
+            status = 130
+        result = pipe.flush()
+        if recorder is not None:
+            recorder.add_events(result.events)
+        if not args.quiet:
+            view.update(result)
+    finally:
+        await source.close()
+        if recorder is not None:
+            recorder.close()
+        if central is not None:
+            await central.close()
+    if status and not args.quiet:
+        print(f"emg-pipeline: interrupted at {pipe.n_samples / profile.fs:.1f} s; "
+              "summary so far:", file=err)
+    if view is not None and (not args.quiet or status):
+        view.close()
+    if not args.quiet or status:
+        _report_loss(source, err)
+        if recorder is not None:
+            print(f"recorded {recorder.n_samples / recorder.fs:.1f} s to {recorder.path} "
+                  f"({int(recorder.missing.max())} lost samples written as 0)", file=err)
+    if args.out is not None:
+        table = episodes_frame(pipe.episodes)
+        if csv_to_stdout:
+            table.to_csv(sys.stdout, index=False, float_format="%.4f")
+            sys.stdout.flush()
+        else:
+            out = Path(args.out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            table.to_csv(out, index=False, float_format="%.4f")
+            if not args.quiet:
+                print(f"wrote {len(table)} episodes to {out}", file=err)
+    return status
+
+
+def _report_loss(source, err: TextIO) -> None:
+    s = source.stats
+    frac = s.loss_fraction
+    share = "" if math.isnan(frac) else f" ({100 * frac:.2f} %)"
+    counter = "" if source.profile.counter is not None else \
+        " (this board has no packet counter: only outages longer than 1 s are seen)"
+    print(f"packets: {s.packets} received, {s.lost_packets} lost by counter, "
+          f"{s.malformed} malformed, {s.duplicates} duplicate; samples: {s.samples} received, "
+          f"{s.lost_samples} lost{share} marked as gaps{counter}; "
+          f"reconnects: {s.reconnects}", file=err)
+
+
+# ------------------------------------------------------------------------------ emulate
+
+
+def _cmd_emulate(args: argparse.Namespace) -> int:
+    profile = load_profile(args.profile)
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be 1-65535, got {args.port}")
+    if args.source != "synthetic" and not Path(args.source).is_file():
+        raise UsageError(f"--source: no such recording: {args.source}")
+    return _run(lambda: _emulate(args, profile))
+
+
+async def _emulate(args: argparse.Namespace, profile) -> int:
+    try:
+        from emg_pipeline.emulation import BoardStream, board_signal
+        from emg_pipeline.emulation.air import VirtualAir
+        from emg_pipeline.emulation.peripheral import EmulatedBoard
+    except ImportError as exc:  # pragma: no cover - bumble is in the emulator extra
+        raise UsageError("emulate needs bumble: pip install 'emg-pipeline[emulator]'") from exc
+    err = sys.stderr
+    rng = np.random.default_rng(args.seed)
+    source = None if args.source == "synthetic" else args.source
+    signal = board_signal(profile, rng, duration_s=300.0, source=source)
+    stream = BoardStream(profile, signal, rng, loss=args.loss, malformed=args.malformed)
+    air = VirtualAir()
+    try:
+        await air.serve_hci(args.host, args.port)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port} "
+                         f"({exc.strerror or exc})") from None
+    board = EmulatedBoard(air.device(profile.name), stream, speed=args.speed,
+                          disconnect_every_s=args.disconnect_every)
+    status = 0
+    try:
+        await board.start()
+        print(f"emulating {profile.name} as '{board.name}' ({board.address}); HCI socket on "
+              f"{args.host}:{args.port}", file=err)
+        print(f"connect with: emg-pipeline stream {profile.name} --emulator "
+              f"{args.host}:{args.port}   (Ctrl-C stops)", file=err)
+        sys.stderr.flush()
+        try:
+            if args.duration is None:
+                await asyncio.Event().wait()
+            else:
+                await asyncio.sleep(args.duration)
+        except asyncio.CancelledError:   # Ctrl-C: the normal way to stop
+            status = 0
+    finally:
+        await board.close()
+        await air.close()
+    f = stream.faults
+    print(f"sent {f.packets_sent} packets, dropped {f.packets_dropped}, corrupted "
+          f"{f.packets_malformed}; {board.state.connections} connection(s), "
+          f"{board.state.forced_disconnects} forced disconnect(s)", file=err)
+    return status
