@@ -26,7 +26,7 @@ from emg_pipeline.emulation.peripheral import EmulatedBoard
 from emg_pipeline.errors import DeviceNotFoundError
 from emg_pipeline.profiles import FirmwareProfile, Timing, list_profiles, load_profile
 from emg_pipeline.sources.ble import BleSource, ReconnectPolicy, bumble_backend, scan
-from emg_pipeline.sources.ble.bumble_backend import BumbleCentral
+from emg_pipeline.sources.ble.bleak_bumble import BumbleCentral
 
 SPEED = 10.0
 COUNTER_PROFILES = ["nus_emg", "ganglion", "myo", "bitalino_ble", "npg_lite", "umyo"]

@@ -128,7 +128,7 @@ def register(subparsers: argparse._SubParsersAction,
 
 async def _open_central(endpoint: tuple[str, int]):
     try:
-        from emg_pipeline.sources.ble.bumble_backend import BumbleCentral
+        from emg_pipeline.sources.ble.bleak_bumble import BumbleCentral
     except ImportError as exc:  # pragma: no cover - bumble is in the emulator extra
         raise UsageError("--emulator needs bumble: pip install 'emg-pipeline[emulator]'") from exc
     host, port = endpoint

@@ -7,7 +7,7 @@
 - :class:`PacketAssembler`, :class:`StreamStats` — the pure notification-to-chunk
   logic (no Bluetooth);
 - :func:`bumble_backend` — a bleak backend on bumble
-  (:mod:`~emg_pipeline.sources.ble.bumble_backend`, needs the ``emulator`` extra),
+  (:mod:`~emg_pipeline.sources.ble.bleak_bumble`, needs the ``emulator`` extra),
   to run the same code against emulated boards (:mod:`emg_pipeline.emulation`).
 """
 
@@ -20,7 +20,7 @@ from emg_pipeline.sources.ble.scan import BleBackend, FoundBoard, find_board, ma
 from emg_pipeline.sources.ble.source import BleSource, ReconnectPolicy
 
 if TYPE_CHECKING:
-    from emg_pipeline.sources.ble.bumble_backend import BumbleCentral
+    from emg_pipeline.sources.ble.bleak_bumble import BumbleCentral
 
 __all__ = [
     "BleBackend",
@@ -48,6 +48,6 @@ def bumble_backend(central: BumbleCentral) -> BleBackend:
     -------
     BleBackend
     """
-    from emg_pipeline.sources.ble.bumble_backend import BumbleClient, BumbleScanner
+    from emg_pipeline.sources.ble.bleak_bumble import BumbleClient, BumbleScanner
 
     return BleBackend(scanner=BumbleScanner, client=BumbleClient, options={"bumble": central})

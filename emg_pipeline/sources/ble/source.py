@@ -108,7 +108,7 @@ class BleSource:
         An already scanned device (skips the scan).
     backend : BleBackend, optional
         bleak backend (default: the platform's; see
-        :func:`~emg_pipeline.sources.ble.bumble_backend` for emulated boards).
+        :func:`~emg_pipeline.sources.ble.bleak_bumble` for emulated boards).
     scan_timeout_s : float
         How long to look for the board.
     reconnect : ReconnectPolicy

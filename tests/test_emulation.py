@@ -1,0 +1,195 @@
+"""Emulated boards: the bytes they send, their fault injection, their GATT, and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("bumble")
+
+from bleak import BleakClient, BleakScanner
+
+from emg_pipeline.cli import main
+from emg_pipeline.decode import make_decoder
+from emg_pipeline.emulation import BoardStream, board_signal, counts_from_uv
+from emg_pipeline.emulation.air import VirtualAir
+from emg_pipeline.emulation.peripheral import EmulatedBoard
+from emg_pipeline.emulation.protocol import BoardProtocol, count_range
+from emg_pipeline.errors import ConfigError
+from emg_pipeline.profiles import list_profiles, load_profile
+from emg_pipeline.sources.ble.bleak_bumble import (
+    BumbleCentral,
+    BumbleClient,
+    BumbleScanner,
+)
+from emg_pipeline.sources.formats import read_recording
+
+
+@pytest.mark.parametrize("name", list_profiles())
+def test_protocol_round_trips_through_the_decoder(name: str) -> None:
+    profile = load_profile(name)
+    rng = np.random.default_rng(7)
+    lo, hi = count_range(profile)
+    proto = BoardProtocol(profile)
+    dec = make_decoder(profile, variant="fw3" if name == "ganglion" else None)
+    spp = proto.samples_per_packet
+    for k in range(6):
+        counts = rng.integers(lo, hi + 1, size=(spp, profile.n_channels))
+        counts[0] = lo
+        counts[-1] = hi
+        out = [dec.decode(p, characteristic=profile.gatt.notify[i])
+               for i, p in proto.encode(counts, k, k * spp)]
+        got = out[-1]
+        expected = counts.astype(float)
+        if name == "ganglion":
+            expected = np.floor_divide(counts, 128).astype(float) * 128
+        if name == "bitalino_ble":
+            assert got.seq == (k * spp) % 16
+        if profile.scale.uv_per_count is not None:
+            expected = (expected - profile.scale.zero) * profile.scale.uv_per_count
+        np.testing.assert_allclose(got.samples, expected, rtol=0, atol=1e-9)
+        if profile.counter is not None and got.seq is not None:
+            c = profile.counter
+            tick = k if c.unit == "packet" else k * spp
+            assert got.seq == (tick * c.increment) % c.modulus
+
+
+def test_gforce_fragments_on_a_small_mtu() -> None:
+    profile = load_profile("gforce")
+    proto = BoardProtocol(profile, max_payload=20)
+    counts = np.arange(128).reshape(16, 8) % 256
+    parts = proto.encode(counts, 0, 0)
+    assert len(parts) == 8 and [p[1][1] for p in parts] == list(range(7, -1, -1))
+    dec = make_decoder(profile)
+    np.testing.assert_array_equal([dec.decode(p) for _, p in parts][-1].samples, counts)
+
+
+def test_corrupted_packets_are_rejected_by_every_decoder() -> None:
+    from emg_pipeline.errors import DecodeError
+
+    for name in list_profiles():
+        profile = load_profile(name)
+        proto = BoardProtocol(profile)
+        dec = make_decoder(profile, variant="fw3" if name == "ganglion" else None)
+        counts = np.zeros((proto.samples_per_packet, profile.n_channels), dtype=np.int64)
+        *_, (index, payload) = proto.encode(counts, 1, proto.samples_per_packet)
+        with pytest.raises(DecodeError):
+            dec.decode(proto.corrupt(payload), characteristic=profile.gatt.notify[index])
+
+
+def test_counts_from_uv_scales_and_clips() -> None:
+    ganglion = load_profile("ganglion")
+    counts = counts_from_uv(ganglion, np.array([[0.0, 1.0, 1e9, -1e9]]))
+    assert counts.tolist() == [[0, 535, 2**23 - 1, -(2**23)]]
+    bitalino = load_profile("bitalino_ble")
+    assert counts_from_uv(bitalino, np.array([[0.0]])).item() == 512
+    gforce = load_profile("gforce")
+    assert counts_from_uv(gforce, np.array([[0.0, 500.0]])).tolist() == [[128, 255]]
+
+
+def test_fault_runs_stay_detectable() -> None:
+    profile = load_profile("myo")  # rotation counter modulo 4: at most 2 losses in a row visible
+    sig = board_signal(profile, np.random.default_rng(0), duration_s=5.0)
+    stream = BoardStream(profile, sig, np.random.default_rng(1), loss=0.9)
+    stream.begin()
+    sent = [bool(stream.next_packet()) for _ in range(400)]
+    assert sent[0]
+    runs = "".join("x" if not s else "." for s in sent).split(".")
+    assert max(len(r) for r in runs) <= stream.max_fault_run
+    assert stream.faults.packets_dropped == len(stream.faults.positions) > 100
+    with pytest.raises(ConfigError):
+        BoardStream(profile, sig, np.random.default_rng(1), loss=1.0)
+
+
+def test_board_signal_from_a_recording(tmp_path: Path) -> None:
+    path = tmp_path / "rec.csv"
+    t = np.arange(2000) / 500.0
+    pd.DataFrame({"time": t, "a": np.sin(2 * np.pi * 60 * t)}).to_csv(path, index=False)
+    profile = load_profile("nus_emg")   # 1000 Hz, 2 channels
+    sig = board_signal(profile, np.random.default_rng(0), source=path)
+    assert sig.counts.shape == (4000, 2) and sig.truth is None
+    np.testing.assert_array_equal(sig.counts[:, 0], sig.counts[:, 1])
+
+
+def test_gatt_and_advertising_through_the_bleak_api() -> None:
+    async def scenario() -> tuple[object, dict, bytes, bytes]:
+        air = VirtualAir()
+        profile = load_profile("myo")
+        sig = board_signal(profile, np.random.default_rng(0), duration_s=5.0)
+        board = EmulatedBoard(air.device("myo"),
+                              BoardStream(profile, sig, np.random.default_rng(0)))
+        await board.start()
+        central = BumbleCentral(air.device("central"))
+        device = await BleakScanner.find_device_by_filter(
+            lambda d, ad: "d5060001-a904-deb9-4748-2c7f4a124842" in ad.service_uuids,
+            timeout=2.0, backend=BumbleScanner, bumble=central)
+        assert device is not None
+        async with BleakClient(device, backend=BumbleClient, bumble=central) as client:
+            layout = {s.uuid: sorted(c.uuid for c in s.characteristics)
+                      for s in client.services}
+            props = client.services.get_characteristic(profile.gatt.notify[0]).properties
+            version = await client.read_gatt_char("d5060201-a904-deb9-4748-2c7f4a124842")
+            await client.write_gatt_char(profile.gatt.command, b"\x09\x01\x01", response=True)
+            await asyncio.sleep(0.05)
+            mtu = client.mtu_size
+        await board.close()
+        return (device.name, mtu, props), layout, bytes(version), board.state.commands[-1]
+
+    (name, mtu, props), layout, version, command = asyncio.run(scenario())
+    assert name == "myo-emu" and mtu >= 23 and "notify" in props
+    assert layout["d5060005-a904-deb9-4748-2c7f4a124842"] == [
+        f"d5060{i}05-a904-deb9-4748-2c7f4a124842" for i in range(1, 5)]
+    assert "d5060401-a904-deb9-4748-2c7f4a124842" in layout["d5060001-a904-deb9-4748-2c7f4a124842"]
+    assert version == bytes.fromhex("0100 0500 b207 0200")
+    assert command == b"\x09\x01\x01"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_cli_emulate_then_stream_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    port = _free_port()
+    emulator = subprocess.Popen(
+        [sys.executable, "-m", "emg_pipeline", "emulate", "nus_emg", "--port", str(port),
+         "--loss", "0.05", "--speed", "4", "--duration", "30"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        out, record = tmp_path / "episodes.csv", tmp_path / "stream.bdf"
+        status = main(["stream", "nus_emg", "--emulator", f"127.0.0.1:{port}", "--duration",
+                       "12", "--out", str(out), "--record", str(record)])
+        assert status == 0
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=20)
+    err = capsys.readouterr().err
+    assert "lost by counter" in err and "reconnects: 0" in err
+    episodes = pd.read_csv(out)
+    assert len(episodes) >= 1
+    data, info = read_recording(record)
+    assert info.channels == ("ch1", "ch2") and data.shape[0] >= 12000
+
+
+def test_cli_errors_are_one_line(capsys: pytest.CaptureFixture) -> None:
+    assert main(["stream", "nus_emg", "--emulator", "nonsense"]) == 2
+    assert main(["stream", "no_such_board", "--emulator", "127.0.0.1:9"]) == 2
+    assert main(["stream", "nus_emg", "--emulator", f"127.0.0.1:{_free_port()}"]) == 2
+    assert main(["emulate", "nus_emg", "--loss", "1.5"]) == 2
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("emg-pipeline:")]
+    assert len(lines) == 4 and all("Traceback" not in x for x in lines)
