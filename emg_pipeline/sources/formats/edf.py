@@ -294,26 +294,20 @@ class EdfReader(RecordingReader):
         if not starts or self._n_records == 0:
             return []
         widths = [s.n_per_record * self._sample_bytes for s in signals if s.is_annotation]
-        records = np.memmap(
-            self.path,
-            dtype=np.uint8,
-            mode="r",
-            offset=self._header_bytes,
-            shape=(self._n_records, self._record_bytes),
-        )
-        try:
-            areas = [
-                np.array(records[:, a * self._sample_bytes : a * self._sample_bytes + w])
-                for a, w in zip(starts, widths, strict=True)
-            ]
-        finally:
-            del records
+        handle = self._handle
+        if handle is None:
+            raise RecordingError(self.path, "reader is closed")
+        # Only the annotation areas are read, record by record: mapping or reading the
+        # whole file would make the memory of opening a day-long recording its size.
         out = []
         for r in range(self._n_records):
             onset = None
             rows: list[tuple[float, float, str]] = []
-            for area in areas:
-                for t_onset, t_duration, t_text in parse_tals(area[r].tobytes()):
+            base = self._header_bytes + r * self._record_bytes
+            for a, w in zip(starts, widths, strict=True):
+                handle.seek(base + a * self._sample_bytes)
+                area = handle.read(w)
+                for t_onset, t_duration, t_text in parse_tals(area):
                     if onset is None and t_text == "":
                         onset = t_onset  # the time-keeping TAL opens the first annotation signal
                     elif t_text:
