@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -146,6 +147,18 @@ def _bluetooth_errors() -> tuple[type[BaseException], ...]:
     return (BleakError,)
 
 
+@contextlib.contextmanager
+def _system_bluetooth(used: bool) -> Iterator[None]:
+    """Turn the OS errors of an unreachable Bluetooth stack (e.g. no BlueZ D-Bus) into one line."""
+    try:
+        yield
+    except (FileNotFoundError, ConnectionRefusedError, PermissionError) as exc:
+        if not used:
+            raise
+        raise BluetoothUnavailableError(
+            f"cannot reach the system Bluetooth service ({exc.strerror or exc})") from None
+
+
 def _run(coro_factory: Callable[[], object]) -> int:
     try:
         return int(asyncio.run(coro_factory()))  # type: ignore[arg-type]
@@ -166,7 +179,8 @@ async def _scan(args: argparse.Namespace) -> int:
     central = await _open_central(args.emulator) if args.emulator else None
     try:
         backend = bumble_backend(central) if central is not None else None
-        found = await scan(args.timeout, backend=backend)
+        with _system_bluetooth(central is None):
+            found = await scan(args.timeout, backend=backend)
     finally:
         if central is not None:
             await central.close()
@@ -209,7 +223,8 @@ async def _stream(args: argparse.Namespace, profile, settings) -> int:
     try:
         if not args.quiet:
             print(f"looking for a {profile.name} board ...", file=err)
-        await source.connect()
+        with _system_bluetooth(central is None):
+            await source.connect()
         if not args.quiet:
             variant = f", firmware {source.variant}" if source.variant else ""
             print(f"streaming from {source.name or '?'} ({source.address}{variant}, "
