@@ -45,6 +45,7 @@ __all__ = ["Detection", "Detector"]
 
 _NEVER = -(10**15)
 _MAX_BACKTRACK_S = 1.0
+_INIT_MAX_BLOCKS = 20  # blocks the first floor may wait for enough quiet frames
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ class Detector:
         self._fall = 1.0 - math.exp(-block_s / settings.floor_fall_tau_s)
         self._spread_gain = 1.0 - math.exp(-block_s / 5.0)
         self._freeze_blocks = max(1, math.ceil(settings.floor_freeze_max_s / block_s))
+        self._warmup = math.ceil(settings.window_s * fr - 1e-9)  # envelope window filling
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -130,6 +132,7 @@ class Detector:
         self._frozen = np.zeros(C, dtype=np.int64)
         self._block_env: list[np.ndarray] = []
         self._block_quiet: list[np.ndarray] = []
+        self._init_blocks = 0
         self._h = np.zeros(C, dtype=bool)
         self._last_on = np.full(C, _NEVER, dtype=np.int64)
         self._last_below = np.full(C, _NEVER, dtype=np.int64)
@@ -282,9 +285,22 @@ class Detector:
         self._block_env, self._block_quiet = [], []
         log_env = np.log(np.maximum(env, 1e-12))
         if not self.ready:
-            q10, q30, q40 = _masked_quantiles(log_env, np.ones_like(quiet), (0.1, 0.3, 0.4))
-            self._log_spread = np.maximum((q40 - q10) / 1.028, 1e-3)
-            self._log_floor = q30 + 0.524 * self._log_spread
+            # the first floor comes from quiet frames past the envelope's warm-up
+            # (its window is still filling), not marked as artefact and not empty
+            # (an envelope the artefact gate emptied says nothing about rest);
+            # without enough of them on every channel, wait for the next block
+            # (at most _INIT_MAX_BLOCKS, then take what there is)
+            end = self.frame_index
+            idx = np.arange(end - env.shape[0], end)[:, None]
+            usable = quiet & (env > 0) & (idx >= self._warmup)
+            self._init_blocks += 1
+            enough = usable.sum(axis=0) >= 0.25 * env.shape[0]
+            if not enough.all() and self._init_blocks < _INIT_MAX_BLOCKS:
+                return
+            usable = np.where(enough[None, :], usable, env > 0)
+            q10, q30, q40 = _masked_quantiles(log_env, usable, (0.1, 0.3, 0.4))
+            self._log_spread = np.maximum(np.nan_to_num((q40 - q10) / 1.028, nan=1e-3), 1e-3)
+            self._log_floor = np.nan_to_num(q30, nan=0.0) + 0.524 * self._log_spread
             self.ready = True
         else:
             usable = quiet.sum(axis=0) >= 0.5 * quiet.shape[0]

@@ -208,3 +208,18 @@ def test_wrong_channel_count_is_an_error() -> None:
     pipe = Pipeline(1000.0, 2)
     with pytest.raises(ValueError, match="expected 2 channels"):
         pipe.process(np.zeros((10, 3)))
+
+
+def test_an_adc_offset_and_a_start_transient_do_not_spoil_the_first_floor(
+    rng: np.random.Generator,
+) -> None:
+    # raw ADC counts sit on a large offset; the first samples differ from it
+    # (a board starting up), so the filters ring and the artefact gate acts at
+    # the start: the first noise floor must still come from real rest
+    rec = simulate(rng, fs=1000.0, duration_s=120.0, n_channels=1, snr_db=12.0, mains_hz=None)
+    counts = rec.signal / 0.5 + 2040.0
+    counts[:200] = 2000.0
+    found = detect(counts, rec.fs, channels=rec.channels)
+    assert score(rec.truth, found)["f1"] >= 0.9
+    floors = found["floor"].to_numpy()
+    assert floors.min() > 0.5 * np.median(floors)

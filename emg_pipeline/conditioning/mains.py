@@ -7,16 +7,23 @@ than the rest of the pipeline. This stage instead models the interference as a
 sum of harmonics of one tracked fundamental and subtracts the model:
 
 * time is cut into blocks of ``block_s`` aligned on the stream's sample clock;
-* inside a block the model (frequency, phase, complex amplitude of each
-  harmonic on each channel) is fixed and is subtracted sample by sample, so the
-  output is causal and does not depend on how the stream is chunked;
+* inside a block the model (frequency and its drift, phase, complex amplitude
+  of each harmonic on each channel) is fixed and is subtracted sample by
+  sample, so the output is causal and does not depend on how the stream is
+  chunked;
 * at the end of each block the harmonics are fitted to the block by least
-  squares, with first-order drift terms that measure the frequency error;
-* the complex amplitude of every harmonic on every channel, and the grid
-  frequency, follow these measurements with Kalman gains: a block carrying
-  muscle activity gives a noisier (but unbiased) measurement and moves the
-  model less, yet phase and frequency keep being tracked through a long
-  spasm, so the model is still in phase with the grid when the muscle rests.
+  squares, with a term for the fundamental's phase slope that measures the
+  frequency error;
+* the complex amplitude of every harmonic on every channel follows these
+  measurements with Kalman gains, and the grid frequency with its rate of
+  change follows a two-state Kalman filter, so a steadily drifting grid is
+  followed without lag;
+* a block whose residual power is well above that of quiet blocks carries
+  muscle activity (or an artefact): its fit is biased, and a model nudged by it
+  would leave a residual in the next block that looks like activity, so such
+  blocks only carry the model forward (frequency, drift and phase keep
+  advancing), and the model is still in phase with the grid when the muscle
+  rests.
 
 Only harmonics inside the band that reaches this stage are modelled. With
 ``mains="auto"`` the stage looks for a line at 50 or 60 Hz that stands out of
@@ -26,13 +33,10 @@ the signal through unchanged.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
 __all__ = ["MainsCanceller"]
 
-_F_STEP_HZ = 0.02  # tables are cached on this frequency grid
 _SEARCH_S = 1.0  # length of data used by each auto-detection attempt
 _LINE_RATIO = 10.0  # power at the line vs the median around it, to lock
 _AMP_DRIFT = 0.05  # expected relative change of a harmonic's amplitude per block
@@ -43,36 +47,7 @@ _UNKNOWN = 1e12  # prior variance of an amplitude never measured
 _RECHECK_BLOCKS = 8  # every this many blocks all harmonics are fitted again
 _COLOUR = 3.0  # sEMG power density near the harmonics vs its mean over the band
 _ACTIVE_RATIO = 2.0  # a block whose residual power exceeds the quiet one this much is active
-_ACTIVE_POWER = 0.05  # a harmonic is modelled while its power exceeds this share of the noise
-
-
-@lru_cache(maxsize=256)
-def _tables(
-    f_index: int, fs: float, n: int, harmonics: tuple[int, ...]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Model basis ``(n, 4K)``, fitting pseudo-inverse ``(4K, n)`` and Gram matrix of the fit.
-
-    Columns are ``cos(k w n)``, ``sin(k w n)``, ``n cos(k w n)``, ``n sin(k w n)``
-    for the given harmonics k: the last two carry a small frequency offset to first order.
-    The model counts ``n`` from the block start; the fit counts it from the
-    block middle, so that amplitudes and slopes are estimated independently.
-    """
-    w = 2 * np.pi * f_index * _F_STEP_HZ / fs
-    k = np.array(harmonics, dtype=float)
-    idx = np.arange(n, dtype=float)
-    phase = np.outer(idx, k * w)
-    c, s = np.cos(phase), np.sin(phase)
-    model = np.hstack([c, s, idx[:, None] * c, idx[:, None] * s])
-    mid = idx - (n - 1) / 2
-    basis = np.hstack([c, s, mid[:, None] * c, mid[:, None] * s])
-    gram = basis.T @ basis
-    # least squares through the normal equations: the basis is well conditioned
-    # (the slope columns are centred), and this is far cheaper than an SVD
-    pinv = np.linalg.solve(gram, basis.T)
-    gram /= n
-    for table in (model, pinv, gram):
-        table.setflags(write=False)
-    return model, pinv, gram
+_ACTIVE_POWER = 0.005  # a harmonic is modelled while its power exceeds this share of the noise
 
 
 class MainsCanceller:
@@ -128,6 +103,9 @@ class MainsCanceller:
         self.band_hz = (float(band_hz[0]), float(band_hz[1]))
         self.block_s = float(block_s)
         self._block = max(8, round(self.block_s * self.fs))
+        self._n = np.arange(self._block, dtype=float)
+        self._mid = self._n - (self._block - 1) / 2
+        self._mid_energy = float(self._mid @ self._mid)
         self._search_n = round(_SEARCH_S * self.fs)
         self.reset()
 
@@ -148,6 +126,8 @@ class MainsCanceller:
         self._pos = 0  # position inside the current block
         self._buf = np.empty((self._block, self.n_channels))
         self._model_block = np.zeros((self._block, self.n_channels))
+        self._z: np.ndarray | None = None  # phasors the current block's model was built with
+        self._advance = 0.0  # their phase advance over the block
         self._search: list[np.ndarray] = []
         self._search_len = 0
 
@@ -197,15 +177,26 @@ class MainsCanceller:
         recheck = self._updates % _RECHECK_BLOCKS == 0
         harmonics = tuple(range(1, self._k + 1)) if recheck else self._active
         rows = np.array(harmonics) - 1
-        K = len(harmonics)
         k = np.array(harmonics, dtype=float)[:, None]
-        g_index = round(self.frequency_hz / _F_STEP_HZ)
-        w_grid = 2 * np.pi * g_index * _F_STEP_HZ / self.fs
-        _, pinv, gram = _tables(g_index, self.fs, L, harmonics)
-        theta = pinv @ block  # (4K, C)
-        amp_mid = theta[:K] - 1j * theta[K : 2 * K]  # amplitude at the block middle
-        slope = theta[2 * K : 3 * K] - 1j * theta[3 * K :]  # = j k dw amp_mid
-        fitted = np.einsum("ij,ij->j", theta, gram @ theta)
+        w_fit = 2 * np.pi * self.frequency_hz / self.fs
+        # the phasors the model of this block was built with (same frequency and drift)
+        if self._z is None:
+            self._make_phasors()
+        z = self._z[:, rows]  # (L, K)
+        # least squares on cos/sin of every harmonic plus the fundamental's
+        # cos/sin weighted by the distance to the block middle (its phase
+        # slope, i.e. the frequency error); amplitudes are at the block middle
+        K = len(harmonics)
+        basis = np.empty((L, 2 * K + 2))
+        basis[:, :K] = z.real
+        basis[:, K : 2 * K] = z.imag
+        basis[:, 2 * K] = self._mid * z[:, 0].real
+        basis[:, 2 * K + 1] = self._mid * z[:, 0].imag
+        gram = basis.T @ basis
+        theta = np.linalg.solve(gram, basis.T @ block)  # (2K + 2, C)
+        amp_mid = theta[:K] - 1j * theta[K : 2 * K]
+        slope1 = theta[2 * K] - 1j * theta[2 * K + 1]  # = j dw amp_mid[0]
+        fitted = np.einsum("ij,ij->j", theta, gram @ theta) / L
         residual = np.maximum(np.einsum("ij,ij->j", block, block) / L - fitted, 1e-30)
         self._quiet = np.minimum(self._quiet * 1.02, residual)
         # variance of one complex amplitude measured over the block, and of its slope;
@@ -214,19 +205,24 @@ class MainsCanceller:
         # a block carrying a contraction measures the grid badly, and a model
         # nudged by it leaves a residual in the next block that looks like
         # activity: such blocks only carry the model forward
-        meas_var = np.where(residual > _ACTIVE_RATIO * self._quiet, np.inf, meas_var)
+        # (a residual far below the mains power itself, as on a synthetic pure tone, is no
+        # sign of activity)
+        quiet = np.maximum(self._quiet, 1e-3 * fitted)
+        meas_var = np.where(residual > _ACTIVE_RATIO * quiet, np.inf, meas_var)
         slope_var = 12.0 * meas_var / (L * L)
         # grid frequency: inverse-variance mean of the channels' fundamentals
         power1 = np.abs(amp_mid[0]) ** 2
         info = power1 / slope_var
+        w_fit_meas = w_fit
         # grid frequency and its rate of change (Hz per block): a two-state Kalman
         # filter, so that blocks skipped during activity keep following a drift
         F = np.array([[1.0, 1.0], [0.0, 1.0]])
         f_state = F @ np.array([self.frequency_hz, self._freq_rate])
         cov = F @ self._freq_cov @ F.T + np.diag([_FREQ_DRIFT_HZ**2, _FREQ_RATE_DRIFT_HZ**2])
         if info.sum() > 0 and np.all(np.isfinite(info)):
-            dw = float(np.sum((slope[0] * np.conj(amp_mid[0])).imag / slope_var) / info.sum())
-            f_meas = (w_grid + dw) * self.fs / (2 * np.pi)
+            dw = float(np.sum((slope1 * np.conj(amp_mid[0])).imag / slope_var) / info.sum())
+            f_meas = (w_fit + dw) * self.fs / (2 * np.pi)
+            w_fit_meas = w_fit + dw
             f_meas_var = (self.fs / (2 * np.pi)) ** 2 / info.sum()
             gain_f = cov[:, 0] / (cov[0, 0] + f_meas_var)
             # the measurement is of this block; the state predicts it one block on
@@ -235,11 +231,13 @@ class MainsCanceller:
         self._freq_cov = cov
         self._freq_rate = float(np.clip(f_state[1], -0.01 * self.mains_hz, 0.01 * self.mains_hz))
         self.frequency_hz = float(np.clip(f_state[0], 0.97 * self.mains_hz, 1.03 * self.mains_hz))
-        w_hat = 2 * np.pi * self.frequency_hz / self.fs
+        # amplitudes at the next block's start: the basis' own phase advance over
+        # the block, plus the measured phase slope from the middle on
         n_mid = (L - 1) / 2
-        measured = amp_mid * np.exp(1j * k * (w_grid * n_mid + w_hat * (L - n_mid)))
+        advance = self._advance
+        measured = amp_mid * np.exp(1j * k * (advance + (w_fit_meas - w_fit) * (L - n_mid)))
         k_all = np.arange(1, self._k + 1)[:, None]
-        self._amp = self._amp * np.exp(1j * k_all * w_hat * L)  # carry every harmonic forward
+        self._amp = self._amp * np.exp(1j * k_all * advance)  # carry every harmonic forward
         drift = (_AMP_DRIFT * np.abs(self._amp)) ** 2 + _AMP_DRIFT_UV**2
         self._amp_var = self._amp_var + drift
         prior = self._amp_var[rows]
@@ -261,18 +259,35 @@ class MainsCanceller:
         self._updates += 1
         self._build_model()
 
+    def _make_phasors(self) -> None:
+        """Phasors ``exp(1j k theta(n))`` of every harmonic over the next block.
+
+        ``theta`` follows the tracked frequency and its drift (a linear chirp
+        through the block's middle), so the model stays in phase with a grid
+        whose frequency is moving. Harmonics are powers of the fundamental's
+        phasor: one complex exponential per sample, not one per sample and
+        harmonic.
+        """
+        assert self.frequency_hz is not None
+        L = self._block
+        f_start = self.frequency_hz - 0.5 * self._freq_rate
+        n = self._n
+        theta = (2 * np.pi / self.fs) * (f_start * n + (0.5 * self._freq_rate / L) * n * n)
+        self._advance = 2 * np.pi * self.frequency_hz * L / self.fs  # theta at n = L
+        z = np.empty((L, self._k), dtype=complex)
+        z[:, 0] = np.exp(1j * theta)
+        for j in range(1, self._k):
+            np.multiply(z[:, j - 1], z[:, 0], out=z[:, j])
+        self._z = z
+
     def _build_model(self) -> None:
         """Evaluate the model over the whole next block once (chunking-independent)."""
-        assert self.frequency_hz is not None
-        harmonics = self._active
-        g_index = round(self.frequency_hz / _F_STEP_HZ)
-        model, _, _ = _tables(g_index, self.fs, self._block, harmonics)
-        k = np.array(harmonics, dtype=float)[:, None]
-        dw = 2 * np.pi * (self.frequency_hz - g_index * _F_STEP_HZ) / self.fs
-        amp = self._amp[np.array(harmonics) - 1]
-        a, b = amp.real, -amp.imag
-        coef = np.vstack([a, b, k * dw * b, -k * dw * a])
-        self._model_block = model @ coef
+        rows = np.array(self._active) - 1
+        self._make_phasors()
+        assert self._z is not None
+        z = self._z[:, rows]
+        amp = self._amp[rows]
+        self._model_block = z.real @ amp.real - z.imag @ amp.imag
 
     # ---------------------------------------------------------- auto-detect
     def _look_for_mains(self, x: np.ndarray) -> int:
@@ -321,4 +336,5 @@ class MainsCanceller:
         self._freq_cov = np.diag([0.1**2, 0.01**2])
         self._freq_rate = 0.0
         self._active = tuple(range(1, self._k + 1))
+        self._z = None
         self._pos = 0
