@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import signal
 
 from .detection import Detection
 from .events import Episode
@@ -75,16 +74,18 @@ def welch_power(
     --------
     >>> x = np.random.default_rng(0).standard_normal(3000)
     >>> f, p = welch_power(x, 1000.0, 256)
+    >>> from scipy import signal
     >>> f2, p2 = signal.welch(x, fs=1000.0, nperseg=256)
     >>> bool(np.allclose(p, p2)) and bool(np.allclose(f, f2))
     True
     """
     step = nperseg - nperseg // 2
     n_seg = 1 + (x.shape[0] - nperseg) // step
-    segs = np.lib.stride_tricks.sliding_window_view(x, nperseg)[::step][:n_seg]
+    starts = np.arange(n_seg) * step
     if max_segments is not None and n_seg > max_segments:
-        segs = segs[np.linspace(0, n_seg - 1, max_segments).round().astype(np.int64)]
-    window = signal.get_window("hann", nperseg)
+        starts = starts[np.linspace(0, n_seg - 1, max_segments).round().astype(np.int64)]
+    segs = x[starts[:, None] + np.arange(nperseg)]
+    window = np.hanning(nperseg + 1)[:-1]  # periodic Hann, as scipy's default "hann"
     spec = np.fft.rfft((segs - segs.mean(axis=1, keepdims=True)) * window, axis=1)
     power = (spec.real**2 + spec.imag**2).mean(axis=0) / (fs * float(window @ window))
     if nperseg % 2:
@@ -122,7 +123,8 @@ def burst_features(
     if power.shape[0] < n_avg + 2:
         return 1, math.nan, 0.0
     fine = np.sqrt(np.convolve(power, np.full(n_avg, 1.0 / n_avg), mode="valid"))
-    lo, hi = np.quantile(fine, [0.1, 0.9])
+    ranked = np.sort(fine)  # 10th and 90th percentiles (linear interpolation)
+    lo, hi = np.interp([0.1, 0.9], np.linspace(0.0, 1.0, ranked.shape[0]), ranked)
     mid = 0.5 * (lo + hi)
     band = 0.15 * (hi - lo)
     # rising crossings of mid with hysteresis: above mid+band after being below mid-band

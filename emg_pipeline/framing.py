@@ -231,5 +231,8 @@ class History:
         if stop <= start:
             shape = (0,) if channel is not None else (0, self.n_channels)
             return np.empty(shape)
-        idx = np.arange(start, stop) % self.capacity
-        return self._buf[idx] if channel is None else self._buf[idx, channel]
+        i, j = start % self.capacity, (stop - 1) % self.capacity + 1
+        cols = slice(None) if channel is None else channel
+        if i < j:  # no wrap: a plain slice
+            return self._buf[i:j, cols].copy()
+        return np.concatenate([self._buf[i:, cols], self._buf[:j, cols]])

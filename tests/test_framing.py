@@ -1,0 +1,26 @@
+"""The ring buffer that keeps recent samples and frames for episode features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emg_pipeline.framing import History
+
+
+@pytest.mark.parametrize("capacity", [1, 3, 10])
+def test_history_reads_what_was_written_across_the_wrap(capacity: int) -> None:
+    rng = np.random.default_rng(capacity)
+    hist = History(capacity, 2)
+    written: list[np.ndarray] = []
+    for n in rng.integers(0, 7, size=40):
+        rows = rng.standard_normal((int(n), 2))
+        hist.write(rows)
+        written.append(rows)
+        everything = np.concatenate(written)
+        for _ in range(10):
+            a, b = sorted(rng.integers(0, everything.shape[0] + 3, size=2).tolist())
+            lo, hi = max(a, hist.start), min(b, hist.end)
+            expected = everything[lo:hi] if hi > lo else np.empty((0, 2))
+            assert np.array_equal(hist.read(a, b), expected)
+            assert np.array_equal(hist.read(a, b, channel=1), expected[:, 1])
