@@ -117,6 +117,7 @@ class Detector:
         self._spread_gain = 1.0 - math.exp(-block_s / 5.0)
         self._freeze_blocks = max(1, math.ceil(settings.floor_freeze_max_s / block_s))
         self._warmup = math.ceil(settings.window_s * fr - 1e-9)  # envelope window filling
+        self._columns = np.arange(self.n_channels)[None, :]
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -204,7 +205,7 @@ class Detector:
         decisive = above_on | resting
         last_dec = np.maximum.accumulate(np.where(decisive, idx, _NEVER), axis=0)
         local = np.clip(last_dec - f0, 0, m - 1)
-        h = np.where(last_dec >= f0, np.take_along_axis(above_on, local, axis=0), self._h[None, :])
+        h = np.where(last_dec >= f0, above_on[local, self._columns], self._h[None, :])
         last_below = np.maximum.accumulate(np.where(resting, idx, _NEVER), axis=0)
         last_below = np.maximum(last_below, self._last_below[None, :])
         last_on = np.maximum.accumulate(np.where(h, idx, _NEVER), axis=0)
@@ -339,9 +340,6 @@ def _masked_quantiles(
     data = np.where(mask, values, np.inf)
     data.sort(axis=0)
     count = mask.sum(axis=0)
-    out = []
-    for q in qs:
-        k = np.clip(np.floor(q * (count - 1)).astype(np.int64), 0, values.shape[0] - 1)
-        col = np.take_along_axis(data, k[None, :], axis=0)[0]
-        out.append(np.where(count > 0, col, np.nan))
-    return tuple(out)
+    k = np.clip(np.floor(np.outer(qs, count - 1)).astype(np.int64), 0, values.shape[0] - 1)
+    picked = data[k, np.arange(values.shape[1])[None, :]]  # (len(qs), n_columns)
+    return tuple(np.where(count > 0, picked, np.nan))
