@@ -393,10 +393,16 @@ def test_replay_plux_bursts_finds_the_nine_contractions(capsys) -> None:
     status, out, _ = run_cli(capsys, "replay", str(path), "--fast", "--out", "-", "-q")
     assert status == 0
     found = pd.read_csv(io.StringIO(out))
-    # SOURCE.txt: 9 contractions of ~1 s, onsets near these times (descriptive figures)
-    onsets = [1.4, 4.8, 7.9, 11.7, 14.7, 17.3, 20.4, 23.3, 26.7]
-    matched = sum(bool((abs(found["onset_s"] - t) < 0.6).any()) for t in onsets)
-    assert matched >= 8
+    # SOURCE.txt: 9 contractions of ~1 s, onsets near these times (descriptive figures,
+    # threshold-dependent: so each must fall inside a detected episode, give or take 0.5 s,
+    # and every episode must hold one of them)
+    onsets = np.array([1.4, 4.8, 7.9, 11.7, 14.7, 17.3, 20.4, 23.3, 26.7])
+    starts = found["onset_s"].to_numpy() - 0.5
+    ends = found["offset_s"].to_numpy()
+    covered = [bool(((starts <= t) & (t <= ends)).any()) for t in onsets]
+    assert sum(covered) >= 8, found
+    holds = [bool(((s <= onsets) & (onsets <= e)).any()) for s, e in zip(starts, ends, strict=True)]
+    assert all(holds), found
 
 
 @pytest.mark.skipif(not hasattr(__import__("signal"), "SIGINT"), reason="needs SIGINT")
