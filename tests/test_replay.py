@@ -415,6 +415,9 @@ def test_ctrl_c_stops_with_a_summary_and_a_closed_recording(tmp_path: Path) -> N
     child = subprocess.Popen(
         [sys.executable, "-m", "emg_pipeline", "replay", "--speed", "5", "--record", str(bdf)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a test run started in the background inherits SIGINT ignored, and so would
+        # the child: give it the default disposition a terminal's Ctrl-C meets
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert child.stdout is not None
     first = child.stdout.readline()  # the heading line: the replay is running
