@@ -45,7 +45,7 @@ __all__ = ["Detection", "Detector"]
 
 _NEVER = -(10**15)
 _MAX_BACKTRACK_S = 1.0
-_INIT_MAX_BLOCKS = 20  # blocks the first floor may wait for enough quiet frames
+_INIT_MAX_BLOCKS = 60  # blocks (30 s) the first floor may wait for enough quiet frames
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,7 @@ class Detector:
         self._block = max(1, round(settings.floor_block_s * fr))
         self._gap = max(1, math.ceil(settings.merge_gap_s * fr - 1e-9))
         self._min_on = max(1, round(settings.min_on_s * fr))
+        self._min_on_ecg = max(self._min_on, round(settings.ecg_min_on_s * fr))
         self._spasm = max(1, math.ceil(settings.spasm_min_s * fr - 1e-9))
         self._backtrack = max(1, round(_MAX_BACKTRACK_S * fr))
         block_s = self._block * self.frame_s
@@ -139,6 +140,7 @@ class Detector:
         self._last_below = np.full(C, _NEVER, dtype=np.int64)
         # episode state machine, one entry per channel
         self._run_start = [0] * C
+        self._run_min_on = [self._min_on] * C
         self._run_in_episode = [False] * C
         self._cand_onset = [0] * C
         self._ep_active = [False] * C
@@ -159,15 +161,24 @@ class Detector:
         return np.array(self._ep_active, dtype=bool)
 
     # --------------------------------------------------------------- process
-    def process(self, env: np.ndarray, artefact: np.ndarray) -> list[Detection]:
-        """Consume envelope frames (and their artefact mask); return the decisions made."""
+    def process(
+        self, env: np.ndarray, artefact: np.ndarray, ecg: np.ndarray | None = None
+    ) -> list[Detection]:
+        """Consume envelope frames (and their artefact mask); return the decisions made.
+
+        ``ecg`` marks frames of channels that carry ECG: an activity that starts
+        there is confirmed only after ``ecg_min_on_s`` (a pop during a heartbeat
+        looks like the beat to the artefact gate for longer).
+        """
+        if ecg is None:
+            ecg = np.zeros(artefact.shape, dtype=bool)
         out: list[Detection] = []
         n = env.shape[0]
         i = 0
         while i < n:
             pos = self.frame_index % self._block
             j = min(n, i + self._block - pos)
-            self._segment(env[i:j], artefact[i:j], out)
+            self._segment(env[i:j], artefact[i:j], ecg[i:j], out)
             if (self.frame_index % self._block) == 0:
                 self._end_block()
             i = j
@@ -191,7 +202,9 @@ class Detector:
         return out
 
     # -------------------------------------------------------------- internals
-    def _segment(self, env: np.ndarray, art: np.ndarray, out: list[Detection]) -> None:
+    def _segment(
+        self, env: np.ndarray, art: np.ndarray, ecg: np.ndarray, out: list[Detection]
+    ) -> None:
         m = env.shape[0]
         f0 = self.frame_index
         idx = np.arange(f0, f0 + m, dtype=np.int64)[:, None]
@@ -206,7 +219,10 @@ class Detector:
         last_dec = np.maximum.accumulate(np.where(decisive, idx, _NEVER), axis=0)
         local = np.clip(last_dec - f0, 0, m - 1)
         h = np.where(last_dec >= f0, above_on[local, self._columns], self._h[None, :])
-        last_below = np.maximum.accumulate(np.where(resting, idx, _NEVER), axis=0)
+        # onsets are dated back to the last frame really at rest: an artefact
+        # frame (a heartbeat during the rise of a contraction) is no evidence of rest
+        at_rest = resting & ~art if self.ready else resting
+        last_below = np.maximum.accumulate(np.where(at_rest, idx, _NEVER), axis=0)
         last_below = np.maximum(last_below, self._last_below[None, :])
         last_on = np.maximum.accumulate(np.where(h, idx, _NEVER), axis=0)
         last_on = np.maximum(last_on, self._last_on[None, :])
@@ -226,6 +242,7 @@ class Detector:
                 f = f0 + int(r)
                 if change[r, c] > 0:
                     self._run_begins(c, f, int(last_below[r, c]), out)
+                    self._run_min_on[c] = self._min_on_ecg if ecg[r, c] else self._min_on
                 else:
                     self._run_ends(c, f, out)
             if h[-1, c]:
@@ -258,7 +275,7 @@ class Detector:
         """Account for active frames of the current run up to frame ``upto`` (exclusive)."""
         start = self._run_start[c]
         if not self._run_in_episode[c]:
-            confirm = start + self._min_on - 1
+            confirm = start + self._run_min_on[c] - 1
             if confirm >= upto:
                 return
             self._ep_active[c] = True
@@ -290,7 +307,8 @@ class Detector:
             # (its window is still filling), not marked as artefact and not empty
             # (an envelope the artefact gate emptied says nothing about rest);
             # without enough of them on every channel, wait for the next block
-            # (at most _INIT_MAX_BLOCKS, then take what there is)
+            # (at most _INIT_MAX_BLOCKS, then take what there is); a channel that
+            # carries ECG needs a few seconds before its heartbeats are filtered out
             end = self.frame_index
             idx = np.arange(end - env.shape[0], end)[:, None]
             usable = quiet & (env > 0) & (idx >= self._warmup)

@@ -25,7 +25,14 @@ import pandas as pd
 
 from .chunk import Chunk, as_samples
 from .classification import Classifier
-from .conditioning import ArtefactGate, MainsCanceller, NanBridge, SosFilter, bandpass_sos
+from .conditioning import (
+    ArtefactGate,
+    EcgSuppressor,
+    MainsCanceller,
+    NanBridge,
+    SosFilter,
+    bandpass_sos,
+)
 from .conditioning.filters import effective_band
 from .conditioning.gaps import Gap
 from .detection import Detector
@@ -141,6 +148,9 @@ class Pipeline:
         self._mains = MainsCanceller(
             self.fs, C, mains=s.mains, max_harmonics=s.mains_harmonics, band_hz=self.band_hz
         )
+        self._ecg = EcgSuppressor(
+            self.fs, C, self.frame_len, self.band_hz, highpass_hz=s.ecg_highpass_hz
+        ) if s.ecg_suppression else None
         self._envelope = Envelope(self.fs, C, self.frame_len, s.window_s, s.envelope)
         self._gate = ArtefactGate(
             self.fs, C, self.frame_len, s.window_s, ratio=s.artefact_ratio
@@ -161,8 +171,9 @@ class Pipeline:
         for stage in (self._bridge, self._bandpass, self._mains, self._envelope,
                       self._detector, self._env_hist, self._power_hist, self._sample_hist):
             stage.reset()
-        if self._gate is not None:
-            self._gate.reset()
+        for optional in (self._gate, self._ecg):
+            if optional is not None:
+                optional.reset()
         self.n_samples = 0
         self.n_frames = 0
         self.episodes: list[Episode] = []
@@ -246,18 +257,24 @@ class Pipeline:
 
     def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[LiveEvent, ...]]:
         raw = self._bridge.process(x)
-        y = self._mains.process(self._bandpass.process(raw))
+        y = self._bandpass.process(raw)
+        ecg = None
+        if self._ecg is not None:
+            # before the mains canceller: heartbeat spikes would make every block
+            # look active to it, and it would stop following the grid
+            y, ecg = self._ecg.process(raw, y)
+        y = self._mains.process(y)
         self._sample_hist.write(y)
         env = self._envelope.process(y)
         if self._gate is not None:
-            env = self._gate.process(raw, env)
+            env = self._gate.process(raw, env, ecg)
             artefact = self._gate.artefact
         else:
             artefact = np.zeros(env.shape, dtype=bool)
         self.artefact_frames += artefact.sum(axis=0)
         self._env_hist.write(env)
         self._power_hist.write(self._envelope.frame_power)
-        events = self._events(self._detector.process(env, artefact))
+        events = self._events(self._detector.process(env, artefact, ecg))
         self.n_samples += x.shape[0]
         self.n_frames += env.shape[0]
         return env, artefact, events

@@ -57,6 +57,16 @@ class PipelineSettings:
     mains_harmonics : int
         Highest harmonic of the mains frequency that is cancelled (harmonics
         above the band-pass are skipped).
+    ecg_suppression : bool
+        Find channels that carry ECG (trunk muscles) and filter the heartbeat
+        out of their EMG band (see :mod:`emg_pipeline.conditioning.ecg`).
+    ecg_highpass_hz : float
+        Corner of the extra high-pass on channels that carry ECG.
+    ecg_min_on_s : float
+        Confirmation time of an onset on a channel that carries ECG: there the
+        artefact gate lets the heartbeat's own low-band energy pass, so an
+        electrode pop no larger than a beat is told from a contraction by its
+        brevity (brief twitches under ECG are missed).
     artefact_rejection : bool
         Remove from the envelope the power that artefacts below the EMG band
         (ECG, motion, electrode pops, cable knocks) can explain.
@@ -114,6 +124,9 @@ class PipelineSettings:
     filter_order: int = 4
     mains: Mains = "auto"
     mains_harmonics: int = 9
+    ecg_suppression: bool = True
+    ecg_highpass_hz: float = 60.0
+    ecg_min_on_s: float = 0.15
     artefact_rejection: bool = True
     artefact_ratio: float = 0.8
     frame_s: float = 0.005
@@ -139,7 +152,8 @@ class PipelineSettings:
 
     def __post_init__(self) -> None:
         positive = (
-            "highpass_hz", "lowpass_hz", "artefact_ratio", "frame_s", "window_s", "on_sd",
+            "highpass_hz", "lowpass_hz", "ecg_highpass_hz", "artefact_ratio", "frame_s",
+            "window_s", "on_sd",
             "min_on_ratio", "min_off_ratio", "on_uv", "floor_block_s", "floor_rise_tau_s",
             "floor_fall_tau_s", "floor_freeze_max_s", "spasm_min_s", "spectrum_s",
         )
@@ -147,7 +161,7 @@ class PipelineSettings:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
                 raise ConfigError(name, value, "a positive number")
-        non_negative = ("off_sd", "off_uv", "min_on_s", "merge_gap_s")
+        non_negative = ("off_sd", "off_uv", "min_on_s", "ecg_min_on_s", "merge_gap_s")
         for name in non_negative:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:

@@ -8,7 +8,13 @@ import pickle
 import numpy as np
 import pytest
 
-from emg_pipeline.conditioning import ArtefactGate, MainsCanceller, NanBridge, SosFilter
+from emg_pipeline.conditioning import (
+    ArtefactGate,
+    EcgSuppressor,
+    MainsCanceller,
+    NanBridge,
+    SosFilter,
+)
 from emg_pipeline.conditioning.filters import bandpass_sos
 from emg_pipeline.envelope import Envelope
 from emg_pipeline.framing import Framer, frame_sum_squares
@@ -97,4 +103,46 @@ def test_artefact_gate_is_chunking_invariant(rng: np.random.Generator) -> None:
     whole = run([])
     assert whole.any(), "the electrode pops in the test signal should be marked"
     for parts in (7, 300):
+        assert np.array_equal(run(random_splits(rng, x.shape[0], parts)), whole)
+
+
+def _ecg_signal(rng: np.random.Generator) -> np.ndarray:
+    rec = simulate(rng, fs=FS, duration_s=40.0, n_channels=2, snr_db=12.0, mains_uv=20.0,
+                   ecg_uv=[0.0, 500.0], pops_per_min=6.0, lead_in_s=1.0)
+    return rec.signal
+
+
+def test_ecg_suppressor_is_chunking_invariant(rng: np.random.Generator) -> None:
+    x = _ecg_signal(rng)
+    band = SosFilter(bandpass_sos(FS, 20.0, 450.0), 2).process(x)
+
+    def run(cuts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        ecg = EcgSuppressor(FS, 2, 5, (20.0, 450.0))
+        parts = [ecg.process(x[a:b], band[a:b]) for a, b in itertools.pairwise([0, *cuts, len(x)])]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    whole, flags = run([])
+    assert flags[:, 1].mean() > 0.8 and not flags[:, 0].any(), "ECG is on channel 2 only"
+    for parts in (7, 300, 4000):
+        y, f = run(random_splits(rng, x.shape[0], parts))
+        assert np.array_equal(y, whole) and np.array_equal(f, flags)
+
+
+def test_artefact_gate_with_heartbeats_is_chunking_invariant(rng: np.random.Generator) -> None:
+    x = _ecg_signal(rng)
+    band = SosFilter(bandpass_sos(FS, 20.0, 450.0), 2).process(x)
+    band, flags = EcgSuppressor(FS, 2, 5, (20.0, 450.0)).process(x, band)
+    env = Envelope(FS, 2, 5, 0.1).process(band)
+
+    def run(cuts: list[int]) -> np.ndarray:
+        gate = ArtefactGate(FS, 2, 5, 0.1)
+        out, done = [], 0
+        for a, b in itertools.pairwise([0, *cuts, x.shape[0]]):
+            n = b // 5 - done
+            out.append(gate.process(x[a:b], env[done : done + n], flags[done : done + n]))
+            done += n
+        return np.concatenate(out)
+
+    whole = run([])
+    for parts in (7, 300, 4000):
         assert np.array_equal(run(random_splits(rng, x.shape[0], parts)), whole)

@@ -223,3 +223,14 @@ def test_an_adc_offset_and_a_start_transient_do_not_spoil_the_first_floor(
     assert score(rec.truth, found)["f1"] >= 0.9
     floors = found["floor"].to_numpy()
     assert floors.min() > 0.5 * np.median(floors)
+
+
+def test_contractions_are_found_on_a_channel_that_carries_ecg(rng: np.random.Generator) -> None:
+    # a back muscle under a 500 uV heartbeat: the beats are filtered out of the
+    # EMG band and allowed for by the artefact gate, so contractions still show
+    rec = simulate(rng, fs=1000.0, duration_s=300.0, n_channels=2, snr_db=12.0,
+                   channels=["calf", "lower_back"], ecg_uv=[0.0, 500.0])
+    found = detect(rec.signal, rec.fs, channels=rec.channels, unit="uV")
+    back = rec.truth[rec.truth.channel == "lower_back"].reset_index(drop=True)
+    got = found[found.channel == "lower_back"].reset_index(drop=True)
+    assert score(back, got)["f1"] >= 0.8

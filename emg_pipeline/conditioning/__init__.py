@@ -1,12 +1,14 @@
 """Conditioning stages: gap bridging, band-pass, mains removal, artefact gating."""
 
 from .artefacts import ArtefactGate
+from .ecg import EcgSuppressor
 from .filters import SosFilter, bandpass_sos, effective_band
 from .gaps import NanBridge
 from .mains import MainsCanceller
 
 __all__ = [
     "ArtefactGate",
+    "EcgSuppressor",
     "MainsCanceller",
     "NanBridge",
     "SosFilter",

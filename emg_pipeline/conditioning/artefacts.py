@@ -9,14 +9,20 @@ in a low band (about 4-18 Hz, below the band-pass) and removes from the
 EMG-band envelope ``E`` the power such an artefact can explain:
 ``E_c**2 = E**2 - (ratio * L)**2``.
 
-On the project's artefact models the EMG-band excess of heartbeats stays below
-0.7 L (99th percentile), that of cable knocks below 0.85 L (95th) and that of
-motion below 0.05 L, while real muscle activity shows at least 4 L. So one rule
-cancels heartbeats, knocks and motion, and a contraction on a channel carrying
-ECG keeps nearly all of its envelope (masking whole frames instead would lose
-it). ``L`` is held at its maximum over ``hold_s`` so that the tail an artefact
-leaves in the EMG band is covered too. Frames where the artefact explains more
-than half of the envelope's power are reported as artefact.
+On the project's artefact models the EMG-band excess of cable knocks stays
+below 0.85 L (95th percentile) and that of motion below 0.05 L, so one rule
+cancels knocks and motion; ``L`` is held at its maximum over ``hold_s`` so that
+the tail an artefact leaves in the EMG band is covered too. Frames where the
+artefact explains more than half of the envelope's power are reported as
+artefact.
+
+Heartbeats are handled upstream: on a channel that carries ECG,
+:class:`~emg_pipeline.conditioning.ecg.EcgSuppressor` filters the QRS out of
+the EMG band, and there the gate lets pass the low-band energy of the heart
+itself (up to ``ecg_margin`` times the 95th percentile of ``L`` over the
+previous ``level_block_s``): only what stands above the heartbeat (a pop, a
+knock, a movement) is judged, and a contraction under a strong ECG keeps its
+envelope.
 """
 
 from __future__ import annotations
@@ -49,6 +55,11 @@ class ArtefactGate:
         Low band.
     hold_s : float
         The low-band amplitude is held at its maximum over this long.
+    level_block_s : float
+        How often the heartbeat level of ECG channels is measured.
+    ecg_margin : float
+        On ECG channels, low-band energy up to this multiple of the heartbeat
+        level is the heart, not an artefact.
     """
 
     def __init__(
@@ -60,6 +71,8 @@ class ArtefactGate:
         ratio: float = 0.8,
         band_hz: tuple[float, float] = (4.0, 18.0),
         hold_s: float = 0.15,
+        level_block_s: float = 5.0,
+        ecg_margin: float = 1.2,
     ) -> None:
         self.fs = float(fs)
         self.n_channels = int(n_channels)
@@ -67,7 +80,10 @@ class ArtefactGate:
         self.window_s = float(window_s)
         self.ratio = float(ratio)
         self.hold_s = float(hold_s)
+        self.level_block_s = float(level_block_s)
+        self.ecg_margin = float(ecg_margin)
         frame_rate = self.fs / self.frame_len
+        self._level_block = max(1, round(self.level_block_s * frame_rate))
         high = min(band_hz[1], 0.4 * frame_rate)
         self.band_hz = (float(band_hz[0]), float(high))
         # a steep upper edge: mains hum is still in the raw signal and must not
@@ -89,8 +105,32 @@ class ArtefactGate:
         self._peak.reset()
         self.low_band = np.empty((0, self.n_channels))
         self.artefact = np.zeros((0, self.n_channels), dtype=bool)
+        self._level = np.full(self.n_channels, np.inf)  # heartbeat level, none measured yet
+        self._block_low: list[np.ndarray] = []
+        self._block_len = 0
 
-    def process(self, raw: np.ndarray, envelope: np.ndarray) -> np.ndarray:
+    def _beat_levels(self, low: np.ndarray) -> np.ndarray:
+        """Per-frame allowance for heartbeats: the level measured over the previous block.
+
+        Blocks of ``level_block_s`` are aligned on the frame clock, so the
+        allowance does not depend on how the stream is chunked.
+        """
+        out = np.empty_like(low)
+        i = 0
+        while i < low.shape[0]:
+            take = min(low.shape[0] - i, self._level_block - self._block_len)
+            out[i : i + take] = self.ecg_margin * self._level
+            self._block_low.append(low[i : i + take])
+            self._block_len += take
+            i += take
+            if self._block_len == self._level_block:
+                self._level = np.quantile(np.concatenate(self._block_low), 0.95, axis=0)
+                self._block_low, self._block_len = [], 0
+        return out
+
+    def process(
+        self, raw: np.ndarray, envelope: np.ndarray, ecg: np.ndarray | None = None
+    ) -> np.ndarray:
         """Envelope with the artefact-explained power removed, for the frames of ``raw``.
 
         Parameters
@@ -99,6 +139,12 @@ class ArtefactGate:
             Raw signal (gaps bridged), before the band-pass.
         envelope : ndarray, shape (n_frames, n_channels)
             EMG-band envelope of the frames completed by ``raw``.
+        ecg : ndarray of bool, shape (n_frames, n_channels), optional
+            Frames of channels that carry ECG and whose band signal had it
+            filtered out (:class:`~emg_pipeline.conditioning.ecg.EcgSuppressor`):
+            there only low-band energy above the heartbeat's own level (the
+            95th percentile of the held amplitude over the previous
+            ``level_block_s``, times ``ecg_margin``) counts.
 
         Returns
         -------
@@ -120,6 +166,9 @@ class ArtefactGate:
         band, self._zi_band = signal.sosfilt(self._sos, means, axis=0, zi=self._zi_band)
         low = self._peak.process(np.sqrt(np.maximum(self._average.process(band * band), 0.0)))
         self.low_band = low
+        levels = self._beat_levels(low)
+        if ecg is not None and ecg.any():
+            low = np.where(ecg, np.maximum(low - levels, 0.0), low)
         explained = (self.ratio * low) ** 2
         power = envelope * envelope
         self.artefact = explained > 0.5 * power
