@@ -207,7 +207,10 @@ class History:
 
     def reset(self) -> None:
         """Forget everything."""
-        self._buf = np.zeros((self.capacity, self.n_channels))
+        # allocated at the first write, and never cleared: only rows written
+        # since are ever read (a pipeline holds ~17 MB of histories, and
+        # clearing them cost more than detecting a minute of 8 channels)
+        self._buf: np.ndarray | None = None
         self.end = 0  # absolute index one past the newest row
 
     @property
@@ -220,6 +223,8 @@ class History:
         n = rows.shape[0]
         if n == 0:
             return
+        if self._buf is None:
+            self._buf = np.empty((self.capacity, self.n_channels))
         if n >= self.capacity:
             rows = rows[-self.capacity :]
             self.end += n - self.capacity
@@ -238,6 +243,7 @@ class History:
         if stop <= start:
             shape = (0,) if channel is not None else (0, self.n_channels)
             return np.empty(shape)
+        assert self._buf is not None  # rows were written
         i, j = start % self.capacity, (stop - 1) % self.capacity + 1
         cols = slice(None) if channel is None else channel
         if i < j:  # no wrap: a plain slice

@@ -144,4 +144,6 @@ class SosFilter:
             zi = self._zi_unit[:, :, None] * x[0][None, None, :]
             self._state = np.ascontiguousarray(np.moveaxis(zi, -1, 0))
         y, self._state = sosfilt_state(self.sos, x, self._state)
-        return y
+        # time-major rows are what the later stages slice, frame and copy;
+        # one copy here is cheaper than strided access in each of them
+        return np.ascontiguousarray(y)
