@@ -202,14 +202,22 @@ class Detector:
             above_on = np.zeros_like(art)
             resting = np.ones_like(art)
         seg_end = f0 + m
-        if not (self._h.any() or any(self._ep_active) or above_on.any()):
-            # the usual segment: every channel rests throughout, so nothing turns
-            # on, no run or episode changes, and only the last resting frame and
-            # the quiet mask are needed (the general path below gives the same)
+        h_prev = self._h
+        if not np.where(h_prev, resting, above_on).any():
+            # the usual segment (every live chunk but a few): no channel meets a
+            # frame that would flip its state (a resting one while on, one above
+            # the on threshold while off), so each keeps its state throughout,
+            # no run starts or ends, and the general path below reduces to this
             last_below = np.where(resting, idx, _NEVER).max(axis=0)
             self._last_below = np.maximum(last_below, self._last_below)
             self._block_env.append(env)
-            self._block_quiet.append(~art & ((idx - self._last_on[None, :]) >= self._gap))
+            self._block_quiet.append(~(art | h_prev) & ((idx - self._last_on) >= self._gap))
+            self._last_on = np.where(h_prev, seg_end - 1, self._last_on)
+            for c, on in enumerate(h_prev.tolist()):
+                if on:
+                    self._run_continues(c, seg_end, out)
+                elif self._ep_active[c] and seg_end - self._ep_last[c] >= self._gap:
+                    self._end_episode(c, out)
             self.frame_index = seg_end
             return
         # hysteresis by forward fill of the last decisive frame: its row and its

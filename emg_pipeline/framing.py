@@ -10,6 +10,7 @@ chunking and the results are bit-for-bit identical.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -24,6 +25,17 @@ __all__ = [
 ]
 
 _FEW_FRAMES = 16  # up to this many frames, frame_sum uses one running sum (see there)
+# up to this many new rows, MovingAverage and RunningMax gather their windows
+# (fewer numpy calls for a live chunk; slower per element than the lag loop)
+_FEW_ROWS = 6
+
+
+@functools.lru_cache(maxsize=64)
+def _windows(n: int, length: int) -> np.ndarray:
+    """Row indices ``(n, length)`` of the ``length``-row windows ending at each of ``n`` rows."""
+    rows = np.arange(n)[:, None] + np.arange(length)[None, :]
+    rows.flags.writeable = False  # shared between callers
+    return rows
 
 
 def frame_sum(frames: np.ndarray) -> np.ndarray:
@@ -147,12 +159,17 @@ class MovingAverage:
             return x.copy()
         buf = np.concatenate([self._tail, x])
         n = x.shape[0]
-        # one vector add per lag, always in the same order: numpy's reductions
-        # pick their summation order from the array's shape, which would make
-        # the result depend on the chunking
-        total = buf[0:n].copy()
-        for lag in range(1, self.length):
-            total += buf[lag : lag + n]
+        if n <= _FEW_ROWS:
+            # a live chunk: gather the windows and take a running sum along the
+            # lags, the same additions in the same order as the loop below
+            total = np.add.accumulate(buf[_windows(n, self.length)], axis=1)[:, -1]
+        else:
+            # one vector add per lag, always in the same order: numpy's reductions
+            # pick their summation order from the array's shape, which would make
+            # the result depend on the chunking
+            total = buf[0:n].copy()
+            for lag in range(1, self.length):
+                total += buf[lag : lag + n]
         self._tail = buf[-(self.length - 1) :].copy()
         return total / self.length
 
@@ -182,9 +199,12 @@ class RunningMax:
             return x.copy()
         buf = np.concatenate([self._tail, x])
         n = x.shape[0]
-        out = buf[0:n].copy()
-        for lag in range(1, self.length):
-            np.maximum(out, buf[lag : lag + n], out=out)
+        if n <= _FEW_ROWS:  # a live chunk: one reduction over the gathered windows
+            out = buf[_windows(n, self.length)].max(axis=1)
+        else:
+            out = buf[0:n].copy()
+            for lag in range(1, self.length):
+                np.maximum(out, buf[lag : lag + n], out=out)
         self._tail = buf[-(self.length - 1) :].copy()
         return out
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emg_pipeline.framing import _FEW_FRAMES, History, frame_sum
+from emg_pipeline.framing import _FEW_FRAMES, History, MovingAverage, RunningMax, frame_sum
 
 
 @pytest.mark.parametrize("capacity", [1, 3, 10])
@@ -32,3 +32,13 @@ def test_frame_sum_running_sum_path_is_identical() -> None:
     whole = frame_sum(x)
     assert np.array_equal(whole[:_FEW_FRAMES], frame_sum(x[:_FEW_FRAMES]))
     assert np.array_equal(whole[:2], frame_sum(x[:2]))
+
+
+@pytest.mark.parametrize("stage", [MovingAverage, RunningMax])
+def test_window_stages_give_the_same_rows_for_live_and_long_chunks(stage) -> None:
+    # a few rows take the gathered-window path, many the lag loop: identical values
+    x = np.random.default_rng(4).standard_normal((200, 3)) * 1e3
+    whole = stage(20, 3).process(x)
+    live = stage(20, 3)
+    pieces = [live.process(x[i : i + 4]) for i in range(0, 200, 4)]
+    assert np.array_equal(np.concatenate(pieces), whole)
