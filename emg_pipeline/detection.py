@@ -214,38 +214,65 @@ class Detector:
         else:
             above_on = np.zeros_like(art)
             resting = np.ones_like(art)
-        # hysteresis by forward fill of the last decisive frame
-        decisive = above_on | resting
-        last_dec = np.maximum.accumulate(np.where(decisive, idx, _NEVER), axis=0)
-        local = np.clip(last_dec - f0, 0, m - 1)
-        h = np.where(last_dec >= f0, above_on[local, self._columns], self._h[None, :])
+        seg_end = f0 + m
+        h_prev = self._h
         # onsets are dated back to the last frame really at rest: an artefact
         # frame (a heartbeat during the rise of a contraction) is no evidence of rest
         at_rest = resting & ~art if self.ready else resting
-        last_below = np.maximum.accumulate(np.where(at_rest, idx, _NEVER), axis=0)
-        last_below = np.maximum(last_below, self._last_below[None, :])
-        last_on = np.maximum.accumulate(np.where(h, idx, _NEVER), axis=0)
-        last_on = np.maximum(last_on, self._last_on[None, :])
-        quiet = ~h & ~art & ((idx - last_on) >= self._gap)
+        if not np.where(h_prev, resting, above_on).any():
+            # the usual segment (every live chunk but a few): no channel meets a
+            # frame that would flip its state (a resting one while on, one above
+            # the on threshold while off), so each keeps its state throughout,
+            # no run starts or ends, and the general path below reduces to this
+            last_below = np.where(at_rest, idx, _NEVER).max(axis=0)
+            self._last_below = np.maximum(last_below, self._last_below)
+            self._block_env.append(env)
+            self._block_quiet.append(~(art | h_prev) & ((idx - self._last_on) >= self._gap))
+            self._last_on = np.where(h_prev, seg_end - 1, self._last_on)
+            for c, on in enumerate(h_prev.tolist()):
+                if on:
+                    self._run_continues(c, seg_end, out)
+                elif self._ep_active[c] and seg_end - self._ep_last[c] >= self._gap:
+                    self._end_episode(c, out)
+            self.frame_index = seg_end
+            return
+        # hysteresis by forward fill of the last decisive frame: its row and its
+        # decision travel in one integer (2 r + 1 above on, 2 r resting), and
+        # rows before any decisive one carry the previous state (-1 on, -2 off)
+        r2 = 2 * (idx - f0)
+        code = np.where(above_on, r2 + 1, np.where(resting, r2, self._h.astype(np.int64) - 2))
+        np.maximum.accumulate(code, axis=0, out=code)
+        h = (code & 1).astype(bool)
+        last_below = np.where(at_rest, idx, _NEVER)
+        np.maximum(last_below[0], self._last_below, out=last_below[0])
+        np.maximum.accumulate(last_below, axis=0, out=last_below)
+        last_on = np.where(h, idx, _NEVER)
+        np.maximum(last_on[0], self._last_on, out=last_on[0])
+        np.maximum.accumulate(last_on, axis=0, out=last_on)
+        quiet = ~(h | art) & ((idx - last_on) >= self._gap)
         self._block_env.append(env)
         self._block_quiet.append(quiet)
 
-        prev = self._h[None, :].astype(np.int8)
-        change = np.diff(np.concatenate([prev, h.astype(np.int8)]), axis=0)
-        seg_end = f0 + m
-        changed = np.flatnonzero(np.any(change != 0, axis=0))
-        todo = set(changed.tolist())
+        change = np.diff(h.view(np.int8), axis=0, prepend=self._h.view(np.int8)[None, :])
+        # run boundaries, channel by channel and in time order within a channel
+        chans, rows = np.nonzero(change.T)
+        begins = (change[rows, chans] > 0).tolist()
+        below = last_below[rows, chans].tolist()
+        chans_l, rows_l = chans.tolist(), rows.tolist()
+        h_last = h[-1].tolist()
+        todo = set(chans_l)
         todo.update(c for c in range(self.n_channels) if self._ep_active[c] or self._h[c])
+        i, n_changes = 0, len(chans_l)
         for c in sorted(todo):
-            rows = np.flatnonzero(change[:, c])
-            for r in rows:
-                f = f0 + int(r)
-                if change[r, c] > 0:
-                    self._run_begins(c, f, int(last_below[r, c]), out)
-                    self._run_min_on[c] = self._min_on_ecg if ecg[r, c] else self._min_on
+            while i < n_changes and chans_l[i] == c:
+                f = f0 + rows_l[i]
+                if begins[i]:
+                    self._run_begins(c, f, below[i], out)
+                    self._run_min_on[c] = self._min_on_ecg if ecg[rows_l[i], c] else self._min_on
                 else:
                     self._run_ends(c, f, out)
-            if h[-1, c]:
+                i += 1
+            if h_last[c]:
                 self._run_continues(c, seg_end, out)
             elif self._ep_active[c] and seg_end - self._ep_last[c] >= self._gap:
                 self._end_episode(c, out)
@@ -298,8 +325,10 @@ class Detector:
         self._ep_active[c] = False
 
     def _end_block(self) -> None:
-        env = np.concatenate(self._block_env)
-        quiet = np.concatenate(self._block_quiet)
+        # a block usually arrives as one segment: no copy then
+        env = self._block_env[0] if len(self._block_env) == 1 else np.concatenate(self._block_env)
+        quiet = (self._block_quiet[0] if len(self._block_quiet) == 1
+                 else np.concatenate(self._block_quiet))
         self._block_env, self._block_quiet = [], []
         log_env = np.log(np.maximum(env, 1e-12))
         if not self.ready:
@@ -355,9 +384,12 @@ def _masked_quantiles(
     values: np.ndarray, mask: np.ndarray, qs: tuple[float, ...]
 ) -> tuple[np.ndarray, ...]:
     """Per-column quantiles of ``values[mask]`` (lower interpolation); NaN where empty."""
-    data = np.where(mask, values, np.inf)
-    data.sort(axis=0)
+    # one contiguous row per column: sorting along the last axis is cheaper
+    data = np.ascontiguousarray(np.where(mask, values, np.inf).T)
+    data.sort(axis=1)
     count = mask.sum(axis=0)
-    k = np.clip(np.floor(np.outer(qs, count - 1)).astype(np.int64), 0, values.shape[0] - 1)
-    picked = data[k, np.arange(values.shape[1])[None, :]]  # (len(qs), n_columns)
+    # floor(q (count - 1)) never exceeds count - 1, and truncation only differs
+    # from the floor below zero (an empty column), where both become 0
+    k = np.maximum((np.array(qs)[:, None] * (count - 1)).astype(np.int64), 0)
+    picked = data[np.arange(values.shape[1])[None, :], k]  # (len(qs), n_columns)
     return tuple(np.where(count > 0, picked, np.nan))

@@ -10,6 +10,7 @@ chunking and the results are bit-for-bit identical.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -23,6 +24,19 @@ __all__ = [
     "frame_sum_squares",
 ]
 
+_FEW_FRAMES = 16  # up to this many frames, frame_sum uses one running sum (see there)
+# up to this many new rows, MovingAverage and RunningMax gather their windows
+# (fewer numpy calls for a live chunk; slower per element than the lag loop)
+_FEW_ROWS = 6
+
+
+@functools.lru_cache(maxsize=64)
+def _windows(n: int, length: int) -> np.ndarray:
+    """Row indices ``(n, length)`` of the ``length``-row windows ending at each of ``n`` rows."""
+    rows = np.arange(n)[:, None] + np.arange(length)[None, :]
+    rows.flags.writeable = False  # shared between callers
+    return rows
+
 
 def frame_sum(frames: np.ndarray) -> np.ndarray:
     """Sum over axis 1 of ``(n_frames, frame_len, n_channels)``.
@@ -32,6 +46,11 @@ def frame_sum(frames: np.ndarray) -> np.ndarray:
     array's shape, which would make frame values depend on the chunking in the
     last bit.
     """
+    if frames.shape[0] <= _FEW_FRAMES:
+        # a live chunk completes a handful of frames: a running sum along each
+        # frame is the same sequence of additions in one call instead of
+        # frame_len - 1 (slower per element, so only for small inputs)
+        return np.add.accumulate(frames, axis=1)[:, -1, :]
     total = frames[:, 0, :].copy()
     for j in range(1, frames.shape[1]):
         total += frames[:, j, :]
@@ -140,12 +159,17 @@ class MovingAverage:
             return x.copy()
         buf = np.concatenate([self._tail, x])
         n = x.shape[0]
-        # one vector add per lag, always in the same order: numpy's reductions
-        # pick their summation order from the array's shape, which would make
-        # the result depend on the chunking
-        total = buf[0:n].copy()
-        for lag in range(1, self.length):
-            total += buf[lag : lag + n]
+        if n <= _FEW_ROWS:
+            # a live chunk: gather the windows and take a running sum along the
+            # lags, the same additions in the same order as the loop below
+            total = np.add.accumulate(buf[_windows(n, self.length)], axis=1)[:, -1]
+        else:
+            # one vector add per lag, always in the same order: numpy's reductions
+            # pick their summation order from the array's shape, which would make
+            # the result depend on the chunking
+            total = buf[0:n].copy()
+            for lag in range(1, self.length):
+                total += buf[lag : lag + n]
         self._tail = buf[-(self.length - 1) :].copy()
         return total / self.length
 
@@ -175,9 +199,12 @@ class RunningMax:
             return x.copy()
         buf = np.concatenate([self._tail, x])
         n = x.shape[0]
-        out = buf[0:n].copy()
-        for lag in range(1, self.length):
-            np.maximum(out, buf[lag : lag + n], out=out)
+        if n <= _FEW_ROWS:  # a live chunk: one reduction over the gathered windows
+            out = buf[_windows(n, self.length)].max(axis=1)
+        else:
+            out = buf[0:n].copy()
+            for lag in range(1, self.length):
+                np.maximum(out, buf[lag : lag + n], out=out)
         self._tail = buf[-(self.length - 1) :].copy()
         return out
 
@@ -200,7 +227,10 @@ class History:
 
     def reset(self) -> None:
         """Forget everything."""
-        self._buf = np.zeros((self.capacity, self.n_channels))
+        # allocated at the first write, and never cleared: only rows written
+        # since are ever read (a pipeline holds ~17 MB of histories, and
+        # clearing them cost more than detecting a minute of 8 channels)
+        self._buf: np.ndarray | None = None
         self.end = 0  # absolute index one past the newest row
 
     @property
@@ -213,6 +243,8 @@ class History:
         n = rows.shape[0]
         if n == 0:
             return
+        if self._buf is None:
+            self._buf = np.empty((self.capacity, self.n_channels))
         if n >= self.capacity:
             rows = rows[-self.capacity :]
             self.end += n - self.capacity
@@ -231,6 +263,7 @@ class History:
         if stop <= start:
             shape = (0,) if channel is not None else (0, self.n_channels)
             return np.empty(shape)
+        assert self._buf is not None  # rows were written
         i, j = start % self.capacity, (stop - 1) % self.capacity + 1
         cols = slice(None) if channel is None else channel
         if i < j:  # no wrap: a plain slice

@@ -7,6 +7,7 @@ import pickle
 
 import numpy as np
 import pytest
+from scipy import signal
 
 from emg_pipeline.conditioning import (
     ArtefactGate,
@@ -146,3 +147,21 @@ def test_artefact_gate_with_heartbeats_is_chunking_invariant(rng: np.random.Gene
     whole = run([])
     for parts in (7, 300, 4000):
         assert np.array_equal(run(random_splits(rng, x.shape[0], parts)), whole)
+def test_sosfilt_state_matches_scipy_sosfilt(rng: np.random.Generator) -> None:
+    # the private kernel path and the public function give identical output and state
+    from emg_pipeline.conditioning import filters
+
+    sos = bandpass_sos(FS, 20.0, 450.0)
+    x = rng.standard_normal((500, 3))
+    zi = rng.standard_normal((3, sos.shape[0], 2))
+    y, zf = filters.sosfilt_state(sos, x, zi)
+    y_ref, zf_ref = signal.sosfilt(sos, x, axis=0, zi=np.moveaxis(zi, 0, -1))
+    assert np.array_equal(y, y_ref)
+    assert np.array_equal(zf, np.moveaxis(zf_ref, -1, 0))
+    kernel = filters._sosfilt_kernel
+    try:
+        filters._sosfilt_kernel = None  # the fallback when scipy lacks the kernel
+        y_pub, zf_pub = filters.sosfilt_state(sos, x, zi)
+    finally:
+        filters._sosfilt_kernel = kernel
+    assert np.array_equal(y_pub, y) and np.array_equal(zf_pub, zf)

@@ -31,6 +31,7 @@ import numpy as np
 from scipy import signal
 
 from ..framing import Framer, MovingAverage, RunningMax, frame_sum
+from .filters import sosfilt_state
 
 __all__ = ["ArtefactGate"]
 
@@ -162,8 +163,9 @@ class ArtefactGate:
             self.artefact = np.zeros((0, self.n_channels), dtype=bool)
             return envelope
         if self._zi_band is None:
-            self._zi_band = signal.sosfilt_zi(self._sos)[:, :, None] * means[0][None, None, :]
-        band, self._zi_band = signal.sosfilt(self._sos, means, axis=0, zi=self._zi_band)
+            zi = signal.sosfilt_zi(self._sos)[:, :, None] * means[0][None, None, :]
+            self._zi_band = np.ascontiguousarray(np.moveaxis(zi, -1, 0))
+        band, self._zi_band = sosfilt_state(self._sos, means, self._zi_band)
         low = self._peak.process(np.sqrt(np.maximum(self._average.process(band * band), 0.0)))
         self.low_band = low
         levels = self._beat_levels(low)

@@ -48,6 +48,8 @@ _RECHECK_BLOCKS = 8  # every this many blocks all harmonics are fitted again
 _COLOUR = 3.0  # sEMG power density near the harmonics vs its mean over the band
 _ACTIVE_RATIO = 2.0  # a block whose residual power exceeds the quiet one this much is active
 _ACTIVE_POWER = 0.005  # a harmonic is modelled while its power exceeds this share of the noise
+# prior covariance (row-major 2x2) of the grid frequency (Hz) and its rate (Hz per block)
+_FREQ_COV0 = (0.1**2, 0.0, 0.0, 0.01**2)
 
 
 class MainsCanceller:
@@ -119,8 +121,9 @@ class MainsCanceller:
         self._amp = np.zeros((self._k, self.n_channels), dtype=complex)
         self._active: tuple[int, ...] = tuple(range(1, self._k + 1))
         self._amp_var = np.full((self._k, self.n_channels), _UNKNOWN)  # Kalman variances
-        self._freq_cov = np.diag([0.1**2, 0.01**2])
+        self._freq_cov = _FREQ_COV0
         self._freq_rate = 0.0
+        self._sets: dict[tuple[int, ...], tuple[np.ndarray | None, np.ndarray]] = {}
         self._updates = 0
         self._quiet = np.full(self.n_channels, np.inf)  # residual power of a quiet block
         self._pos = 0  # position inside the current block
@@ -168,6 +171,20 @@ class MainsCanceller:
             i = j
         return out
 
+    def _harmonic_set(self, harmonics: tuple[int, ...]) -> tuple[np.ndarray | None, np.ndarray]:
+        """Row indices (None when every harmonic is in) and ``1j * k`` of a harmonic set.
+
+        Blocks come ~100 times a minute per stream, each with a few dozen small
+        array operations: these constant arrays are built once per set, and
+        selecting every row (the usual case) becomes no copy at all.
+        """
+        cached = self._sets.get(harmonics)
+        if cached is None:
+            rows = None if harmonics == tuple(range(1, self._k + 1)) else np.array(harmonics) - 1
+            jk = 1j * np.array(harmonics, dtype=float)[:, None]
+            cached = self._sets[harmonics] = (rows, jk)
+        return cached
+
     def _update(self, block: np.ndarray) -> None:
         """Fit the finished block, update the model, and build the next block's model."""
         if self._k == 0:
@@ -176,13 +193,13 @@ class MainsCanceller:
         L = self._block
         recheck = self._updates % _RECHECK_BLOCKS == 0
         harmonics = tuple(range(1, self._k + 1)) if recheck else self._active
-        rows = np.array(harmonics) - 1
-        k = np.array(harmonics, dtype=float)[:, None]
+        rows, jk = self._harmonic_set(harmonics)
         w_fit = 2 * np.pi * self.frequency_hz / self.fs
         # the phasors the model of this block was built with (same frequency and drift)
         if self._z is None:
             self._make_phasors()
-        z = self._z[:, rows]  # (L, K)
+        assert self._z is not None
+        z = self._z if rows is None else self._z[:, rows]  # (L, K)
         # least squares on cos/sin of every harmonic plus the fundamental's
         # cos/sin weighted by the distance to the block middle (its phase
         # slope, i.e. the frequency error); amplitudes are at the block middle
@@ -190,11 +207,12 @@ class MainsCanceller:
         basis = np.empty((L, 2 * K + 2))
         basis[:, :K] = z.real
         basis[:, K : 2 * K] = z.imag
-        basis[:, 2 * K] = self._mid * z[:, 0].real
-        basis[:, 2 * K + 1] = self._mid * z[:, 0].imag
+        np.multiply(self._mid, z[:, 0].real, out=basis[:, 2 * K])
+        np.multiply(self._mid, z[:, 0].imag, out=basis[:, 2 * K + 1])
         gram = basis.T @ basis
         theta = np.linalg.solve(gram, basis.T @ block)  # (2K + 2, C)
         amp_mid = theta[:K] - 1j * theta[K : 2 * K]
+        amp1 = amp_mid[0]
         slope1 = theta[2 * K] - 1j * theta[2 * K + 1]  # = j dw amp_mid[0]
         fitted = np.einsum("ij,ij->j", theta, gram @ theta) / L
         residual = np.maximum(np.einsum("ij,ij->j", block, block) / L - fitted, 1e-30)
@@ -208,65 +226,83 @@ class MainsCanceller:
         # (a residual far below the mains power itself, as on a synthetic pure tone, is no
         # sign of activity)
         quiet = np.maximum(self._quiet, 1e-3 * fitted)
-        meas_var = np.where(residual > _ACTIVE_RATIO * quiet, np.inf, meas_var)
+        meas_var[residual > _ACTIVE_RATIO * quiet] = np.inf
         slope_var = 12.0 * meas_var / (L * L)
         # grid frequency: inverse-variance mean of the channels' fundamentals
-        power1 = np.abs(amp_mid[0]) ** 2
+        power1 = np.abs(amp1) ** 2
         info = power1 / slope_var
+        info_sum = info.sum()
         w_fit_meas = w_fit
         # grid frequency and its rate of change (Hz per block): a two-state Kalman
-        # filter, so that blocks skipped during activity keep following a drift
-        F = np.array([[1.0, 1.0], [0.0, 1.0]])
-        f_state = F @ np.array([self.frequency_hz, self._freq_rate])
-        cov = F @ self._freq_cov @ F.T + np.diag([_FREQ_DRIFT_HZ**2, _FREQ_RATE_DRIFT_HZ**2])
-        if info.sum() > 0 and np.all(np.isfinite(info)):
-            dw = float(np.sum((slope1 * np.conj(amp_mid[0])).imag / slope_var) / info.sum())
+        # filter, so that blocks skipped during activity keep following a drift.
+        # Two states are cheaper in Python floats than in 2x2 arrays; the
+        # transition F = [[1, 1], [0, 1]] only adds, so F x and F P F' are
+        # written out term by term (the same roundings as the matrix products)
+        f, r = self.frequency_hz, self._freq_rate
+        p00, p01, p10, p11 = self._freq_cov
+        f_pred, r_pred = f + r, r
+        c00 = (p00 + p10) + (p01 + p11) + _FREQ_DRIFT_HZ**2
+        c01 = p01 + p11
+        c10 = p10 + p11
+        c11 = p11 + _FREQ_RATE_DRIFT_HZ**2
+        if info_sum > 0 and np.isfinite(info).all():
+            dw = float(np.sum((slope1 * np.conj(amp1)).imag / slope_var) / info_sum)
             f_meas = (w_fit + dw) * self.fs / (2 * np.pi)
             w_fit_meas = w_fit + dw
-            f_meas_var = (self.fs / (2 * np.pi)) ** 2 / info.sum()
-            gain_f = cov[:, 0] / (cov[0, 0] + f_meas_var)
+            f_meas_var = float((self.fs / (2 * np.pi)) ** 2 / info_sum)
+            g0 = c00 / (c00 + f_meas_var)
+            g1 = c10 / (c00 + f_meas_var)
             # the measurement is of this block; the state predicts it one block on
-            f_state = f_state + gain_f * (f_meas - (f_state[0] - f_state[1]))
-            cov = cov - np.outer(gain_f, cov[0])
-        self._freq_cov = cov
-        self._freq_rate = float(np.clip(f_state[1], -0.01 * self.mains_hz, 0.01 * self.mains_hz))
-        self.frequency_hz = float(np.clip(f_state[0], 0.97 * self.mains_hz, 1.03 * self.mains_hz))
+            innovation = f_meas - (f_pred - r_pred)
+            f_pred, r_pred = f_pred + g0 * innovation, r_pred + g1 * innovation
+            c00, c01, c10, c11 = c00 - g0 * c00, c01 - g0 * c01, c10 - g1 * c00, c11 - g1 * c01
+        self._freq_cov = (c00, c01, c10, c11)
+        rate_max = 0.01 * self.mains_hz
+        self._freq_rate = float(min(max(r_pred, -rate_max), rate_max))
+        self.frequency_hz = float(min(max(f_pred, 0.97 * self.mains_hz), 1.03 * self.mains_hz))
         # amplitudes at the next block's start: the basis' own phase advance over
         # the block, plus the measured phase slope from the middle on
         n_mid = (L - 1) / 2
         advance = self._advance
-        measured = amp_mid * np.exp(1j * k * (advance + (w_fit_meas - w_fit) * (L - n_mid)))
-        k_all = np.arange(1, self._k + 1)[:, None]
-        self._amp = self._amp * np.exp(1j * k_all * advance)  # carry every harmonic forward
-        drift = (_AMP_DRIFT * np.abs(self._amp)) ** 2 + _AMP_DRIFT_UV**2
-        self._amp_var = self._amp_var + drift
-        prior = self._amp_var[rows]
-        gain = prior / (prior + meas_var[None, :])
-        self._amp[rows] += gain * (measured - self._amp[rows])
-        self._amp_var[rows] = (1.0 - gain) * prior
+        measured = amp_mid * np.exp(jk * (advance + (w_fit_meas - w_fit) * (L - n_mid)))
+        _, jk_all = self._harmonic_set(tuple(range(1, self._k + 1)))
+        amp = self._amp * np.exp(jk_all * advance)  # carry every harmonic forward
+        drift = (_AMP_DRIFT * np.abs(amp)) ** 2 + _AMP_DRIFT_UV**2
+        amp_var = self._amp_var + drift
+        if rows is None:
+            gain = amp_var / (amp_var + meas_var[None, :])
+            amp += gain * (measured - amp)
+            amp_var = (1.0 - gain) * amp_var
+        else:
+            prior = amp_var[rows]
+            gain = prior / (prior + meas_var[None, :])
+            amp[rows] += gain * (measured - amp[rows])
+            amp_var[rows] = (1.0 - gain) * prior
+        self._amp, self._amp_var = amp, amp_var
         if recheck:
-            power = np.abs(self._amp) ** 2
+            power = np.abs(amp) ** 2
             worth = 0.5 * power > _ACTIVE_POWER * self._quiet[None, :]
-            sure = power > 4.0 * self._amp_var  # two standard deviations
+            sure = power > 4.0 * amp_var  # two standard deviations
             keep = (worth & sure).any(axis=1)
             keep[0] = True  # the fundamental carries the frequency tracking
-            self._active = tuple(int(h) for h in k_all[keep, 0])
-            self._amp[~keep] = 0.0
+            self._active = tuple(int(h) + 1 for h in np.flatnonzero(keep))
+            amp[~keep] = 0.0
             # prior of a harmonic not modelled now: just the power that would make
             # it worth modelling (an "unknown" prior would let one block carrying
             # a contraction switch it on with a noise amplitude)
-            self._amp_var[~keep] = 2.0 * _ACTIVE_POWER * self._quiet[None, :]
+            amp_var[~keep] = 2.0 * _ACTIVE_POWER * self._quiet[None, :]
         self._updates += 1
         self._build_model()
 
-    def _make_phasors(self) -> None:
+    def _make_phasors(self, top: int | None = None) -> None:
         """Phasors ``exp(1j k theta(n))`` of every harmonic over the next block.
 
         ``theta`` follows the tracked frequency and its drift (a linear chirp
         through the block's middle), so the model stays in phase with a grid
         whose frequency is moving. Harmonics are powers of the fundamental's
         phasor: one complex exponential per sample, not one per sample and
-        harmonic.
+        harmonic. Only harmonics up to ``top`` (default: all) are evaluated; the
+        columns above it are left unset and must not be read.
         """
         assert self.frequency_hz is not None
         L = self._block
@@ -276,17 +312,19 @@ class MainsCanceller:
         self._advance = 2 * np.pi * self.frequency_hz * L / self.fs  # theta at n = L
         z = np.empty((L, self._k), dtype=complex)
         z[:, 0] = np.exp(1j * theta)
-        for j in range(1, self._k):
+        for j in range(1, self._k if top is None else top):
             np.multiply(z[:, j - 1], z[:, 0], out=z[:, j])
         self._z = z
 
     def _build_model(self) -> None:
         """Evaluate the model over the whole next block once (chunking-independent)."""
-        rows = np.array(self._active) - 1
-        self._make_phasors()
+        rows, _ = self._harmonic_set(self._active)
+        # the next fit reads the active harmonics, or all of them when it rechecks
+        recheck = self._updates % _RECHECK_BLOCKS == 0
+        self._make_phasors(None if recheck else self._active[-1])
         assert self._z is not None
-        z = self._z[:, rows]
-        amp = self._amp[rows]
+        z = self._z if rows is None else self._z[:, rows]
+        amp = self._amp if rows is None else self._amp[rows]
         self._model_block = z.real @ amp.real - z.imag @ amp.imag
 
     # ---------------------------------------------------------- auto-detect
@@ -333,8 +371,9 @@ class MainsCanceller:
         self._k = self._n_harmonics(f0)
         self._amp = np.zeros((self._k, self.n_channels), dtype=complex)
         self._amp_var = np.full((self._k, self.n_channels), _UNKNOWN)
-        self._freq_cov = np.diag([0.1**2, 0.01**2])
+        self._freq_cov = _FREQ_COV0
         self._freq_rate = 0.0
+        self._sets = {}
         self._active = tuple(range(1, self._k + 1))
         self._z = None
         self._pos = 0
