@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import math
 import os
 import sys
 import typing
@@ -19,10 +18,17 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .commands._common import (
+    add_chunk_option,
+    add_episode_options,
+    add_recording_options,
+    chunk_samples,
+    write_episode_output,
+)
+from .commands._types import positive
 from .errors import EmgPipelineError
-from .pipeline import Pipeline, episodes_frame
+from .pipeline import Pipeline
 from .settings import PipelineSettings
-from .sites import add_site_options
 
 __all__ = ["demo_recording", "main"]
 
@@ -87,37 +93,21 @@ def settings_from_args(args: argparse.Namespace) -> PipelineSettings:
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
-    from .sinks.episodes import episode_table
     from .sites import sites_from_args
     from .sources.formats import open_recording
 
     path = Path(args.path) if args.path else demo_recording()
-    if args.chunk_ms is not None and not (math.isfinite(args.chunk_ms) and args.chunk_ms > 0):
-        raise UsageError(f"--chunk-ms must be a positive number of ms, got {args.chunk_ms}")
     settings = settings_from_args(args)
     with open_recording(path, format=args.format, fs=args.fs) as reader:
         info = reader.info
         sites = sites_from_args(args, info.channels, info)
         pipe = Pipeline(info.fs, info.channels, unit=info.unit, settings=settings)
-        chunk = max(1, round((args.chunk_ms or DEFAULT_CHUNK_MS) / 1000.0 * info.fs))
+        chunk = chunk_samples(args.chunk_ms or DEFAULT_CHUNK_MS, info.fs)
         for block in reader.iter_chunks(chunk):
             pipe.process(block)
         pipe.flush()
-    if args.site or args.session or args.timezone or sites.start_time is not None:
-        # an episode file for the diary: site, and onset_time when the start is known
-        table = episode_table(pipe.episodes, sites)
-    else:
-        table = episodes_frame(pipe.episodes)
     _report(pipe, path, quiet=args.quiet)
-    out = args.out
-    if out is None or out == "-":
-        table.to_csv(sys.stdout, index=False, float_format="%.4f")
-        sys.stdout.flush()  # a closed pipe shows here, inside main, not at interpreter exit
-    else:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out, index=False, float_format="%.4f")
-        if not args.quiet:
-            print(f"wrote {len(table)} episodes to {out}", file=sys.stderr)
+    write_episode_output(pipe.episodes, args.out or "-", sites, quiet=args.quiet)
     return 0
 
 
@@ -153,25 +143,15 @@ def _report(pipe: Pipeline, path: Path, quiet: bool) -> None:
         print(f"artefact time excluded from detection -> {detail}", file=sys.stderr)
 
 
-def _positive(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if not math.isfinite(number) or number <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {value!r}")
-    return number
-
-
 def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("detection settings")
     g.add_argument("--mains", choices=["auto", "50", "60", "off"], default=None,
                    help="mains interference removal (default: auto-detect 50 or 60 Hz)")
-    g.add_argument("--window-ms", type=_positive, default=None, metavar="MS",
+    g.add_argument("--window-ms", type=positive, default=None, metavar="MS",
                    help="envelope RMS window (default 100 ms)")
-    g.add_argument("--merge-gap-s", type=_positive, default=None, metavar="S",
+    g.add_argument("--merge-gap-s", type=positive, default=None, metavar="S",
                    help="pauses shorter than this do not end an episode (default 0.5 s)")
-    g.add_argument("--spasm-min-s", type=_positive, default=None, metavar="S",
+    g.add_argument("--spasm-min-s", type=positive, default=None, metavar="S",
                    help="sustained activity this long makes a spasm, shorter a twitch "
                         "(default 2 s)")
     g.add_argument("--absolute-uv", action="store_true",
@@ -194,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
         "detect",
         help="detect and label episodes in a recording",
         description="Run the streaming pipeline over a recording, chunk by chunk as a live "
-                    "stream would, and write one row per episode (channel, onset_s, offset_s, "
+                    "stream would, and write the episode file: one row per episode (channel, "
+                    "site, onset_s, onset_time when the start time is known, offset_s, "
                     "duration_s, label, pattern, peak, ...). Without PATH the bundled demo "
                     "session is used. A summary goes to standard error.",
     )
@@ -202,19 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recording (CSV with a header: an optional time column named time, "
                         "time_s or timestamp, every other numeric column a channel; or any "
                         "supported device format); default: the bundled demo")
-    p.add_argument("--fs", type=_positive, default=None, metavar="HZ",
-                   help="sampling rate; overrides or supplies the rate (else inferred from the "
-                        "time column or the file's header)")
-    p.add_argument("--format", default=None, metavar="NAME",
-                   help="force a file format instead of detecting it from the content")
-    p.add_argument("--chunk-ms", type=float, default=None, metavar="MS",
-                   help=f"chunk length fed to the pipeline (default {DEFAULT_CHUNK_MS:g} ms, a "
-                        "typical live chunk; results do not depend on it)")
-    p.add_argument("--out", default=None, metavar="EVENTS.csv",
-                   help="where to write the episodes (default or '-': standard output)")
+    add_recording_options(p, fs_help="sampling rate; overrides or supplies the rate (else "
+                                     "inferred from the time column or the file's header)")
+    add_chunk_option(p, default_help=f"default {DEFAULT_CHUNK_MS:g} ms, a typical live chunk")
+    add_episode_options(p, out_help="where to write the episode file (default or '-': "
+                                    "standard output)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on standard error")
     _add_pipeline_options(p)
-    add_site_options(p)
     p.set_defaults(func=_cmd_detect)
     for name in COMMAND_MODULES:
         module = importlib.import_module(f".commands.{name}", __package__)

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from emg_pipeline.emulation.peripheral import EmulatedBoard
 from emg_pipeline.emulation.protocol import BoardProtocol, count_range
 from emg_pipeline.errors import ConfigError
 from emg_pipeline.profiles import list_profiles, load_profile
+from emg_pipeline.sinks.episodes import EPISODE_FILE_COLUMNS, read_episodes
 from emg_pipeline.sources.ble.bleak_bumble import (
     BumbleCentral,
     BumbleClient,
@@ -172,18 +174,28 @@ def test_cli_emulate_then_stream_end_to_end(tmp_path: Path, capsys: pytest.Captu
                     break
             time.sleep(0.1)
         out, record = tmp_path / "episodes.csv", tmp_path / "stream.bdf"
+        before = datetime.now().astimezone()
         status = main(["stream", "nus_emg", "--emulator", f"127.0.0.1:{port}", "--duration",
-                       "12", "--out", str(out), "--record", str(record)])
+                       "12", "--out", str(out), "--record", str(record), "--site", "ch1=calf"])
         assert status == 0
     finally:
         emulator.terminate()
         emulator.wait(timeout=20)
     err = capsys.readouterr().err
     assert "lost by counter" in err and "reconnects: 0" in err
-    episodes = pd.read_csv(out)
+    episodes = read_episodes(out)
     assert len(episodes) >= 1
+    assert set(episodes["site"]) <= {"calf", "unspecified"}
+    # a live stream knows its start: every onset has a wall-clock time, after the command began
+    assert all(t is not None and t >= before for t in episodes["onset_time"])
     data, info = read_recording(record)
     assert info.channels == ("ch1", "ch2") and data.shape[0] >= 12000
+    assert info.start_time is not None
+    # detect on the recording writes the same episode file columns as the stream did
+    again = tmp_path / "detected.csv"
+    assert main(["detect", str(record), "--out", str(again), "-q", "--site", "ch1=calf"]) == 0
+    assert list(pd.read_csv(again).columns) == list(pd.read_csv(out).columns)
+    assert list(pd.read_csv(out).columns) == list(EPISODE_FILE_COLUMNS)
 
 
 def test_cli_errors_are_one_line(capsys: pytest.CaptureFixture) -> None:

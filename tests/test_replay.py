@@ -13,22 +13,26 @@ import asyncio
 import gzip
 import importlib.util
 import io
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from emg_pipeline import Chunk, ChunkFlags, ConfigError, LiveEvent, Pipeline
+from emg_pipeline import Chunk, ChunkFlags, ConfigError, LiveEvent, Pipeline, simulate
 from emg_pipeline.cli import DEMO_DIR, demo_recording, main
 from emg_pipeline.commands.replay import ProgressBar
-from emg_pipeline.events import EPISODE_COLUMNS
 from emg_pipeline.metrics import score
 from emg_pipeline.sinks import format_event, format_stream_time, open_live_view
+from emg_pipeline.sinks.episodes import EPISODE_FILE_COLUMNS, read_episodes
 from emg_pipeline.sources.formats import read_recording
 from emg_pipeline.sources.replay import ReplaySource
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+#: columns of an episode file written without a known start time
+UNTIMED_COLUMNS = [c for c in EPISODE_FILE_COLUMNS if c != "onset_time"]
 
 
 class FakeClock:
@@ -257,8 +261,35 @@ def test_replay_equals_detect(tmp_path: Path, capsys, small_csv) -> None:
     assert "summary of small.csv" in out and "wrote" in err
     detected = pd.read_csv(tmp_path / "d.csv")
     replayed = pd.read_csv(tmp_path / "r.csv")
-    assert list(replayed.columns) == list(EPISODE_COLUMNS)
+    # the episode file: no start time in the file, so no onset_time column
+    assert list(replayed.columns) == UNTIMED_COLUMNS
+    assert set(replayed["site"]) <= {"calf", "thigh"}  # sites from the channel names
     pd.testing.assert_frame_equal(detected, replayed)
+
+
+def test_replay_and_detect_write_the_same_episode_file(tmp_path: Path, capsys) -> None:
+    rec = simulate(np.random.default_rng(3), fs=1000.0, duration_s=20.0, n_channels=2)
+    path = write_csv(tmp_path / "active.csv", np.round(rec.signal, 3), rec.fs, ("calf", "thigh"))
+    session = tmp_path / "session.toml"
+    session.write_text('start_time = "2026-11-27T23:59:58+01:00"\n[sites]\nthigh = "neck"\n')
+    options = ["--session", str(session), "--site", "calf=foot", "--timezone", "UTC", "-q"]
+    assert main(["detect", str(path), "--out", str(tmp_path / "d.csv"), *options]) == 0
+    assert main(["replay", str(path), "--fast", "--out", str(tmp_path / "r.csv"), *options]) == 0
+    capsys.readouterr()
+    detected = (tmp_path / "d.csv").read_text()
+    assert detected == (tmp_path / "r.csv").read_text()
+    table = read_episodes(tmp_path / "r.csv")
+    assert len(table) > 0 and set(table["site"]) <= {"foot", "neck"}
+    assert detected.splitlines()[0] == ",".join(EPISODE_FILE_COLUMNS)
+    first = table.iloc[0]
+    expected = datetime(2026, 11, 27, 22, 59, 58, tzinfo=UTC) + timedelta(
+        seconds=float(first["onset_s"]))
+    assert abs(first["onset_time"] - expected) < timedelta(milliseconds=1)
+    assert first["onset_time"].utcoffset() == timedelta(0)  # --timezone UTC
+    # a site option naming a channel the recording lacks: one error line, before replaying
+    assert main(["replay", str(path), "--fast", "--site", "ch9=calf"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ch9" in err
 
 
 def test_replay_of_the_demo_finds_its_ground_truth(tmp_path: Path, capsys) -> None:
@@ -284,7 +315,7 @@ def test_replay_csv_to_stdout_moves_live_lines_to_stderr(capsys, small_csv) -> N
     path, _ = small_csv
     status, out, err = run_cli(capsys, "replay", str(path), "--fast", "--out", "-")
     assert status == 0
-    assert out.splitlines()[0] == ",".join(EPISODE_COLUMNS)
+    assert out.splitlines()[0] == ",".join(UNTIMED_COLUMNS)
     assert "summary of small.csv" in err
 
 

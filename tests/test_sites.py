@@ -298,14 +298,17 @@ def test_detect_writes_sites_and_wall_clock_onsets(tmp_path: Path, timed_csv: Pa
     assert main([*args[:-2], "--site", "ch7=calf"]) == 2  # no such channel: one-line error
 
 
-def test_plain_detect_table_is_unchanged(tmp_path: Path) -> None:
+def test_detect_without_site_options_writes_an_episode_file(tmp_path: Path) -> None:
     import numpy as np
 
     from emg_pipeline.cli import main
+    from emg_pipeline.sinks.episodes import EPISODE_FILE_COLUMNS
 
     frame = pd.DataFrame(np.random.default_rng(1).normal(0, 10, (3000, 1)), columns=["ch1"])
     frame.insert(0, "time_s", np.arange(3000) / 1000.0)
     path = tmp_path / "plain.csv"
     frame.to_csv(path, index=False)
     assert main(["detect", str(path), "--out", str(tmp_path / "o.csv"), "-q"]) == 0
-    assert list(pd.read_csv(tmp_path / "o.csv").columns) == list(EPISODE_COLUMNS)
+    # the same columns as with sites, less onset_time (no start time in the file)
+    columns = list(pd.read_csv(tmp_path / "o.csv").columns)
+    assert columns == [c for c in EPISODE_FILE_COLUMNS if c != "onset_time"]

@@ -3,7 +3,11 @@
 - ``scan`` lists nearby supported boards (name, address, matching profile, RSSI);
 - ``stream PROFILE`` connects to a board, runs live detection with live events,
   reports packet loss at the end, and can record the stream (BDF+/EDF+ with the
-  episodes as annotations) and write the episodes to CSV;
+  episodes as annotations) and write the episode file (``--out``, the same file
+  ``detect`` and ``replay`` write). The stream is dated by this computer's clock
+  when the board starts streaming: that is the recording's start time and gives
+  every episode its ``onset_time`` (a session file's ``start_time`` does not apply
+  to a live stream; its sites and ``timezone`` do);
 - ``emulate PROFILE`` runs one emulated board on a local virtual link and
   serves an HCI socket, so that ``stream PROFILE --emulator HOST:PORT`` (and
   ``scan --emulator HOST:PORT``) work end to end without hardware.
@@ -14,49 +18,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import math
 import sys
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
 from emg_pipeline.cli import UsageError, settings_from_args
+from emg_pipeline.commands._common import (
+    add_episode_options,
+    live_stream_for,
+    write_episode_output,
+)
+from emg_pipeline.commands._types import endpoint, port, positive, probability
 from emg_pipeline.errors import BluetoothUnavailableError
-from emg_pipeline.pipeline import Pipeline, episodes_frame
+from emg_pipeline.pipeline import Pipeline
 from emg_pipeline.profiles import list_profiles, load_profile
+from emg_pipeline.sites import SiteMap, sites_from_args
 
 __all__ = ["register"]
 
 DEFAULT_PORT = 7600
-
-
-def _endpoint(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host, int(port)
-
-
-def _positive(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if not math.isfinite(number) or number <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {value!r}")
-    return number
-
-
-def _probability(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if not 0.0 <= number < 1.0:
-        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1), got {value!r}")
-    return number
 
 
 def register(subparsers: argparse._SubParsersAction,
@@ -67,9 +53,9 @@ def register(subparsers: argparse._SubParsersAction,
         "scan", help="list nearby supported BLE boards",
         description="Scan for BLE advertisements and list the boards a firmware profile "
                     "recognises: name, address, profile, RSSI (strongest first).")
-    p.add_argument("--timeout", type=_positive, default=5.0, metavar="S",
+    p.add_argument("--timeout", type=positive, default=5.0, metavar="S",
                    help="how long to scan (default 5 s)")
-    p.add_argument("--emulator", type=_endpoint, default=None, metavar="HOST:PORT",
+    p.add_argument("--emulator", type=endpoint, default=None, metavar="HOST:PORT",
                    help="scan the virtual link of 'emg-pipeline emulate' instead of the radio")
     p.set_defaults(func=_cmd_scan)
 
@@ -82,17 +68,17 @@ def register(subparsers: argparse._SubParsersAction,
     p.add_argument("profile", metavar="PROFILE", help="firmware profile name or .toml path")
     p.add_argument("--address", default=None, metavar="ADDR",
                    help="the board's address (default: the first board matching the profile)")
-    p.add_argument("--emulator", type=_endpoint, default=None, metavar="HOST:PORT",
+    p.add_argument("--emulator", type=endpoint, default=None, metavar="HOST:PORT",
                    help="connect through the virtual link of 'emg-pipeline emulate'")
-    p.add_argument("--duration", type=_positive, default=None, metavar="S",
+    p.add_argument("--duration", type=positive, default=None, metavar="S",
                    help="stop after this much stream time (default: until Ctrl-C)")
-    p.add_argument("--scan-timeout", type=_positive, default=10.0, metavar="S",
+    p.add_argument("--scan-timeout", type=positive, default=10.0, metavar="S",
                    help="how long to look for the board (default 10 s)")
     p.add_argument("--record", default=None, metavar="FILE",
                    help="record the stream (.bdf: BDF+, .edf: EDF+) with the episodes as "
                         "annotations; lost samples are written as 0 and counted")
-    p.add_argument("--out", default=None, metavar="EVENTS.csv",
-                   help="write the episodes as 'detect' does ('-': standard output)")
+    add_episode_options(p, out_help="write the episode file, as 'detect' does, with "
+                                    "wall-clock onset times ('-': standard output)")
     p.add_argument("-q", "--quiet", action="store_true", help="no live events or summary")
     add_pipeline_options(p)
     p.set_defaults(func=_cmd_stream)
@@ -105,21 +91,21 @@ def register(subparsers: argparse._SubParsersAction,
                     "streams synthetic sEMG with known twitches and spasms, or a recording. "
                     "Ctrl-C stops it.")
     p.add_argument("profile", metavar="PROFILE", help="firmware profile name or .toml path")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, metavar="N",
+    p.add_argument("--port", type=port, default=DEFAULT_PORT, metavar="N",
                    help=f"TCP port of the HCI socket (default {DEFAULT_PORT})")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--loss", type=_probability, default=0.0, metavar="P",
+    p.add_argument("--loss", type=probability, default=0.0, metavar="P",
                    help="probability that a packet is lost (default 0)")
-    p.add_argument("--malformed", type=_probability, default=0.0, metavar="P",
+    p.add_argument("--malformed", type=probability, default=0.0, metavar="P",
                    help="probability that a packet is sent corrupted (default 0)")
-    p.add_argument("--disconnect-every", type=_positive, default=None, metavar="S",
+    p.add_argument("--disconnect-every", type=positive, default=None, metavar="S",
                    help="drop the link after every S seconds of streaming")
     p.add_argument("--source", default="synthetic", metavar="synthetic|RECORDING",
                    help="what the board measures: 'synthetic' (default) or a recording file")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic signal and faults")
-    p.add_argument("--speed", type=_positive, default=1.0, metavar="X",
+    p.add_argument("--speed", type=positive, default=1.0, metavar="X",
                    help="pace the board X times faster than real time (default 1)")
-    p.add_argument("--duration", type=_positive, default=None, metavar="S",
+    p.add_argument("--duration", type=positive, default=None, metavar="S",
                    help="stop after S seconds (default: until Ctrl-C)")
     p.set_defaults(func=_cmd_emulate)
 
@@ -200,17 +186,17 @@ async def _scan(args: argparse.Namespace) -> int:
 def _cmd_stream(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     profile = load_profile(args.profile)
-    return _run(lambda: _stream(args, profile, settings))
+    sites = sites_from_args(args, profile.channels)  # bad site options fail before scanning
+    return _run(lambda: _stream(args, profile, settings, sites))
 
 
-async def _stream(args: argparse.Namespace, profile, settings) -> int:
+async def _stream(args: argparse.Namespace, profile, settings, sites: SiteMap) -> int:
     from emg_pipeline.sinks import open_live_view
     from emg_pipeline.sinks.recording import RecordingWriter
     from emg_pipeline.sources.ble import BleSource, bumble_backend
 
     err = sys.stderr
-    csv_to_stdout = args.out == "-"
-    live_stream = sys.stderr if csv_to_stdout else sys.stdout
+    live_stream = live_stream_for(args.out)
     central = await _open_central(args.emulator) if args.emulator else None
     backend = bumble_backend(central) if central is not None else None
     source = BleSource(profile, address=args.address, backend=backend,
@@ -225,6 +211,10 @@ async def _stream(args: argparse.Namespace, profile, settings) -> int:
             print(f"looking for a {profile.name} board ...", file=err)
         with _system_bluetooth(central is None):
             await source.connect()
+        # the board streams from here: the wall-clock time of the first sample, to the
+        # latency of the link, dates the recording and the episodes' onset_time
+        started = datetime.now().astimezone()
+        sites = dataclasses.replace(sites, start_time=started)
         if not args.quiet:
             variant = f", firmware {source.variant}" if source.variant else ""
             print(f"streaming from {source.name or '?'} ({source.address}{variant}, "
@@ -232,6 +222,7 @@ async def _stream(args: argparse.Namespace, profile, settings) -> int:
         if args.record is not None:
             Path(args.record).parent.mkdir(parents=True, exist_ok=True)
             recorder = RecordingWriter(args.record, profile.fs, profile.channels, unit=source.unit,
+                                       start_time=started,
                                        recording=f"BLE {profile.name} {source.address}")
         view = open_live_view(pipe, live_stream, title=profile.name)
         try:
@@ -271,16 +262,7 @@ async def _stream(args: argparse.Namespace, profile, settings) -> int:
             print(f"recorded {recorder.n_samples / recorder.fs:.1f} s to {recorder.path} "
                   f"({int(recorder.missing.max())} lost samples written as 0)", file=err)
     if args.out is not None:
-        table = episodes_frame(pipe.episodes)
-        if csv_to_stdout:
-            table.to_csv(sys.stdout, index=False, float_format="%.4f")
-            sys.stdout.flush()
-        else:
-            out = Path(args.out)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            table.to_csv(out, index=False, float_format="%.4f")
-            if not args.quiet:
-                print(f"wrote {len(table)} episodes to {out}", file=err)
+        write_episode_output(pipe.episodes, args.out, sites, quiet=args.quiet)
     return status
 
 
@@ -301,8 +283,6 @@ def _report_loss(source, err: TextIO) -> None:
 
 def _cmd_emulate(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
-    if not 0 < args.port < 65536:
-        raise UsageError(f"--port must be 1-65535, got {args.port}")
     if args.source != "synthetic" and not Path(args.source).is_file():
         raise UsageError(f"--source: no such recording: {args.source}")
     return _run(lambda: _emulate(args, profile))

@@ -4,8 +4,9 @@ The recording is read chunk by chunk (bounded memory), paced at real time,
 ``--speed N`` times real time or ``--fast`` (as fast as possible), fed to the
 same :class:`~emg_pipeline.pipeline.Pipeline` a live board feeds, and every
 live event is printed as it happens by the shared console view
-(:func:`emg_pipeline.sinks.open_live_view`). ``--out`` writes the episodes
-table as ``detect`` does; ``--record`` writes a durable BDF+/EDF+ recording
+(:func:`emg_pipeline.sinks.open_live_view`). ``--out`` writes the episode
+file as ``detect`` does (same columns, same ``--site``, ``--session`` and
+``--timezone`` options); ``--record`` writes a durable BDF+/EDF+ recording
 with the episodes as annotations. Without PATH the bundled demo is replayed at
 :data:`DEMO_SPEED` times real time.
 """
@@ -20,10 +21,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from emg_pipeline.cli import UsageError, demo_recording, settings_from_args
-from emg_pipeline.pipeline import ChunkResult, Pipeline, episodes_frame
+from emg_pipeline.cli import demo_recording, settings_from_args
+from emg_pipeline.commands._common import (
+    add_chunk_option,
+    add_episode_options,
+    add_recording_options,
+    live_stream_for,
+    write_episode_output,
+)
+from emg_pipeline.commands._types import positive
+from emg_pipeline.pipeline import ChunkResult, Pipeline
 from emg_pipeline.sinks import open_live_view
 from emg_pipeline.sinks.recording import RecordingWriter
+from emg_pipeline.sites import sites_from_args
 from emg_pipeline.sources.replay import ReplaySource
 
 __all__ = ["DEMO_SPEED", "ProgressBar", "register", "run_replay"]
@@ -105,18 +115,16 @@ def run_replay(args: argparse.Namespace) -> int:
         speed = args.speed
     else:
         speed = DEMO_SPEED if demo else 1.0
-    if args.chunk_ms is not None and not (math.isfinite(args.chunk_ms) and args.chunk_ms > 0):
-        raise UsageError(f"--chunk-ms must be a positive number of ms, got {args.chunk_ms}")
     chunk_ms = args.chunk_ms or (FAST_CHUNK_MS if speed is None else PACED_CHUNK_MS)
     settings = settings_from_args(args)
-    csv_to_stdout = args.out == "-"
-    live_stream = sys.stderr if csv_to_stdout else sys.stdout
+    live_stream = live_stream_for(args.out)
     err = sys.stderr
 
     with ReplaySource(
         path, speed=speed, chunk_s=chunk_ms / 1000.0, format=args.format, fs=args.fs
     ) as source:
         info = source.info
+        sites = sites_from_args(args, info.channels, info)  # bad site options fail first
         pipe = Pipeline(info.fs, info.channels, unit=info.unit, settings=settings)
         recorder = None
         if args.record is not None:
@@ -175,16 +183,7 @@ def run_replay(args: argparse.Namespace) -> int:
             _report_recording(recorder, err)
 
     if args.out is not None:
-        table = episodes_frame(pipe.episodes)
-        if csv_to_stdout:
-            table.to_csv(sys.stdout, index=False, float_format="%.4f")
-            sys.stdout.flush()
-        else:
-            out = Path(args.out)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            table.to_csv(out, index=False, float_format="%.4f")
-            if not args.quiet:
-                print(f"wrote {len(table)} episodes to {out}", file=err)
+        write_episode_output(pipe.episodes, args.out, sites, quiet=args.quiet)
     return status
 
 
@@ -201,16 +200,6 @@ def _report_recording(recorder: RecordingWriter, err: TextIO) -> None:
         )
         line += f"; samples clipped to the file's range -> {detail}"
     print(line, file=err)
-
-
-def _speed(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if not math.isfinite(number) or number <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {value!r}")
-    return number
 
 
 def register(
@@ -230,24 +219,20 @@ def register(
     p.add_argument("path", nargs="?", metavar="PATH",
                    help="recording (any supported format); default: the bundled demo")
     pace = p.add_mutually_exclusive_group()
-    pace.add_argument("--speed", type=_speed, default=None, metavar="N",
+    pace.add_argument("--speed", type=positive, default=None, metavar="N",
                       help="replay N times faster than real time (default 1; "
                            f"{DEMO_SPEED:g} for the demo)")
     pace.add_argument("--fast", action="store_true",
                       help="replay as fast as possible, with a progress bar on a terminal")
-    p.add_argument("--out", default=None, metavar="EVENTS.csv",
-                   help="also write the episodes as 'detect' does ('-': standard output, "
-                        "then the live events go to standard error)")
+    add_episode_options(p, out_help="also write the episode file, as 'detect' does ('-': "
+                                    "standard output, then the live events go to standard "
+                                    "error)")
     p.add_argument("--record", default=None, metavar="FILE.bdf",
                    help="write a durable recording (BDF+ for .bdf, EDF+ for .edf) with the "
                         "detected episodes as annotations")
-    p.add_argument("--format", default=None, metavar="NAME",
-                   help="force a file format instead of detecting it from the content")
-    p.add_argument("--fs", type=_speed, default=None, metavar="HZ",
-                   help="sampling rate; supplies or checks the file's rate")
-    p.add_argument("--chunk-ms", type=float, default=None, metavar="MS",
-                   help=f"chunk length (default {PACED_CHUNK_MS:g} ms paced, "
-                        f"{FAST_CHUNK_MS:g} ms with --fast; results do not depend on it)")
+    add_recording_options(p, fs_help="sampling rate; supplies or checks the file's rate")
+    add_chunk_option(p, default_help=f"default {PACED_CHUNK_MS:g} ms paced, "
+                                     f"{FAST_CHUNK_MS:g} ms with --fast")
     p.add_argument("--no-onsets", action="store_true",
                    help="print only the prolonged-spasm alerts and episode ends")
     p.add_argument("-q", "--quiet", action="store_true",

@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 
 from emg_pipeline.cli import DEFAULT_CHUNK_MS, UsageError, demo_recording, settings_from_args
+from emg_pipeline.commands._common import add_chunk_option, add_recording_options, chunk_samples
+from emg_pipeline.commands._types import positive, seconds, whole_at_least
 from emg_pipeline.pipeline import Pipeline
 from emg_pipeline.report import (
     detect_recording,
@@ -39,42 +41,7 @@ from emg_pipeline.sites import add_site_options, load_session, parse_timezone, s
 
 __all__ = ["register", "run_plot", "run_report"]
 
-
-def _positive(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if not math.isfinite(number) or number <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {value!r}")
-    return number
-
-
-def _seconds(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
-    if not math.isfinite(number) or number < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more seconds, got {value!r}")
-    return number
-
-
-def _days(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of days: {value!r}") from None
-    if number < 2:
-        raise argparse.ArgumentTypeError(f"must be at least 2 days, got {value!r}")
-    return number
-
-
-def _add_recording_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--fs", type=_positive, default=None, metavar="HZ",
-                   help="sampling rate of recordings that do not state it")
-    p.add_argument("--format", default=None, metavar="NAME",
-                   help="force the recording format instead of detecting it")
+_FS_HELP = "sampling rate of recordings that do not state it"
 
 
 def register(
@@ -98,15 +65,16 @@ def register(
                         "bundled demo recording")
     p.add_argument("--out", default="report", metavar="DIR",
                    help="folder to write the report into (default: ./report)")
-    p.add_argument("--long-spasm-s", type=_positive, default=DEFAULT_LONG_SPASM_S,
+    p.add_argument("--long-spasm-s", type=positive, default=DEFAULT_LONG_SPASM_S,
                    metavar="S", help="flag single spasms longer than this "
                                      f"(default {DEFAULT_LONG_SPASM_S:g} s)")
-    p.add_argument("--recurring-days", type=_days, default=DEFAULT_RECURRING_DAYS,
-                   metavar="N", help="flag prolonged spasms on N or more consecutive days "
-                                     f"(default {DEFAULT_RECURRING_DAYS})")
+    p.add_argument("--recurring-days", type=whole_at_least(2, "days"),
+                   default=DEFAULT_RECURRING_DAYS, metavar="N",
+                   help="flag prolonged spasms on N or more consecutive days "
+                        f"(default {DEFAULT_RECURRING_DAYS})")
     p.add_argument("--title", default="Spasm diary", help="title of the page")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on standard error")
-    _add_recording_options(p)
+    add_recording_options(p, fs_help=_FS_HELP)
     add_site_options(p)
     add_pipeline_options(p)
     p.set_defaults(func=run_report)
@@ -121,17 +89,15 @@ def register(
     )
     p.add_argument("path", nargs="?", metavar="RECORDING",
                    help="recording (default: the bundled demo)")
-    p.add_argument("--start", type=_seconds, default=0.0, metavar="S",
+    p.add_argument("--start", type=seconds, default=0.0, metavar="S",
                    help="start of the stretch, seconds from the start of the recording")
-    p.add_argument("--end", type=_seconds, default=None, metavar="S",
+    p.add_argument("--end", type=seconds, default=None, metavar="S",
                    help="end of the stretch (default: the end of the recording)")
     p.add_argument("--out", default=None, metavar="FILE.png",
                    help="PNG to write (default: RECORDING-name.png in the current folder)")
-    p.add_argument("--chunk-ms", type=_positive, default=None, metavar="MS",
-                   help=f"chunk fed to the pipeline (default {DEFAULT_CHUNK_MS:g} ms; results "
-                        "do not depend on it)")
+    add_chunk_option(p, default_help=f"default {DEFAULT_CHUNK_MS:g} ms")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on standard error")
-    _add_recording_options(p)
+    add_recording_options(p, fs_help=_FS_HELP)
     add_site_options(p)
     add_pipeline_options(p)
     p.set_defaults(func=run_plot)
@@ -219,7 +185,7 @@ def run_plot(args: argparse.Namespace) -> int:
         sites = sites_from_args(args, info.channels, info)
         pipe = Pipeline(info.fs, info.channels, unit=info.unit, settings=settings)
         recorder = StretchRecorder(info.fs, len(info.channels), start, end)
-        chunk = max(1, round((args.chunk_ms or DEFAULT_CHUNK_MS) / 1000.0 * info.fs))
+        chunk = chunk_samples(args.chunk_ms or DEFAULT_CHUNK_MS, info.fs)
         for block in reader.iter_chunks(chunk):
             recorder.update(block, pipe.process(block), pipe)
             if recorder.done:

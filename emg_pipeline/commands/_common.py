@@ -1,0 +1,102 @@
+"""Options and outputs that several subcommands share, spelled and handled once.
+
+- :func:`add_recording_options`: ``--fs`` and ``--format`` of the commands that read a
+  recording;
+- :func:`add_chunk_option` and :func:`chunk_samples`: ``--chunk-ms``;
+- :func:`add_episode_options` and :func:`write_episode_output`: ``--out EVENTS.csv``
+  with ``--site``, ``--session`` and ``--timezone``, so that ``detect``, ``replay``
+  and ``stream`` write the same episode file (:func:`emg_pipeline.sinks.episodes.write_episodes`)
+  whatever command wrote it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable
+from typing import TextIO
+
+import pandas as pd
+
+from emg_pipeline.events import Episode
+from emg_pipeline.sinks.episodes import write_episodes
+from emg_pipeline.sites import SiteMap, add_site_options
+
+from ._types import positive
+
+__all__ = [
+    "add_chunk_option",
+    "add_episode_options",
+    "add_recording_options",
+    "chunk_samples",
+    "live_stream_for",
+    "write_episode_output",
+]
+
+
+def add_recording_options(p: argparse.ArgumentParser, *, fs_help: str) -> None:
+    """Add ``--fs HZ`` (with ``fs_help``) and ``--format NAME``."""
+    p.add_argument("--fs", type=positive, default=None, metavar="HZ", help=fs_help)
+    p.add_argument("--format", default=None, metavar="NAME",
+                   help="force a file format instead of detecting it from the content")
+
+
+def add_chunk_option(p: argparse.ArgumentParser, *, default_help: str) -> None:
+    """Add ``--chunk-ms MS``; ``default_help`` says what the default is."""
+    p.add_argument("--chunk-ms", type=positive, default=None, metavar="MS",
+                   help=f"chunk length fed to the pipeline ({default_help}; results do not "
+                        "depend on it)")
+
+
+def chunk_samples(chunk_ms: float, fs: float) -> int:
+    """Samples in a chunk of ``chunk_ms`` at ``fs`` (at least one).
+
+    Examples
+    --------
+    >>> chunk_samples(20.0, 1000.0), chunk_samples(0.1, 200.0)
+    (20, 1)
+    """
+    return max(1, round(chunk_ms / 1000.0 * fs))
+
+
+def add_episode_options(p: argparse.ArgumentParser, *, out_help: str) -> None:
+    """Add ``--out EVENTS.csv`` (with ``out_help``) and the site and time options."""
+    p.add_argument("--out", default=None, metavar="EVENTS.csv", help=out_help)
+    add_site_options(p)
+
+
+def live_stream_for(out: str | None) -> TextIO:
+    """Where live events go: standard error when the episodes go to standard output."""
+    return sys.stderr if out == "-" else sys.stdout
+
+
+def write_episode_output(
+    episodes: Iterable[Episode], out: str, sites: SiteMap, *, quiet: bool = False
+) -> pd.DataFrame:
+    """Write the episode file of a command and return the table written.
+
+    Parameters
+    ----------
+    episodes : iterable of Episode
+        The episodes (``pipe.episodes``).
+    out : str
+        File to write (parent folders are created), or ``"-"`` for standard output.
+    sites : SiteMap
+        Sites of the channels, start time and zone: the file gets a ``site`` column
+        and, when the start time is known, ``onset_time``.
+    quiet : bool
+        Do not say on standard error where the file went.
+
+    Returns
+    -------
+    DataFrame
+        The table written (see :func:`emg_pipeline.sinks.episodes.episode_table`).
+    """
+    if out == "-":
+        table = write_episodes(episodes, sys.stdout, sites)
+        sys.stdout.flush()  # a closed pipe shows here, inside main, not at interpreter exit
+        return table
+    table = write_episodes(episodes, out, sites)
+    if not quiet:
+        print(f"wrote {len(table)} episodes to {out}", file=sys.stderr)
+    return table

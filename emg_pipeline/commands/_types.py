@@ -1,0 +1,91 @@
+"""Value types of the command-line options, shared by every subcommand.
+
+Each is an ``argparse`` ``type=`` function: it turns the option's text into a
+value or raises :class:`argparse.ArgumentTypeError` with a message that quotes
+the text, which the parser reports as one error line (exit status 2).
+
+Examples
+--------
+>>> positive("2.5"), seconds("0"), probability("0.05"), whole_at_least(2)("3")
+(2.5, 0.0, 0.05, 3)
+>>> endpoint("127.0.0.1:7600"), port("7600")
+(('127.0.0.1', 7600), 7600)
+>>> positive("-1")
+Traceback (most recent call last):
+...
+argparse.ArgumentTypeError: must be a positive number, got '-1'
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+__all__ = ["endpoint", "port", "positive", "probability", "seconds", "whole_at_least"]
+
+
+def _number(value: str, what: str = "a number") -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not {what}: {value!r}") from None
+
+
+def positive(value: str) -> float:
+    """A finite number greater than zero (rates, durations, speeds, windows)."""
+    number = _number(value)
+    if not math.isfinite(number) or number <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value!r}")
+    return number
+
+
+def seconds(value: str) -> float:
+    """A finite number of seconds, zero or more (a position in a recording)."""
+    number = _number(value, "a number of seconds")
+    if not math.isfinite(number) or number < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or more seconds, got {value!r}")
+    return number
+
+
+def probability(value: str) -> float:
+    """A probability in ``[0, 1)`` (a share of packets to lose or corrupt)."""
+    number = _number(value)
+    if not 0.0 <= number < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1), got {value!r}")
+    return number
+
+
+def whole_at_least(minimum: int, unit: str = "days") -> Callable[[str], int]:
+    """A type for whole numbers of at least ``minimum`` (``unit`` names them in messages)."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"not a whole number of {unit}: {value!r}"
+            ) from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(
+                f"must be at least {minimum} {unit}, got {value!r}"
+            )
+        return number
+
+    parse.__name__ = f"whole number of {unit}"
+    return parse
+
+
+def port(value: str) -> int:
+    """A TCP port number, 1 to 65535."""
+    if not value.strip().isdigit() or not 0 < int(value) < 65536:
+        raise argparse.ArgumentTypeError(f"must be a port number 1-65535, got {value!r}")
+    return int(value)
+
+
+def endpoint(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` as ``(host, port)``."""
+    host, sep, number = value.rpartition(":")
+    if not sep or not host or not number.isdigit() or not 0 < int(number) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host, int(number)

@@ -1,0 +1,78 @@
+"""The shared command-line value types: every command rejects a bad value the same way."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from emg_pipeline.cli import main
+from emg_pipeline.commands._types import (
+    endpoint,
+    port,
+    positive,
+    probability,
+    seconds,
+    whole_at_least,
+)
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "message"),
+    [
+        (positive, "abc", "not a number: 'abc'"),
+        (positive, "0", "must be a positive number, got '0'"),
+        (positive, "nan", "must be a positive number"),
+        (positive, "inf", "must be a positive number"),
+        (seconds, "-1", "must be zero or more seconds, got '-1'"),
+        (seconds, "x", "not a number of seconds"),
+        (probability, "1", "must be a probability in [0, 1)"),
+        (probability, "-0.1", "must be a probability"),
+        (whole_at_least(2, "days"), "1", "must be at least 2 days, got '1'"),
+        (whole_at_least(2, "days"), "2.5", "not a whole number of days"),
+        (port, "0", "must be a port number 1-65535"),
+        (port, "65536", "must be a port number"),
+        (port, "-5", "must be a port number"),
+        (endpoint, "localhost", "expected HOST:PORT"),
+        (endpoint, ":7600", "expected HOST:PORT"),
+    ],
+)
+def test_bad_values_are_refused_with_the_text_quoted(parse, text: str, message: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as info:
+        parse(text)
+    assert message in str(info.value)
+
+
+def test_good_values() -> None:
+    assert positive("1e3") == 1000.0 and seconds("0") == 0.0 and probability("0") == 0.0
+    assert whole_at_least(2, "days")("7") == 7 and port("1") == 1
+    assert endpoint("::1:7600") == ("::1", 7600)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["detect", "--chunk-ms", "0"],
+        ["detect", "--fs", "-1000"],
+        ["detect", "--window-ms", "nan"],
+        ["replay", "--speed", "0"],
+        ["replay", "--fs", "x"],
+        ["replay", "--chunk-ms", "-20"],
+        ["report", "--recurring-days", "1"],
+        ["report", "--long-spasm-s", "0"],
+        ["plot", "--start", "-1"],
+        ["plot", "--chunk-ms", "0"],
+        ["stream", "nus_emg", "--duration", "0"],
+        ["stream", "nus_emg", "--emulator", "nowhere"],
+        ["emulate", "nus_emg", "--port", "70000"],
+        ["emulate", "nus_emg", "--loss", "1.5"],
+        ["scan", "--timeout", "-5"],
+    ],
+)
+def test_every_command_reports_a_bad_value_on_one_line(capsys, argv: list[str]) -> None:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("emg-pipeline: error: argument ")
+    assert "Traceback" not in captured.err
