@@ -20,7 +20,12 @@ edf         EDF, EDF+, BDF, BDF+                                   uV
 wav         WAV                                                    counts
 =========== ====================================================== ======
 
-Each module's docstring states its layout and its unit conversion.
+Each module's docstring states its layout, its unit conversion and where the
+recording's start time (``RecordingInfo.start_time``) comes from: the header of
+EDF/BDF, WFDB and OpenSignals, the timestamps of OpenBCI, a ``timestamp`` or
+ISO-8601 time column or a ``# start_time:`` comment of a CSV, the ``bext`` or
+``LIST``/``INFO`` chunk of a WAV, the ``Date`` entry of a BioSPPy header. Myo
+exports state none.
 
 Examples
 --------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ __all__ = [
     "int24_le",
     "is_gzip",
     "make_annotations",
+    "parse_date_time",
     "read_head",
     "resolve_fs",
     "text_of",
@@ -381,6 +383,34 @@ _UV_PER_UNIT = {
     "volts": 1e6,
     "nv": 1e-3,
 }
+
+
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def parse_date_time(text: str) -> datetime | None:
+    """Return the ISO-8601 date and time of day in ``text``, or None if it holds none.
+
+    A date alone is not a start time (it does not say when the first sample
+    was taken) and gives None. The time keeps the zone the text states
+    (``+01:00``, ``Z``); without one it is naive, local to the recording.
+
+    Examples
+    --------
+    >>> parse_date_time("2026-11-27T08:00:00+01:00").isoformat()
+    '2026-11-27T08:00:00+01:00'
+    >>> parse_date_time(" 2026-11-27 08:00:00.250 ").isoformat()
+    '2026-11-27T08:00:00.250000'
+    >>> parse_date_time("2026-11-27"), parse_date_time("2026-13-40T08:00"), parse_date_time("x")
+    (None, None, None)
+    """
+    value = str(text).strip().strip("\x00").strip()
+    if not _DATE_TIME.match(value):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 def uv_per_unit(unit: str) -> float | None:

@@ -18,6 +18,17 @@ Rate
 ----
 From the ``Sampling Rate`` entry; ``fs=`` must agree within 1 %.
 
+Start time
+----------
+From a ``# Date:= 2017-03-14T10:21:05.000123`` entry (the one BioSPPy's
+``store_txt`` writes; ``Start Time``, ``start_time`` and ``Datetime`` are read
+too) when it holds an ISO-8601 date and time of day, with its zone if it
+states one, else naive. A date alone, or text that is no date, gives no start
+time and stays in ``metadata['header']``. An entry that names the start
+(``Start Time``, ``start_time``) but holds no date and time is an error. Note
+that ``store_txt`` writes the UTC time of writing when it is given no date:
+such a naive time is taken as local time unless ``--timezone UTC`` is given.
+
 Units
 -----
 ``'counts'`` (raw ADC values, e.g. 12-bit with mid-scale ~2048), unless the
@@ -30,6 +41,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
@@ -41,6 +53,7 @@ from ._base import (
     RecordingInfo,
     RecordingReader,
     leading_lines,
+    parse_date_time,
     read_head,
     resolve_fs,
     text_of,
@@ -86,6 +99,31 @@ def _rate(header: dict[str, object]) -> float | None:
                 return float(str(value).split()[0])
             except (ValueError, IndexError):
                 return None
+    return None
+
+
+#: header keys (normalised) that date the recording; those naming the start must be valid
+_START_KEYS = ("start time", "start_time")
+_DATE_KEYS = ("date", "datetime", "date time")
+
+
+def _start_time(path: Path, header: dict[str, object]) -> datetime | None:
+    """The start time of the ``Date`` (or ``Start Time``) header entry, or None."""
+    for key, value in header.items():
+        name = " ".join(key.split())
+        if name in _START_KEYS:
+            moment = parse_date_time(str(value))
+            if moment is None:
+                raise RecordingError(
+                    path, f"header entry '{key}:= {value}' is not an ISO-8601 date and time "
+                    "(expected e.g. 2026-11-27T08:00:00+01:00)"
+                )
+            return moment
+    for key, value in header.items():
+        if " ".join(key.split()) in _DATE_KEYS:
+            moment = parse_date_time(str(value))
+            if moment is not None:
+                return moment
     return None
 
 
@@ -143,6 +181,7 @@ class BioSppyReader(RecordingReader):
             channels=tuple(labels),
             unit="counts" if scale is None else "uV",
             n_samples=None,
+            start_time=_start_time(path, header),
             metadata={
                 "header": dict(header),
                 "resolution_bits": _bits(header.get("resolution")),

@@ -5,13 +5,24 @@ Layout
 * Optional leading comment lines starting with ``#`` (kept in ``metadata['comments']``).
 * Optional header row: when any field of the first row is not a number, the
   row names the columns. A column named ``time``, ``time_s`` or ``timestamp``
-  (any case, optionally with a ``(s)`` unit) holds the sample times in seconds;
-  a ``timestamp`` in Unix seconds also gives ``start_time`` (UTC). Every other
+  (any case, optionally with a ``(s)`` unit) holds the sample times: in
+  seconds, or as ISO-8601 date-times (``2026-11-27T08:00:00.001+01:00``, or
+  without an offset for local time). Every other
   column with numbers is a channel named by its header. Columns holding only
   text (labels, formatted clock times) are left out and listed in
   ``metadata['ignored_columns']``.
 * Without a header the columns are channels ``ch1..chN`` and the rate must be
   given (``fs=``, the CLI's ``--fs``).
+
+Start time
+----------
+``start_time`` (the wall-clock time of the first data row) comes from, in
+order of precedence: an ISO-8601 time column (its first value, with the zone it
+states, naive otherwise); a ``timestamp`` column in Unix seconds (UTC); a
+leading comment line ``# start_time: 2026-11-27T08:00:00+01:00`` (also
+``start time``, ``start``, ``recording start`` or ``recorded``, followed by
+``:``, ``=`` or ``:=``). Such a comment that holds no date and time of day is
+an error, not a silently missing start.
 
 The delimiter is sniffed among tab, semicolon, comma and runs of blanks (in that
 order of preference); with semicolons or tabs a decimal comma is recognised.
@@ -50,6 +61,7 @@ from ._base import (
     RecordingInfo,
     RecordingReader,
     leading_lines,
+    parse_date_time,
     read_head,
     resolve_fs,
     text_of,
@@ -267,7 +279,6 @@ class CsvReader(RecordingReader):
                 path, "no channel columns: no column other than time holds numbers"
             )
         stated = None
-        start_time = None
         metadata: dict[str, object] = {
             "delimiter": "whitespace" if layout.sep == WHITESPACE else layout.sep,
             "decimal": layout.decimal,
@@ -275,8 +286,17 @@ class CsvReader(RecordingReader):
             "ignored_columns": tuple(ignored),
             "comments": layout.comment_lines,
         }
+        start_time = _comment_start(path, layout.comment_lines)
+        if start_time is not None:
+            metadata["start_time_comment"] = start_time.isoformat()
         if time_col is not None:
-            times = _time_values(path, sample[time_col], names[time_col], layout.decimal)
+            clock = _clock_times(path, sample[time_col], names[time_col])
+            if clock is None:
+                times = _time_values(path, sample[time_col], names[time_col], layout.decimal)
+            else:
+                # ISO-8601 date-times: seconds from the first, which is the start time
+                times, start_time = clock
+                metadata["time_column_format"] = "iso8601"
             metadata["time_column"] = names[time_col]
             steps = np.diff(times[np.isfinite(times)])
             steps = steps[steps > 0]
@@ -389,6 +409,74 @@ def _snap_rate(rate: float) -> float:
     """
     snapped = round(rate, 3)
     return snapped if abs(snapped - rate) <= 1e-9 * rate else rate
+
+
+_START_COMMENT = re.compile(
+    r"^(?P<key>start[ _-]?time|start|recording[ _-]start|recorded)\s*(?::=|:|=)\s*(?P<value>.*)$",
+    re.I,
+)
+
+
+def _comment_start(path: Path, comments: Sequence[str]) -> datetime | None:
+    """The start time a leading ``# start_time: ...`` comment line gives, if any.
+
+    Raises
+    ------
+    RecordingError
+        If such a line holds no ISO-8601 date and time of day.
+    """
+    for line in comments:
+        match = _START_COMMENT.match(line.strip())
+        if match is None:
+            continue
+        moment = parse_date_time(match["value"])
+        if moment is None:
+            raise RecordingError(
+                path, f"comment '{match['key']}: {match['value']}' is not an ISO-8601 date and "
+                "time (expected e.g. 2026-11-27T08:00:00+01:00)"
+            )
+        return moment
+    return None
+
+
+def _clock_times(path: Path, cells: pd.Series, name: str) -> tuple[np.ndarray, datetime] | None:
+    """Seconds from the first row and the first row's time, for a column of ISO-8601 times.
+
+    Returns None when the column does not start with an ISO-8601 date and time
+    (it is then read as seconds).
+
+    Raises
+    ------
+    RecordingError
+        If a later cell is not a date and time, or naive and zoned times are mixed.
+    """
+    text = cells.astype(str).str.strip()
+    filled = text[text != ""]
+    if filled.empty:
+        return None
+    first = parse_date_time(filled.iloc[0])
+    if first is None:
+        return None
+    aware = first.tzinfo is not None
+    try:
+        moments = pd.to_datetime(text.replace("", None), format="ISO8601", utc=aware,
+                                 errors="coerce")
+    except (ValueError, TypeError):
+        raise RecordingError(
+            path, f"column {name!r} mixes date-times with and without a UTC offset"
+        ) from None
+    bad = moments.isna().to_numpy() & (text != "").to_numpy()
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise RecordingError(
+            path, f"value {text.iloc[k]!r} in column {name!r} at data row {k + 1} is not an "
+            "ISO-8601 date and time like the first row's"
+        )
+    nanoseconds = moments.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    finite = ~moments.isna().to_numpy()
+    seconds = np.full(len(text), np.nan)
+    seconds[finite] = (nanoseconds[finite] - nanoseconds[finite][0]) / 1e9
+    return seconds, first
 
 
 def _time_values(path: Path, cells: pd.Series, name: str, decimal: str) -> np.ndarray:

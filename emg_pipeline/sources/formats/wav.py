@@ -6,6 +6,18 @@ memory-mapped by scipy and are read whole once; scipy returns them
 left-aligned in int32 and they are shifted back to their 24-bit values. A file
 shorter than its ``data`` chunk says is reported as truncated.
 
+Start time
+----------
+``start_time`` is the Broadcast Wave ``bext`` chunk's origination date and
+time (``OriginationDate`` ``yyyy-mm-dd`` and ``OriginationTime`` ``hh:mm:ss``,
+any of ``-_:. `` as separators), else the ``LIST``/``INFO`` ``ICRD`` creation
+date when it holds an ISO-8601 date and time of day (a date alone does not say
+when the first sample was taken and is kept in ``metadata['creation_date']``
+only). Both are naive: WAV states no time zone. The ``bext`` time reference
+(samples since midnight) is kept in ``metadata['bext_time_reference']``. The
+chunks are found by walking the RIFF chunk list with seeks, so a ``LIST``
+chunk after a long ``data`` chunk costs no reading.
+
 Units
 -----
 ``'counts'``: the sample values as stored (integers of the file's bit depth,
@@ -15,9 +27,11 @@ microvolts. Channels are named ``ch1..chN``; the rate is the file's.
 
 from __future__ import annotations
 
+import re
 import struct
 import warnings
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
@@ -26,7 +40,7 @@ from scipy.io import wavfile
 
 from emg_pipeline.errors import RecordingError
 
-from ._base import RecordingInfo, RecordingReader, read_head, resolve_fs
+from ._base import RecordingInfo, RecordingReader, parse_date_time, read_head, resolve_fs
 
 __all__ = ["WavReader"]
 
@@ -54,6 +68,7 @@ class WavReader(RecordingReader):
         container = _container_bytes(read_head(path, 4096))
         if container == 3 and data.dtype == np.int32:
             self._divisor = 256.0  # scipy puts 3-byte samples in the top bytes of an int32
+        start_time, dated = _start_time(_metadata_chunks(path))
         return RecordingInfo(
             path=path,
             format=self.format,
@@ -61,10 +76,12 @@ class WavReader(RecordingReader):
             channels=tuple(f"ch{k + 1}" for k in range(data.shape[1])),
             unit="counts",
             n_samples=int(data.shape[0]),
+            start_time=start_time,
             metadata={
                 "dtype": str(data.dtype),
                 "bytes_per_sample": container,
                 "memory_mapped": mapped,
+                **dated,
             },
         )
 
@@ -115,6 +132,92 @@ def _container_bytes(head: bytes) -> int | None:
             return block_align // channels if channels else None
         pos += 8 + size + (size & 1)
     return None
+
+
+#: the chunks read for the start time, and the most of each that is read
+_METADATA_CHUNKS = (b"bext", b"LIST")
+_MAX_METADATA_BYTES = 1 << 16
+_BEXT_DATE = slice(320, 330)      # after Description (256), Originator (32), reference (32)
+_BEXT_TIME = slice(330, 338)
+_BEXT_REFERENCE = slice(338, 346)
+_SEP = r"[-_:. ]"
+_BEXT_DATE_FORM = re.compile(rf"(\d{{4}}){_SEP}(\d{{2}}){_SEP}(\d{{2}})")
+_BEXT_TIME_FORM = re.compile(rf"(\d{{2}}){_SEP}(\d{{2}}){_SEP}(\d{{2}})")
+
+
+def _metadata_chunks(path: Path) -> dict[bytes, bytes]:
+    """The first bytes of the ``bext`` and ``LIST`` chunks of a RIFF/RIFX/RF64 file.
+
+    Walks the chunk list by seeking over chunk bodies; stops quietly at the end of
+    the file or at a chunk header that runs past it (a truncated file).
+    """
+    found: dict[bytes, bytes] = {}
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12:
+            return found
+        order = ">" if head[:4] == b"RIFX" else "<"
+        data_size: int | None = None
+        end = handle.seek(0, 2)
+        pos = 12
+        while pos + 8 <= end:
+            handle.seek(pos)
+            chunk_id = handle.read(4)
+            (size,) = struct.unpack(order + "I", handle.read(4))
+            if chunk_id == b"ds64" and size >= 16:   # RF64: 64-bit sizes
+                data_size = struct.unpack(order + "QQ", handle.read(16))[1]
+            if chunk_id == b"data" and size == 0xFFFFFFFF:
+                if data_size is None:
+                    break
+                size = data_size
+            if chunk_id in _METADATA_CHUNKS and chunk_id not in found:
+                found[chunk_id] = handle.read(min(size, _MAX_METADATA_BYTES))
+            pos += 8 + size + (size & 1)
+    return found
+
+
+def _info_entries(body: bytes) -> dict[str, str]:
+    """The text entries (``ICRD``, ``INAM``...) of a ``LIST`` chunk of type ``INFO``."""
+    out: dict[str, str] = {}
+    if body[:4] != b"INFO":
+        return out
+    pos = 4
+    while pos + 8 <= len(body):
+        key = body[pos : pos + 4].decode("latin-1")
+        (size,) = struct.unpack("<I", body[pos + 4 : pos + 8])
+        text = body[pos + 8 : pos + 8 + size].split(b"\x00", 1)[0]
+        out[key] = text.decode("utf-8", errors="replace").strip()
+        pos += 8 + size + (size & 1)
+    return out
+
+
+def _start_time(chunks: dict[bytes, bytes]) -> tuple[datetime | None, dict[str, object]]:
+    """The start time from ``bext``, else ``ICRD``, and what was found, for the metadata."""
+    found: dict[str, object] = {}
+    start = None
+    bext = chunks.get(b"bext", b"")
+    if len(bext) >= _BEXT_REFERENCE.stop:
+        date_text = bext[_BEXT_DATE].decode("latin-1").strip("\x00 ")
+        time_text = bext[_BEXT_TIME].decode("latin-1").strip("\x00 ")
+        low, high = struct.unpack("<II", bext[_BEXT_REFERENCE])
+        found["bext_origination"] = f"{date_text} {time_text}".strip()
+        found["bext_time_reference"] = low + (high << 32)
+        date = _BEXT_DATE_FORM.fullmatch(date_text)
+        clock = _BEXT_TIME_FORM.fullmatch(time_text)
+        if date and clock:
+            try:
+                start = datetime(*map(int, date.groups()), *map(int, clock.groups()))
+                found["start_time_from"] = "bext"
+            except ValueError:   # an impossible date: no start time, the text is kept
+                start = None
+    created = _info_entries(chunks.get(b"LIST", b"")).get("ICRD")
+    if created:
+        found["creation_date"] = created
+        if start is None:
+            start = parse_date_time(created)
+            if start is not None:
+                found["start_time_from"] = "ICRD"
+    return start, found
 
 
 def _line(error: BaseException) -> str:
