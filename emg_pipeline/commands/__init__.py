@@ -7,4 +7,9 @@ Every module listed in :data:`emg_pipeline.cli.COMMAND_MODULES` defines
 with :func:`emg_pipeline.cli.settings_from_args`. Errors are raised as
 :class:`~emg_pipeline.errors.EmgPipelineError` (or ``UsageError``); :func:`emg_pipeline.cli.main`
 prints them on one line.
+
+Option value types (positive numbers, seconds, probabilities, ports...) are in
+:mod:`emg_pipeline.commands._types`; options several commands share (``--fs``,
+``--format``, ``--chunk-ms``, ``--out`` with the site options) and the one
+writer of episode files are in :mod:`emg_pipeline.commands._common`.
 """
