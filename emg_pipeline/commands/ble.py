@@ -128,9 +128,9 @@ async def _open_central(endpoint: tuple[str, int]):
 
 
 def _bluetooth_errors() -> tuple[type[BaseException], ...]:
-    from bleak.exc import BleakError
+    from emg_pipeline.sources.ble import bluetooth_stack_errors
 
-    return (BleakError,)
+    return bluetooth_stack_errors()
 
 
 @contextlib.contextmanager

@@ -6,6 +6,8 @@
 - :func:`scan`, :func:`find_board`, :func:`match_profile` — find supported boards;
 - :class:`PacketAssembler`, :class:`StreamStats` — the pure notification-to-chunk
   logic (no Bluetooth);
+- :func:`bluetooth_stack_errors` — the bleak exception types, for callers that
+  report a failing Bluetooth stack without importing bleak;
 - :func:`bumble_backend` — a bleak backend on bumble
   (:mod:`~emg_pipeline.sources.ble.bleak_bumble`, needs the ``emulator`` extra),
   to run the same code against emulated boards (:mod:`emg_pipeline.emulation`).
@@ -29,11 +31,23 @@ __all__ = [
     "PacketAssembler",
     "ReconnectPolicy",
     "StreamStats",
+    "bluetooth_stack_errors",
     "bumble_backend",
     "find_board",
     "match_profile",
     "scan",
 ]
+
+
+def bluetooth_stack_errors() -> tuple[type[BaseException], ...]:
+    """The exception types bleak raises when the Bluetooth stack itself fails.
+
+    Callers outside this package catch these (to report one clear line) without
+    importing bleak themselves.
+    """
+    from bleak.exc import BleakError
+
+    return (BleakError,)
 
 
 def bumble_backend(central: BumbleCentral) -> BleBackend:
