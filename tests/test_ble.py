@@ -250,8 +250,13 @@ def test_cancellation_leaves_the_board_stopped() -> None:
             async for chunk in source:     # no context manager: the generator cleans up
                 got.append(chunk)
 
-        task = asyncio.get_running_loop().create_task(consume())
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(consume())
+        deadline = loop.time() + 30.0
         while sum(c.n_samples for c in got) < 400:
+            if task.done():
+                task.result()  # the consumer failed: raise its error here
+            assert loop.time() < deadline, "no samples from the emulated board in 30 s"
             await asyncio.sleep(0.01)
         assert board.state.streaming
         task.cancel()                      # what Ctrl-C does to the running task
