@@ -44,8 +44,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from types import TracebackType
-from typing import Self, TextIO
+from typing import TextIO
 
 import numpy as np
 
@@ -53,6 +52,7 @@ from emg_pipeline.events import Episode
 from emg_pipeline.pipeline import ChunkResult, Pipeline
 from emg_pipeline.sites import site_of_name
 
+from .._closing import Closing
 from .console import ConsoleView, format_stream_time
 
 __all__ = ["TerminalMonitor", "is_terminal", "open_monitor", "sparkline"]
@@ -104,7 +104,7 @@ def sparkline(values: np.ndarray, reference: float) -> str:
     return "".join(out.tolist())
 
 
-class TerminalMonitor:
+class TerminalMonitor(Closing):
     """Live per-channel monitor redrawn in place on a terminal.
 
     Parameters
@@ -318,17 +318,6 @@ class TerminalMonitor:
         for line in self._summary.summary_lines():
             self.stream.write(line + "\n")
         self.stream.flush()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def open_monitor(

@@ -75,14 +75,15 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
-from typing import BinaryIO, Self
+from typing import BinaryIO
 
 import numpy as np
 
 from emg_pipeline.chunk import as_samples
 from emg_pipeline.errors import ConfigError
 from emg_pipeline.events import LiveEvent
+
+from .._closing import Closing
 
 __all__ = ["RecordingWriter", "default_physical_range", "format_tal_number"]
 
@@ -142,7 +143,7 @@ def _clean_text(text: str) -> str:
     return "".join(ch if ch.isprintable() else " " for ch in text).strip()
 
 
-class RecordingWriter:
+class RecordingWriter(Closing):
     """Write a stream incrementally to a BDF+ or EDF+ file, durably.
 
     Parameters
@@ -484,17 +485,6 @@ class RecordingWriter:
             self._sync(force=True)
         finally:
             self._handle.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (

@@ -46,6 +46,7 @@ from typing import Self
 
 import numpy as np
 
+from emg_pipeline._closing import Closing
 from emg_pipeline.chunk import Chunk, ChunkFlags
 from emg_pipeline.errors import ConfigError
 from emg_pipeline.sources.formats import RecordingInfo, RecordingReader, open_recording
@@ -68,7 +69,7 @@ def _check_speed(speed: float | None) -> float | None:
     return value
 
 
-class ReplaySource:
+class ReplaySource(Closing):
     """A recording replayed as a stream of chunks, paced or as fast as possible.
 
     Parameters
@@ -222,17 +223,6 @@ class ReplaySource:
         if self._reader is not None and self._owns_reader:
             self._reader.close()
         self._reader = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     async def __aenter__(self) -> Self:
         return self

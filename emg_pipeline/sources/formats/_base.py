@@ -18,13 +18,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
 from emg_pipeline.errors import ConfigError, RecordingError, SampleRateError
+
+from ..._closing import Closing
 
 __all__ = [
     "HEAD_BYTES",
@@ -169,7 +170,7 @@ class RecordingInfo:
         return None if self.n_samples is None else self.n_samples / self.fs
 
 
-class RecordingReader:
+class RecordingReader(Closing):
     """Base class of the readers: one subclass per file format.
 
     A reader is opened on construction, describes the recording in
@@ -275,17 +276,6 @@ class RecordingReader:
 
     def close(self) -> None:
         """Release the file handles; the reader cannot be used afterwards."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         info = self.info
