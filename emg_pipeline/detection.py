@@ -162,23 +162,31 @@ class Detector:
 
     # --------------------------------------------------------------- process
     def process(
-        self, env: np.ndarray, artefact: np.ndarray, ecg: np.ndarray | None = None
+        self,
+        env: np.ndarray,
+        artefact: np.ndarray,
+        ecg: np.ndarray | None = None,
+        no_signal: np.ndarray | None = None,
     ) -> list[Detection]:
         """Consume envelope frames (and their artefact mask); return the decisions made.
 
         ``ecg`` marks frames of channels that carry ECG: an activity that starts
         there is confirmed only after ``ecg_min_on_s`` (a pop during a heartbeat
-        looks like the beat to the artefact gate for longer).
+        looks like the beat to the artefact gate for longer). ``no_signal``
+        marks frames without signal (a flat line): they count as artefact, and
+        no onset is dated back into them.
         """
         if ecg is None:
             ecg = np.zeros(artefact.shape, dtype=bool)
+        if no_signal is None:
+            no_signal = np.zeros(artefact.shape, dtype=bool)
         out: list[Detection] = []
         n = env.shape[0]
         i = 0
         while i < n:
             pos = self.frame_index % self._block
             j = min(n, i + self._block - pos)
-            self._segment(env[i:j], artefact[i:j], ecg[i:j], out)
+            self._segment(env[i:j], artefact[i:j] | no_signal[i:j], ecg[i:j], no_signal[i:j], out)
             if (self.frame_index % self._block) == 0:
                 self._end_block()
             i = j
@@ -203,7 +211,12 @@ class Detector:
 
     # -------------------------------------------------------------- internals
     def _segment(
-        self, env: np.ndarray, art: np.ndarray, ecg: np.ndarray, out: list[Detection]
+        self,
+        env: np.ndarray,
+        art: np.ndarray,
+        ecg: np.ndarray,
+        no_signal: np.ndarray,
+        out: list[Detection],
     ) -> None:
         m = env.shape[0]
         f0 = self.frame_index
@@ -217,8 +230,9 @@ class Detector:
         seg_end = f0 + m
         h_prev = self._h
         # onsets are dated back to the last frame really at rest: an artefact
-        # frame (a heartbeat during the rise of a contraction) is no evidence of rest
-        at_rest = resting & ~art if self.ready else resting
+        # frame (a heartbeat during the rise of a contraction) is no evidence of
+        # rest, but nothing is dated back into a stretch without signal
+        at_rest = (resting & ~art) | no_signal if self.ready else resting
         if not np.where(h_prev, resting, above_on).any():
             # the usual segment (every live chunk but a few): no channel meets a
             # frame that would flip its state (a resting one while on, one above
@@ -345,7 +359,11 @@ class Detector:
             enough = usable.sum(axis=0) >= 0.25 * env.shape[0]
             if not enough.all() and self._init_blocks < _INIT_MAX_BLOCKS:
                 return
-            usable = np.where(enough[None, :], usable, env > 0)
+            # after the wait, any quiet frame will do, but a channel without one
+            # (a flat line all along) keeps waiting: a floor must come from signal
+            usable = np.where(enough[None, :], usable, quiet & (env > 0))
+            if not usable.any(axis=0).all():
+                return
             q10, q30, q40 = _masked_quantiles(log_env, usable, (0.1, 0.3, 0.4))
             self._log_spread = np.maximum(np.nan_to_num((q40 - q10) / 1.028, nan=1e-3), 1e-3)
             self._log_floor = np.nan_to_num(q30, nan=0.0) + 0.524 * self._log_spread

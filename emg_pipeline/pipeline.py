@@ -28,6 +28,7 @@ from .classification import Classifier
 from .conditioning import (
     ArtefactGate,
     EcgSuppressor,
+    FlatLine,
     MainsCanceller,
     NanBridge,
     SosFilter,
@@ -152,6 +153,7 @@ class Pipeline:
             self.fs, C, self.frame_len, self.band_hz, highpass_hz=s.ecg_highpass_hz
         ) if s.ecg_suppression else None
         self._envelope = Envelope(self.fs, C, self.frame_len, s.window_s, s.envelope)
+        self._flat = FlatLine(self.fs, C, self.frame_len, hold_s=s.window_s + 0.05)
         self._gate = ArtefactGate(
             self.fs, C, self.frame_len, s.window_s, ratio=s.artefact_ratio
         ) if s.artefact_rejection else None
@@ -171,6 +173,7 @@ class Pipeline:
         for stage in (self._bridge, self._bandpass, self._mains, self._envelope,
                       self._detector, self._env_hist, self._power_hist, self._sample_hist):
             stage.reset()
+        self._flat.reset()
         for optional in (self._gate, self._ecg):
             if optional is not None:
                 optional.reset()
@@ -178,6 +181,7 @@ class Pipeline:
         self.n_frames = 0
         self.episodes: list[Episode] = []
         self.artefact_frames = np.zeros(len(self.channels), dtype=np.int64)
+        self.no_signal_frames = np.zeros(len(self.channels), dtype=np.int64)
         self.lost_samples = 0
         self.finished = False
 
@@ -271,13 +275,17 @@ class Pipeline:
             artefact = self._gate.artefact
         else:
             artefact = np.zeros(env.shape, dtype=bool)
-        self.artefact_frames += artefact.sum(axis=0)
+        # a flat line (electrode off, zeros before streaming, held gaps) is no
+        # signal: neither rest for the floor nor activity
+        flat = self._flat.process(raw)
+        self.no_signal_frames += flat.sum(axis=0)
+        self.artefact_frames += (artefact | flat).sum(axis=0)
         self._env_hist.write(env)
         self._power_hist.write(self._envelope.frame_power)
-        events = self._events(self._detector.process(env, artefact, ecg))
+        events = self._events(self._detector.process(env, artefact, ecg, flat))
         self.n_samples += x.shape[0]
         self.n_frames += env.shape[0]
-        return env, artefact, events
+        return env, artefact | flat, events
 
     def flush(self) -> ChunkResult:
         """End the stream: close open episodes (marked ``truncated``)."""

@@ -12,6 +12,7 @@ from scipy import signal
 from emg_pipeline.conditioning import (
     ArtefactGate,
     EcgSuppressor,
+    FlatLine,
     MainsCanceller,
     NanBridge,
     SosFilter,
@@ -45,6 +46,7 @@ def _stages() -> dict[str, object]:
         "envelope_rms": lambda: Envelope(FS, 3, frame_len=5, window_s=0.1),
         "envelope_lowpass": lambda: Envelope(FS, 3, frame_len=5, window_s=0.1, kind="lowpass"),
         "framer": lambda: Framer(7, 3, frame_sum_squares),
+        "flat_line": lambda: FlatLine(FS, 3, frame_len=5),
     }
 
 

@@ -234,3 +234,24 @@ def test_contractions_are_found_on_a_channel_that_carries_ecg(rng: np.random.Gen
     back = rec.truth[rec.truth.channel == "lower_back"].reset_index(drop=True)
     got = found[found.channel == "lower_back"].reset_index(drop=True)
     assert score(back, got)["f1"] >= 0.8
+
+
+def test_a_flat_line_is_no_signal(rng: np.random.Generator) -> None:
+    # zeros before the board streams, then a lead-off in the middle: neither may
+    # teach the floor "rest", or the signal's return would be one endless episode
+    rec = simulate(rng, fs=1000.0, duration_s=150.0, n_channels=1, snr_db=12.0, mains_hz=None)
+    x = rec.signal.copy()
+    x[:30_000] = 0.0
+    x[80_000:90_000] = 37.0
+    pipe = Pipeline(rec.fs, rec.channels, unit="uV")
+    pipe.process(x)
+    pipe.flush()
+    found = pipe.episodes_frame()
+    t = rec.truth
+    clear = t[((t.onset_s > 32.0) & (t.offset_s < 78.0)) | (t.onset_s > 92.0)]
+    assert len(clear) >= 3
+    assert len(match_events(clear.reset_index(drop=True), found).missed) == 0
+    in_flat = (found.onset_s < 30.0) | ((found.onset_s > 80.2) & (found.onset_s < 89.8))
+    assert not in_flat.any()
+    assert found.duration_s.max() < 60.0
+    assert pipe.no_signal_frames[0] * pipe.frame_s >= 39.0

@@ -3,12 +3,13 @@
 from .artefacts import ArtefactGate
 from .ecg import EcgSuppressor
 from .filters import SosFilter, bandpass_sos, effective_band
-from .gaps import NanBridge
+from .gaps import FlatLine, NanBridge
 from .mains import MainsCanceller
 
 __all__ = [
     "ArtefactGate",
     "EcgSuppressor",
+    "FlatLine",
     "MainsCanceller",
     "NanBridge",
     "SosFilter",

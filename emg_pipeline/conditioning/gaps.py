@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Gap", "NanBridge"]
+from ..framing import Framer, RunningMax, frame_sum
+
+__all__ = ["FlatLine", "Gap", "NanBridge"]
 
 
 @dataclass(frozen=True)
@@ -97,3 +99,77 @@ class NanBridge:
             starts_r[s_order], ends_r[e_order], starts_c[s_order], strict=True
         ):
             self.gaps.append(Gap(int(c), self._index + int(s), int(e - s)))
+
+
+class FlatLine:
+    """Mark the frames where a channel carries no signal: a flat line.
+
+    An electrode that came off, a board that sends zeros before it streams, an
+    amplifier stuck at a rail, and the runs of missing samples the
+    :class:`NanBridge` holds at their last value all give exactly constant
+    samples. After the band-pass they look like perfect rest: a floor learned
+    from them would be near zero, and the signal's return would look like a
+    contraction that never ends. A sample is flat once it and the ``min_s``
+    seconds before it are all equal (causal: the first ``min_s`` of a flat run
+    are not marked); a frame holding a flat sample is marked, and so are the
+    ``hold_s`` after the run (the band-pass and the envelope window need that
+    long to settle when the signal comes back).
+
+    Parameters
+    ----------
+    fs : float
+        Sampling rate in Hz.
+    n_channels : int
+        Number of channels.
+    frame_len : int
+        Samples per frame (the envelope's framing).
+    min_s : float
+        Shortest flat run that counts.
+    hold_s : float
+        Frames after a flat run that stay marked.
+
+    Examples
+    --------
+    >>> x = np.zeros((400, 1)); x[200:, 0] = np.random.default_rng(0).standard_normal(200)
+    >>> marked = FlatLine(1000.0, 1, 10, min_s=0.05, hold_s=0.05).process(x)
+    >>> marked[:, 0].astype(int).tolist()[:30]
+    [0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0]
+    """
+
+    def __init__(
+        self, fs: float, n_channels: int, frame_len: int, min_s: float = 0.1, hold_s: float = 0.15
+    ) -> None:
+        self.fs = float(fs)
+        self.n_channels = int(n_channels)
+        self.frame_len = int(frame_len)
+        self.min_s = float(min_s)
+        self.hold_s = float(hold_s)
+        self._min_run = max(2, round(self.min_s * self.fs))
+        frame_rate = self.fs / self.frame_len
+        self._framer = Framer(self.frame_len, self.n_channels, frame_sum)
+        self._hold = RunningMax(max(1, round(self.hold_s * frame_rate) + 1), self.n_channels)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the current runs."""
+        self._framer.reset()
+        self._hold.reset()
+        self._last = np.full(self.n_channels, np.nan)  # nothing equals the stream's start
+        self._run = np.zeros(self.n_channels, dtype=np.int64)
+        self._index = 0
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Boolean mask ``(n_frames, n_channels)`` of the frames completed by ``x``."""
+        n = x.shape[0]
+        if n == 0:
+            return np.zeros((0, self.n_channels), dtype=bool)
+        prev = np.concatenate([self._last[None, :], x[:-1]])
+        same = x == prev
+        idx = np.arange(n)[:, None]
+        last_change = np.maximum.accumulate(np.where(same, -1, idx), axis=0)
+        run = np.where(last_change >= 0, idx - last_change + 1, self._run[None, :] + idx + 1)
+        self._last = x[-1].copy()
+        self._run = run[-1].copy()
+        flat = (run >= self._min_run).astype(np.float64)
+        frames = self._framer.process(flat) > 0
+        return self._hold.process(frames.astype(np.float64)) > 0
