@@ -141,6 +141,13 @@ def _report(pipe: Pipeline, path: Path, quiet: bool) -> None:
             if s > 0
         )
         print(f"artefact time excluded from detection -> {detail}", file=sys.stderr)
+    flat = pipe.no_signal_frames * pipe.frame_s
+    if np.any(flat > 0):
+        detail = ", ".join(
+            f"{name}: {s:.1f} s" for name, s in zip(pipe.channels, flat.tolist(), strict=True)
+            if s > 0
+        )
+        print(f"no signal (flat line: electrode off or zeros) -> {detail}", file=sys.stderr)
 
 
 def _add_pipeline_options(p: argparse.ArgumentParser) -> None:

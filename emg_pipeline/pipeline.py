@@ -279,7 +279,7 @@ class Pipeline:
         # signal: neither rest for the floor nor activity
         flat = self._flat.process(raw)
         self.no_signal_frames += flat.sum(axis=0)
-        self.artefact_frames += (artefact | flat).sum(axis=0)
+        self.artefact_frames += (artefact & ~flat).sum(axis=0)
         self._env_hist.write(env)
         self._power_hist.write(self._envelope.frame_power)
         events = self._events(self._detector.process(env, artefact, ecg, flat))

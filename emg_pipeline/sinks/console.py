@@ -232,6 +232,13 @@ class ConsoleView:
             f"{pipe.lost_samples} lost in transmission; "
             f"artefact time {float(artefact_s.sum()):.1f} s"
         )
+        flat_s = np.asarray(pipe.no_signal_frames) * pipe.frame_s
+        if flat_s.any():
+            detail = ", ".join(
+                f"{name} {s:.1f} s" for name, s in zip(pipe.channels, flat_s.tolist(), strict=True)
+                if s > 0
+            )
+            lines.append(f"  no signal (flat line: electrode off or zeros): {detail}")
         mains = f"{pipe.mains_hz:g} Hz removed" if pipe.mains_hz else "none found"
         lines.append(f"  mains interference: {mains}")
         return lines
