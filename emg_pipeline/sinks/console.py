@@ -51,6 +51,11 @@ _KIND_LABEL = {"onset": "onset", "sustained": "SPASM", "end": "end"}
 _UNIT_LABEL = {"uV": "uV", "x_floor": "x floor"}
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    """``1 twitch``, ``2 twitches``."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 def format_stream_time(seconds: float) -> str:
     """Format a stream time as ``h:mm:ss.sss`` (hours only when needed).
 
@@ -221,8 +226,8 @@ class ConsoleView:
         n_spasms = sum(e.label == "spasm" for e in pipe.episodes)
         truncated = sum(e.truncated for e in pipe.episodes)
         total = (
-            f"  total: {len(pipe.episodes) - n_spasms} twitches, {n_spasms} spasms, "
-            f"{self.n_alerts} prolonged-spasm alerts"
+            f"  total: {_count(len(pipe.episodes) - n_spasms, 'twitch', 'twitches')}, "
+            f"{_count(n_spasms, 'spasm')}, {_count(self.n_alerts, 'prolonged-spasm alert')}"
         )
         if truncated:
             total += f"; {truncated} episode{'s' if truncated != 1 else ''} cut by the end"
