@@ -59,14 +59,14 @@ def expected_samples(profile: FirmwareProfile, counts: np.ndarray) -> np.ndarray
 async def stream_from_board(
     name: str, *, seconds: float, loss: float = 0.0, malformed: float = 0.0, seed: int = 0,
     during: Callable[[EmulatedBoard, BleSource, list[Chunk]], Awaitable[None]] | None = None,
-    reconnect: ReconnectPolicy | None = None,
+    reconnect: ReconnectPolicy | None = None, firmware: int | None = None,
 ) -> Run:
     """Stream ``seconds`` of board time from an emulated board through BleSource."""
     profile = fast(name)
     air = VirtualAir()
     signal = board_signal(profile, np.random.default_rng(seed), duration_s=60.0)
     stream = BoardStream(profile, signal, np.random.default_rng(seed + 1), loss=loss,
-                         malformed=malformed)
+                         malformed=malformed, firmware=firmware)
     board = EmulatedBoard(air.device("board"), stream, speed=SPEED)
     await board.start()
     central = BumbleCentral(air.device("central"))
@@ -269,6 +269,72 @@ def test_cancellation_leaves_the_board_stopped() -> None:
     assert board.state.commands[-1] == b"s" and board.state.stopped_by_command
     assert not board.state.streaming and not board.state.subscribed
     assert board.state.disconnections == 1
+
+
+# --------------------------------------------------------------------------- Ganglion firmware 2
+
+FW2_CYCLE = 201   # one raw sample, then 100 delta packets of two samples
+
+
+def fw2_decoded(counts: np.ndarray) -> np.ndarray:
+    """A firmware-2 decoder's counts for a stream's samples: exact at each cycle's raw
+    sample, then minus each delta (old - new) rounded down to even (its LSB is the sign)."""
+    out = np.empty_like(counts)
+    for start in range(0, counts.shape[0], FW2_CYCLE):
+        x = counts[start: start + FW2_CYCLE]
+        deltas = (x[:-1] - x[1:]) & ~np.int64(1)
+        out[start: start + FW2_CYCLE] = x[0] - np.vstack(
+            [np.zeros((1, x.shape[1]), np.int64), np.cumsum(deltas, axis=0)])
+    return out
+
+
+@pytest.mark.parametrize("loss", [0.0, 0.05])
+def test_ganglion_firmware_2_end_to_end(loss: float) -> None:
+    run = asyncio.run(stream_from_board("ganglion", seconds=12.0, loss=loss, seed=3,
+                                        firmware=2))
+    profile, stats, board, source = run.source.profile, run.source.stats, run.board, run.source
+    assert board.firmware_revision == "2.0.0" and source.variant == "fw2"
+    proto = board.stream.protocol
+    first, start = board.state.stream_starts[0], board.state.stream_start_samples[0]
+    end = timeline_end(run)
+    # every packet the board dropped before the last one received, and its samples
+    n_packets = next(k for k in range(10**6) if proto.sample_offset(k) >= end)
+    dropped = [p - first for p in board.stream.faults.positions if first <= p < first + n_packets]
+    assert stats.lost_packets == len(dropped)
+    assert stats.lost_samples == sum(proto.samples_in_packet(k) for k in dropped)
+    assert stats.estimated_lost_samples == 0 and stats.malformed == 0
+    # samples whose delta chain is broken: after a loss, until the next raw packet
+    broken = np.zeros(end, dtype=bool)
+    for k in dropped:
+        cycle_end = (proto.sample_offset(k) // FW2_CYCLE + 1) * FW2_CYCLE
+        broken[proto.sample_offset(k): cycle_end] = True
+    for k in dropped:
+        n = proto.samples_in_packet(k)
+        broken[proto.sample_offset(k): proto.sample_offset(k) + n] = False   # not received
+    assert stats.unanchored_samples == int(broken.sum())
+    breaks = {proto.sample_offset(k) // FW2_CYCLE for k in dropped}
+    assert stats.chain_breaks == len(breaks)
+    # every sample is in its place; anchored ones exact, the others off by a constant
+    n = run.signal_counts.shape[0]
+    want = fw2_decoded(run.signal_counts[(start + np.arange(end)) % n]) * profile.scale.uv_per_count
+    for chunk in run.chunks:
+        idx = chunk.first_index + np.arange(chunk.n_samples)
+        diff = chunk.samples - want[idx]
+        exact = ~broken[idx]
+        np.testing.assert_allclose(diff[exact], 0.0, atol=1e-9)
+        for cycle in np.unique(idx[~exact] // FW2_CYCLE):
+            part = diff[~exact & (idx // FW2_CYCLE == cycle)]
+            assert np.ptp(part, axis=0).max() < 1e-6      # shape right, DC offset unknown
+    if loss:
+        assert len(dropped) > 10 and stats.unanchored_samples > 0
+        seen = sum(c.lost_samples for c in run.chunks if c.flags & ChunkFlags.PACKET_LOSS)
+        pipe = Pipeline(profile.fs, profile.channels, unit=source.unit)
+        for chunk in run.chunks:
+            pipe.process(chunk)
+        assert pipe.lost_samples == seen == stats.lost_samples
+    else:
+        assert stats.lost_samples == 0 and stats.unanchored_samples == 0
+        assert all(c.flags == ChunkFlags.NONE for c in run.chunks)
 
 
 # --------------------------------------------------------------------------- scanning

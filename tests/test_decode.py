@@ -151,7 +151,8 @@ def test_ganglion_fw2_delta_chain() -> None:
     dec = decoder_for("ganglion", "fw2")
     start = [1000, -2000, 0, 123456]
     out0 = dec.decode(ganglion_raw_packet(start))
-    assert out0.seq is None and out0.n_samples == 1
+    assert out0.seq == 0 and out0.span == 1 and out0.seq_unit == "sample" and out0.n_samples == 1
+    assert dec.anchored
     np.testing.assert_allclose(out0.samples / GANGLION_UV, [start], atol=1e-6)
     truth, got = [], []
     prev = start
@@ -163,7 +164,7 @@ def test_ganglion_fw2_delta_chain() -> None:
         deltas = [p - x for p, x in zip(prev, a, strict=True)]
         deltas += [x - y for x, y in zip(a, b, strict=True)]
         out = dec.decode(ganglion_fw2_packet(pid, deltas))
-        assert out.seq == (pid - 1) % 100
+        assert out.seq == 2 * (k + 1) - 1 and out.span == 2   # samples into the 201-sample cycle
         truth += [a, b]
         got.append(out.samples)
         prev = b

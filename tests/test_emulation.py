@@ -205,3 +205,106 @@ def test_cli_errors_are_one_line(capsys: pytest.CaptureFixture) -> None:
     assert main(["emulate", "nus_emg", "--loss", "1.5"]) == 2
     lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("emg-pipeline:")]
     assert len(lines) == 4 and all("Traceback" not in x for x in lines)
+
+
+# --------------------------------------------------------------------------- Ganglion firmware 2
+
+FW2_CYCLE = 201   # one raw sample, then 100 packets of two
+
+
+def fw2_decoded(counts: np.ndarray) -> np.ndarray:
+    """What a firmware-2 decoder gives for a stream's samples (counts from the raw packet on).
+
+    Each cycle starts exact at its raw sample; a delta (old - new) arrives with its
+    LSB replaced by the sign, so the decoder subtracts it rounded down to even.
+    """
+    out = np.empty_like(counts)
+    for start in range(0, counts.shape[0], FW2_CYCLE):
+        x = counts[start: start + FW2_CYCLE]
+        deltas = (x[:-1] - x[1:]) & ~np.int64(1)
+        out[start: start + FW2_CYCLE] = x[0] - np.vstack(
+            [np.zeros((1, x.shape[1]), np.int64), np.cumsum(deltas, axis=0)])
+    return out
+
+
+def test_ganglion_fw2_literal_packets() -> None:
+    proto = BoardProtocol(load_profile("ganglion"), firmware=2)
+    [(_, raw)] = proto.encode(np.array([[1, -1, 0x123456, -(1 << 23)]]), 0, 0)
+    assert raw == bytes.fromhex("00" "000001" "ffffff" "123456" "800000") + b"ABCDEFG"
+    # previous [1, -1, ...]: A = [-3, -1, ...] (delta 4), B = [-5, ...] (delta 2); 19-bit
+    # fields MSB first: delta 4 sets bit 16 (payload byte 2 = 0x80), delta 2 sets bit 93
+    # (byte 11 = 0x04)
+    rest = [0x123456, -(1 << 23)]
+    [(_, packet)] = proto.encode(np.array([[-3, -1, *rest], [-5, -1, *rest]]), 1, 1)
+    assert packet == bytes([101]) + bytes.fromhex("0000 8000 0000 0000 0000 0004") + bytes(7)
+    with pytest.raises(ConfigError):
+        BoardProtocol(load_profile("ganglion"), firmware=2).encode(np.zeros((2, 4)), 5, 9)
+    with pytest.raises(ConfigError):
+        BoardProtocol(load_profile("myo"), firmware=2)
+
+
+def _fw2_packets(counts: np.ndarray, n_packets: int) -> list[bytes]:
+    proto = BoardProtocol(load_profile("ganglion"), firmware=2)
+    packets = []
+    for k in range(n_packets):
+        at, n = proto.sample_offset(k), proto.samples_in_packet(k)
+        [(_, payload)] = proto.encode(counts[at: at + n], k, at)
+        assert len(payload) == 20
+        packets.append(payload)
+    return packets
+
+
+def test_ganglion_fw2_round_trip_over_counter_wraps() -> None:
+    profile = load_profile("ganglion")
+    sig = board_signal(profile, np.random.default_rng(3), duration_s=5.0)
+    n_packets = 3 * 101 + 40                       # three wraps of the packet counter
+    counts = sig.counts[: FW2_CYCLE * 4]
+    packets = _fw2_packets(counts, n_packets)
+    ids = [p[0] for p in packets]
+    assert ids[:3] == [0, 101, 102] and ids[100:103] == [200, 0, 101]
+    assert ids.count(0) == 4 and set(ids) == {0, *range(101, 201)}
+    dec = make_decoder(profile, variant="fw2")
+    out = [dec.decode(p) for p in packets]
+    got = np.vstack([o.samples for o in out]) / profile.scale.uv_per_count
+    want = fw2_decoded(counts[: got.shape[0]])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    # the reconstruction really drifts within a cycle (odd deltas lose their LSB) and
+    # is exact again at every raw packet
+    assert np.abs(want - counts[: got.shape[0]]).max() > 0
+    np.testing.assert_array_equal(want[::FW2_CYCLE], counts[: got.shape[0]: FW2_CYCLE])
+    assert [o.seq for o in out[:3]] == [0, 1, 3] and out[100].seq == 199 and out[101].seq == 0
+    assert dec.anchored and dec.chain_breaks == 0
+
+
+def test_ganglion_fw2_lost_packets_unanchor_until_the_raw_packet() -> None:
+    profile = load_profile("ganglion")
+    sig = board_signal(profile, np.random.default_rng(4), duration_s=5.0)
+    counts = sig.counts[: FW2_CYCLE * 4]
+    packets = _fw2_packets(counts, 4 * 101)
+    proto = BoardProtocol(profile, firmware=2)
+    lost = {30, 31, 101 + 70, 303}        # two deltas, one delta, the raw packet of cycle 3
+    dec = make_decoder(profile, variant="fw2")
+    want = fw2_decoded(counts)
+    offsets, anchored = {}, {}
+    for k, packet in enumerate(packets):
+        if k in lost:
+            continue
+        out = dec.decode(packet)
+        at = proto.sample_offset(k)
+        diff = out.samples / profile.scale.uv_per_count - want[at: at + out.n_samples]
+        assert np.ptp(diff, axis=0).max() < 1e-6       # the shape is always right
+        offsets[k], anchored[k] = diff[0], dec.anchored
+    assert dec.chain_breaks == 3
+    for k in offsets:
+        cycle, ring = divmod(k, 101)
+        broken = (cycle == 0 and ring > 30) or (cycle == 1 and ring > 70) or cycle == 3
+        assert anchored[k] is not broken, k
+        if not broken:
+            np.testing.assert_allclose(offsets[k], 0, atol=1e-6)
+    assert np.abs(offsets[32]).max() > 0 and np.abs(offsets[101 + 71]).max() > 0
+
+
+def test_cli_emulate_firmware_option_errors(capsys: pytest.CaptureFixture) -> None:
+    assert main(["emulate", "myo", "--firmware", "2", "--port", str(_free_port())]) == 2
+    err = capsys.readouterr().err
+    assert "--firmware" in err and "Traceback" not in err

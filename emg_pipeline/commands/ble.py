@@ -102,6 +102,9 @@ def register(subparsers: argparse._SubParsersAction,
                    help="drop the link after every S seconds of streaming")
     p.add_argument("--source", default="synthetic", metavar="synthetic|RECORDING",
                    help="what the board measures: 'synthetic' (default) or a recording file")
+    p.add_argument("--firmware", type=int, choices=(2, 3), default=None, metavar="{2,3}",
+                   help="Ganglion only: firmware 2 (raw packet + 19-bit deltas) or 3 (18-bit "
+                        "values, the default); the Software Revision read reports it")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic signal and faults")
     p.add_argument("--speed", type=positive, default=1.0, metavar="X",
                    help="pace the board X times faster than real time (default 1)")
@@ -283,6 +286,9 @@ def _report_loss(source, err: TextIO) -> None:
 
 def _cmd_emulate(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
+    if args.firmware is not None and profile.decoder != "ganglion":
+        raise UsageError(f"--firmware: only the Ganglion has firmware variants, not "
+                         f"{profile.name!r}")
     if args.source != "synthetic" and not Path(args.source).is_file():
         raise UsageError(f"--source: no such recording: {args.source}")
     return _run(lambda: _emulate(args, profile))
@@ -299,7 +305,8 @@ async def _emulate(args: argparse.Namespace, profile) -> int:
     rng = np.random.default_rng(args.seed)
     source = None if args.source == "synthetic" else args.source
     signal = board_signal(profile, rng, duration_s=300.0, source=source)
-    stream = BoardStream(profile, signal, rng, loss=args.loss, malformed=args.malformed)
+    stream = BoardStream(profile, signal, rng, loss=args.loss, malformed=args.malformed,
+                         firmware=args.firmware)
     air = VirtualAir()
     try:
         await air.serve_hci(args.host, args.port)

@@ -10,9 +10,20 @@ so a field is read as N-bit two's complement with the LSB cleared. In firmware
 3 that is the top N bits of the 24-bit sample: shift left by 24 - N. In
 firmware 2 the field is a delta to *subtract*: A = previous B - delta[0:4],
 B = A - delta[4:8]; a raw packet (ID 0, four 24-bit big-endian values) restarts
-the chain. Before any raw packet the chain starts from zero: only the DC level
-is then unknown, which the high-pass removes. A lost packet leaves a DC step
-in firmware 2 for the same reason.
+the chain. The firmware sends one raw packet, then IDs 1-100 (or 101-200),
+then a raw packet again: a cycle of 101 packets holding 201 samples.
+
+Firmware 2 counter: so that a lost raw packet (one sample) is counted like
+any other, the decoder reports ``seq`` in samples within the 201-sample cycle
+(raw packet: 0, span 1; ID ``k``: ``2k - 1``, span 2; see
+:attr:`GanglionDecoder.seq_modulus`), not the profile's packet counter.
+
+Delta chain: a sample is only known exactly while every packet since the last
+raw packet arrived. Before the first raw packet (the chain starts from zero)
+and after a lost packet, the samples keep their shape but carry an unknown DC
+offset (the sum of the missing deltas) until the next raw packet re-anchors
+the chain. :attr:`GanglionDecoder.anchored` tells which, and
+:attr:`GanglionDecoder.chain_breaks` counts the breaks.
 
 IDs 201-205 carry an impedance (ASCII digits ended by ``Z``, ohms, for
 channels 1-4 and the reference); 206 is part of an ASCII message and 207 its
@@ -39,6 +50,8 @@ __all__ = ["GanglionDecoder"]
 
 _PACKET_BYTES = 20
 _MAX_MESSAGE_CHARS = 4096
+_FW2_RING = 100                      # delta packets per raw packet
+_FW2_CYCLE = 2 * _FW2_RING + 1       # samples per firmware-2 cycle
 
 
 class GanglionDecoder:
@@ -48,6 +61,20 @@ class GanglionDecoder:
     ----------
     profile : FirmwareProfile
         A ganglion profile with a variant chosen (``params["firmware"]`` is 2 or 3).
+
+    Attributes
+    ----------
+    seq_modulus : int or None
+        Firmware 2 only: the decoder's ``seq`` counts samples and wraps at
+        201 (one raw sample plus 100 delta packets of two); ``None`` for
+        firmware 3, whose ``seq`` is the profile's packet counter.
+    anchored : bool
+        Whether the samples of the last EMG packet are exact: always for
+        firmware 3; for firmware 2, whether the delta chain was anchored on a
+        raw packet and no packet went missing since.
+    chain_breaks : int
+        Firmware 2: times the delta chain was found broken (a packet ID out
+        of order, i.e. lost packets) since construction.
 
     Notes
     -----
@@ -61,12 +88,18 @@ class GanglionDecoder:
             raise ProfileError(profile.name, "params.firmware must be 2 or 3 (choose a variant)")
         self.profile = profile
         self.firmware = int(firmware)
+        self.seq_modulus: int | None = _FW2_CYCLE if self.firmware == 2 else None
+        self.anchored = self.firmware == 3
+        self.chain_breaks = 0
         self._last = np.zeros(4, dtype=np.int64)
+        self._next_ring: int | None = None   # ring position the next fw-2 packet should have
         self._message: list[str] = []
 
     def reset(self) -> None:
-        """Restart the delta chain at zero and drop any partial message."""
+        """Restart the delta chain at zero (unanchored) and drop any partial message."""
         self._last = np.zeros(4, dtype=np.int64)
+        self._next_ring = None
+        self.anchored = self.firmware == 3
         self._message = []
 
     def decode(self, packet: bytes, characteristic: str | None = None) -> DecodedPacket:
@@ -120,15 +153,24 @@ class GanglionDecoder:
             values = raw[1:13].reshape(4, 3).astype(np.int64) @ np.array(
                 [1 << 16, 1 << 8, 1], dtype=np.int64)
             self._last = twos_complement(values, 24)
+            self._next_ring = 1
+            self.anchored = True
             return DecodedPacket(samples=to_output(self._last.reshape(1, 4), self.profile),
-                                 kind=PacketKind.EMG)
+                                 seq=0, seq_unit="sample", span=1, kind=PacketKind.EMG)
         if pid > 200:  # 201-207 were handled by decode()
             raise DecodeError(f"unexpected packet ID {pid} for firmware 2", data)
-        width = 18 if pid <= 100 else 19
+        width = 18 if pid <= _FW2_RING else 19
+        ring = pid if pid <= _FW2_RING else pid - _FW2_RING
+        if ring != self._next_ring:
+            if self.anchored:
+                self.chain_breaks += 1
+            self.anchored = False
+        self._next_ring = ring + 1 if ring < _FW2_RING else 0
         deltas = (self._fields(data, width) & ~np.int64(1)).reshape(2, 4)
         counts = self._last - np.cumsum(deltas, axis=0)
         self._last = counts[1].copy()
-        return self._emg(counts, (pid - 1) % 100)
+        return DecodedPacket(samples=to_output(counts, self.profile), seq=2 * ring - 1,
+                             seq_unit="sample", span=2)
 
     # shared ----------------------------------------------------------------------------
     @staticmethod

@@ -141,6 +141,8 @@ class BoardStream:
         Probability that a packet is sent corrupted.
     max_payload : int, optional
         Largest notification payload of the link (see :class:`BoardProtocol`).
+    firmware : int, optional
+        Ganglion firmware, 2 or 3 (see :class:`BoardProtocol`).
 
     Notes
     -----
@@ -161,7 +163,7 @@ class BoardStream:
 
     def __init__(self, profile: FirmwareProfile, signal: BoardSignal, rng: np.random.Generator,
                  *, loss: float = 0.0, malformed: float = 0.0,
-                 max_payload: int | None = None) -> None:
+                 max_payload: int | None = None, firmware: int | None = None) -> None:
         for name, p in (("loss", loss), ("malformed", malformed)):
             if not (0.0 <= p < 1.0):
                 raise ConfigError(name, p, "a probability in [0, 1)")
@@ -170,12 +172,14 @@ class BoardStream:
         self.rng = rng
         self.loss = float(loss)
         self.malformed = float(malformed)
-        self.protocol = BoardProtocol(profile, max_payload)
+        self.protocol = BoardProtocol(profile, max_payload, firmware=firmware)
         self.samples_per_packet = self.protocol.samples_per_packet
         self.max_fault_run = self._max_fault_run()
         self.faults = FaultCounts()
         self.position = 0          # packets since the board started measuring
         self.counter_origin = 0    # position where the counter last restarted
+        self.sample_position = 0   # samples since the board started measuring
+        self.sample_origin = 0     # sample_position where the counter last restarted
         self._run = 0
 
     def _max_fault_run(self) -> int:
@@ -203,11 +207,14 @@ class BoardStream:
     def restart_counter(self) -> None:
         """Restart the board's counter at the current position (a new stream)."""
         self.counter_origin = self.position
+        self.sample_origin = self.sample_position
 
     def skip_to(self, position: int) -> None:
         """Let packets go by unsent (the board measured, nobody was listening)."""
         if position > self.position:
-            self.faults.samples_skipped += (position - self.position) * self.samples_per_packet
+            skipped = (position - self.position) * self.samples_per_packet
+            self.faults.samples_skipped += skipped
+            self.sample_position += skipped
             self.position = position
 
     def next_packet(self) -> list[tuple[int, bytes]]:
@@ -218,14 +225,14 @@ class BoardStream:
         list of (int, bytes)
             Notify-characteristic index and payload.
         """
-        spp = self.samples_per_packet
-        n = self.signal.counts.shape[0]
-        start = (self.position * spp) % n
-        rows = np.arange(start, start + spp) % n
-        counts = self.signal.counts[rows]
         index = self.position - self.counter_origin
-        out = self.protocol.encode(counts, index, index * spp)
+        spp = self.protocol.samples_in_packet(index)
+        n = self.signal.counts.shape[0]
+        rows = np.arange(self.sample_position, self.sample_position + spp) % n
+        counts = self.signal.counts[rows]
+        out = self.protocol.encode(counts, index, self.sample_position - self.sample_origin)
         self.position += 1
+        self.sample_position += spp
         fault = self._run < self.max_fault_run
         if fault and self.loss and self.rng.random() < self.loss:
             self._run += 1

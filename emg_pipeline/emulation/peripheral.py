@@ -71,6 +71,8 @@ class BoardState:
     stopped_by_command: bool = False
     #: board position (packet number) at which each stream started
     stream_starts: list[int] = field(default_factory=list)
+    #: board sample position at which each stream started (its first sample)
+    stream_start_samples: list[int] = field(default_factory=list)
 
 
 class EmulatedBoard:
@@ -87,9 +89,11 @@ class EmulatedBoard:
         Pace notifications this many times faster than the real board (tests).
     name : str, optional
         Advertised name (default: first name prefix of the profile + ``-emu``).
-    firmware_revision : str
+    firmware_revision : str, optional
         Served in the Software Revision characteristic when the profile reads
-        it (``"3.0.2"`` makes an emulated Ganglion firmware 3).
+        it. Default: ``"2.0.0"`` for a Ganglion speaking firmware 2 (see
+        :class:`~emg_pipeline.emulation.protocol.BoardProtocol`), else
+        ``"3.0.2"``, so that a central picks the matching firmware variant.
     disconnect_every_s : float, optional
         Drop the link after this much streaming (board time), again and again.
     tick_s : float
@@ -97,7 +101,7 @@ class EmulatedBoard:
     """
 
     def __init__(self, device: Device, stream: BoardStream, *, speed: float = 1.0,
-                 name: str | None = None, firmware_revision: str = "3.0.2",
+                 name: str | None = None, firmware_revision: str | None = None,
                  disconnect_every_s: float | None = None, tick_s: float = 0.005) -> None:
         if not speed > 0:
             raise ConfigError("speed", speed, "a positive factor")
@@ -109,6 +113,8 @@ class EmulatedBoard:
         self.speed = float(speed)
         prefixes = self.profile.scan.name_prefixes
         self.name = name or f"{prefixes[0] if prefixes else self.profile.name}-emu"
+        if firmware_revision is None:
+            firmware_revision = "2.0.0" if stream.protocol.firmware == 2 else "3.0.2"
         self.firmware_revision = firmware_revision
         self.disconnect_every_s = disconnect_every_s
         self.tick_s = tick_s
@@ -293,6 +299,7 @@ class EmulatedBoard:
         self.state.streaming = True
         self.state.streams_started += 1
         self.state.stream_starts.append(self.stream.position)
+        self.state.stream_start_samples.append(self.stream.sample_position)
         self._task = loop.create_task(self._pace())
 
     async def _stop_stream(self) -> None:

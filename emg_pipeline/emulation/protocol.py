@@ -20,6 +20,8 @@ from emg_pipeline.profiles import FirmwareProfile
 __all__ = ["BoardProtocol", "count_range", "counts_from_uv"]
 
 _GANGLION_FW3_BITS = 18     # IDs 0-99: 18-bit fields, top bits of each 24-bit sample
+_GANGLION_FW2_BITS = 19     # accelerometer off: IDs 101-200, 19-bit deltas
+_GANGLION_FW2_RING = 100    # delta packets between two raw packets
 _GANGLION_PACKET = 20
 _GFORCE_EMG = 0x08
 _GFORCE_FRAGMENT = 0xFF
@@ -92,6 +94,17 @@ class BoardProtocol:
         Largest notification the link carries (``ATT_MTU - 3``); default the
         profile's own. BITalino packs as many whole frames as fit; gForce cuts
         longer frames into fragments.
+    firmware : int, optional
+        Ganglion only: 2 (a raw packet, then 100 packets of 19-bit deltas,
+        again and again) or 3 (18-bit absolute values). Default: the
+        profile's chosen variant (``params["firmware"]``), else 3.
+
+    Notes
+    -----
+    Firmware 2 is stateful like the board: each delta is taken from the
+    previous sample, so packets must be encoded in order from packet 0 (a
+    raw packet), lost ones included. Its packets do not all hold the same
+    number of samples: see :meth:`samples_in_packet`.
 
     Examples
     --------
@@ -103,12 +116,22 @@ class BoardProtocol:
     [(0, 102)]
     """
 
-    def __init__(self, profile: FirmwareProfile, max_payload: int | None = None) -> None:
+    def __init__(self, profile: FirmwareProfile, max_payload: int | None = None, *,
+                 firmware: int | None = None) -> None:
         self.profile = profile
         self.max_payload = profile.max_payload if max_payload is None else int(max_payload)
         if self.max_payload < 1:
             raise ConfigError("max_payload", max_payload, "a positive number of bytes")
         self.kind = profile.decoder
+        self.firmware: int | None = None
+        if self.kind == "ganglion":
+            chosen = profile.params.get("firmware", 3) if firmware is None else firmware
+            if chosen not in (2, 3) or isinstance(chosen, bool):
+                raise ConfigError("firmware", chosen, "2 or 3 (Ganglion firmware)")
+            self.firmware = int(chosen)
+        elif firmware is not None:
+            raise ConfigError("firmware", firmware, "None: only the Ganglion has firmware variants")
+        self._previous: np.ndarray | None = None   # firmware 2: last sample measured
         if self.kind == "bitalino":
             size = self._bitalino_frame_bytes()
             self.samples_per_packet = max(1, min(self.max_payload, 20) // size)
@@ -119,8 +142,39 @@ class BoardProtocol:
 
     @property
     def packets_per_second(self) -> float:
-        """Nominal notification rate (one packet = ``samples_per_packet`` samples)."""
+        """Notification rate (Ganglion firmware 2: 101 packets per 201 samples)."""
+        if self.firmware == 2:
+            return self.profile.fs * (_GANGLION_FW2_RING + 1) / (2 * _GANGLION_FW2_RING + 1)
         return self.profile.fs / self.samples_per_packet
+
+    def samples_in_packet(self, packet_index: int) -> int:
+        """Samples carried by packet ``packet_index`` (counted from the counter's start).
+
+        Examples
+        --------
+        >>> from emg_pipeline.profiles import load_profile
+        >>> proto = BoardProtocol(load_profile("ganglion"), firmware=2)
+        >>> [proto.samples_in_packet(i) for i in (0, 1, 100, 101, 102)]
+        [1, 2, 2, 1, 2]
+        """
+        if self.firmware == 2 and packet_index % (_GANGLION_FW2_RING + 1) == 0:
+            return 1
+        return self.samples_per_packet
+
+    def sample_offset(self, packet_index: int) -> int:
+        """Samples sent before packet ``packet_index`` since the counter started.
+
+        Examples
+        --------
+        >>> from emg_pipeline.profiles import load_profile
+        >>> proto = BoardProtocol(load_profile("ganglion"), firmware=2)
+        >>> [proto.sample_offset(i) for i in (0, 1, 2, 101, 102)]
+        [0, 1, 3, 201, 202]
+        """
+        if self.firmware == 2:
+            cycles, ring = divmod(packet_index, _GANGLION_FW2_RING + 1)
+            return cycles * (2 * _GANGLION_FW2_RING + 1) + (2 * ring - 1 if ring else 0)
+        return packet_index * self.samples_per_packet
 
     def encode(self, counts: np.ndarray, packet_index: int,
                sample_index: int) -> list[tuple[int, bytes]]:
@@ -128,7 +182,7 @@ class BoardProtocol:
 
         Parameters
         ----------
-        counts : ndarray of int, shape (samples_per_packet, n_channels)
+        counts : ndarray of int, shape (samples_in_packet(packet_index), n_channels)
             ADC counts within :func:`count_range`.
         packet_index : int
             Packets sent since the board's counter started.
@@ -177,20 +231,46 @@ class BoardProtocol:
                                                             dtype=np.uint8)
         return [(0, bytes(header) + records.tobytes())]
 
-    def _encode_ganglion(self, counts: np.ndarray, packet_index: int,
-                         sample_index: int) -> list[tuple[int, bytes]]:
-        # Firmware 3, 18-bit mode: sign copied into bit 6, arithmetic shift right by 6.
-        width = _GANGLION_FW3_BITS
-        shift = 24 - width
-        values = counts.reshape(-1)                       # sample A ch1-4, sample B ch1-4
+    @staticmethod
+    def _sign_marked(values: np.ndarray, shift: int, width: int) -> bytes:
+        """Copy each value's sign into bit ``shift``, shift right, pack ``width``-bit fields."""
         sign = (values < 0).astype(np.int64)
         marked = (values & ~np.int64(1 << shift)) | (sign << shift)
         fields = (marked >> shift) & ((1 << width) - 1)
         bits = (fields[:, None] >> np.arange(width - 1, -1, -1)) & 1
-        payload = np.packbits(bits.reshape(-1).astype(np.uint8)).tobytes()   # 18 bytes
+        return np.packbits(bits.reshape(-1).astype(np.uint8)).tobytes()
+
+    def _encode_ganglion(self, counts: np.ndarray, packet_index: int,
+                         sample_index: int) -> list[tuple[int, bytes]]:
+        if self.firmware == 2:
+            return self._encode_ganglion_fw2(counts, packet_index)
+        # Firmware 3, 18-bit mode: sign copied into bit 6, arithmetic shift right by 6.
+        width = _GANGLION_FW3_BITS
+        payload = self._sign_marked(counts.reshape(-1), 24 - width, width)   # 18 bytes
         pid = packet_index % 100
         packet = bytes([pid]) + payload + bytes(1)        # accelerometer byte: 0
         return [(0, packet[:_GANGLION_PACKET])]
+
+    def _encode_ganglion_fw2(self, counts: np.ndarray,
+                             packet_index: int) -> list[tuple[int, bytes]]:
+        # Firmware 2, accelerometer off. Ring position 0: the raw packet, one sample as
+        # 4 x 24-bit big-endian, padded with ASCII 'A'..'G'. Positions 1-100: ID = 100 +
+        # position; delta = previous sample - this one (old minus new), its sign written
+        # into bit 0, the low 19 bits sent (MSB first, sample A then B, channels 1-4).
+        ring = packet_index % (_GANGLION_FW2_RING + 1)
+        if ring == 0:
+            sample = counts.reshape(-1)
+            body = ((sample[:, None] >> np.array([16, 8, 0])) & 0xFF).astype(np.uint8)
+            self._previous = sample.copy()
+            return [(0, bytes([0]) + body.tobytes() + b"ABCDEFG")]
+        if self._previous is None:
+            raise ConfigError("packet_index", packet_index,
+                              "0 first: a firmware-2 stream starts with its raw packet")
+        chain = np.vstack([self._previous[None, :], counts.reshape(2, 4)])
+        deltas = chain[:-1] - chain[1:]
+        self._previous = chain[-1].copy()
+        payload = self._sign_marked(deltas.reshape(-1), 0, _GANGLION_FW2_BITS)   # 19 bytes
+        return [(0, bytes([_GANGLION_FW2_RING + ring]) + payload)]
 
     def _encode_myo(self, counts: np.ndarray, packet_index: int,
                     sample_index: int) -> list[tuple[int, bytes]]:

@@ -26,6 +26,16 @@ How the timeline is kept right:
   and skipped; the next chunk carries ``ChunkFlags.MALFORMED``. Their samples
   show up as a counter gap like any lost packet.
 * Duplicate and late packets (same or older counter) are counted and dropped.
+* **Delta-coded boards** (Ganglion firmware 2): after a lost packet the
+  samples keep their shape but carry an unknown DC offset until the board's
+  next uncompressed packet. They are delivered (the high-pass removes the
+  offset) and counted in ``StreamStats.unanchored_samples``; the breaks in
+  ``StreamStats.chain_breaks``.
+
+A decoder whose counter differs from the profile's says so with a
+``seq_modulus`` attribute (its ``seq`` then wraps there and counts the
+``seq_unit`` of each packet); one that can tell exact samples from offset
+ones has ``anchored`` and ``chain_breaks`` attributes.
 """
 
 from __future__ import annotations
@@ -81,6 +91,13 @@ class StreamStats:
         Non-EMG notifications (impedance, IMU, messages, frame fragments).
     reconnects : int
         Successful reconnections after a drop.
+    unanchored_samples : int
+        Samples of a delta-coded board decoded on a broken chain: right in
+        shape and in place, but offset by an unknown constant (see
+        :class:`~emg_pipeline.decode.ganglion.GanglionDecoder`).
+    chain_breaks : int
+        Times a delta-coded board's chain broke (lost packets), each leaving
+        the samples unanchored until the next uncompressed packet.
     """
 
     packets: int = 0
@@ -95,6 +112,8 @@ class StreamStats:
     counter_resets: int = 0
     other_packets: int = 0
     reconnects: int = 0
+    unanchored_samples: int = 0
+    chain_breaks: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counts as a plain dictionary (field order)."""
@@ -165,6 +184,13 @@ class PacketAssembler:
         self.channels = profile.channels
         counter = profile.counter
         self._tracker = SequenceTracker.from_profile(profile) if counter is not None else None
+        self._own_counter = False
+        modulus = getattr(self.decoder, "seq_modulus", None)
+        if counter is not None and isinstance(modulus, int) and modulus >= 2:
+            # the decoder's own counter (Ganglion firmware 2 counts samples per cycle)
+            per_packet = max(1, min(profile.format.samples_per_packet, modulus - 1))
+            self._tracker = SequenceTracker(modulus, per_packet)
+            self._own_counter = True
         self.stats = StreamStats()
         self._next_index = 0
         self._t_last: float | None = None
@@ -204,6 +230,9 @@ class PacketAssembler:
         lost = self._account(packet, t_rx)
         if lost is None:  # duplicate or late: dropped
             return
+        if not getattr(self.decoder, "anchored", True):
+            self.stats.unanchored_samples += packet.n_samples
+        self.stats.chain_breaks = int(getattr(self.decoder, "chain_breaks", 0))
         self._place(packet.samples, lost)
         self.stats.emg_packets += 1
         self._t_last = t_rx
@@ -283,6 +312,9 @@ class PacketAssembler:
         counter = self.profile.counter
         if counter is None:
             return 0
+        if self._own_counter:
+            return ticks if packet.seq_unit == "sample" else \
+                ticks * self.profile.format.samples_per_packet
         if counter.unit == "sample":
             return ticks // counter.increment
         return ticks // counter.increment * self.profile.format.samples_per_packet
@@ -290,6 +322,11 @@ class PacketAssembler:
     def _ticks_to_packets(self, ticks: int, packet: DecodedPacket) -> int:
         span = packet.span or 1
         counter = self.profile.counter
+        if self._own_counter:
+            if packet.seq_unit != "sample":
+                return ticks
+            per_packet = self.profile.format.samples_per_packet   # nominal: some packets hold fewer
+            return -(-ticks // per_packet)
         if counter is not None and counter.unit == "packet":
             return ticks // counter.increment
         return -(-ticks // span)
