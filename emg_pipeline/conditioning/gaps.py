@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..framing import Framer, RunningMax, frame_sum
+from ..framing import RunningMax
 
 __all__ = ["FlatLine", "Gap", "NanBridge"]
 
@@ -106,14 +106,13 @@ class FlatLine:
 
     An electrode that came off, a board that sends zeros before it streams, an
     amplifier stuck at a rail, and the runs of missing samples the
-    :class:`NanBridge` holds at their last value all give exactly constant
-    samples. After the band-pass they look like perfect rest: a floor learned
-    from them would be near zero, and the signal's return would look like a
-    contraction that never ends. A sample is flat once it and the ``min_s``
-    seconds before it are all equal (causal: the first ``min_s`` of a flat run
-    are not marked); a frame holding a flat sample is marked, and so are the
-    ``hold_s`` after the run (the band-pass and the envelope window need that
-    long to settle when the signal comes back).
+    :class:`NanBridge` holds at their last value all give exactly constant samples.
+    After the band-pass they look like perfect rest: a floor learned from them would
+    be near zero, and the signal's return would look like a contraction that never
+    ends. A frame whose samples all equal the sample before them continues a flat
+    run; once the run has lasted ``min_s`` its frames are marked (causal: the first
+    ``min_s`` of a run are not), and so are the ``hold_s`` after it (the band-pass
+    and the envelope window need that long to settle when the signal comes back).
 
     Parameters
     ----------
@@ -133,7 +132,7 @@ class FlatLine:
     >>> x = np.zeros((400, 1)); x[200:, 0] = np.random.default_rng(0).standard_normal(200)
     >>> marked = FlatLine(1000.0, 1, 10, min_s=0.05, hold_s=0.05).process(x)
     >>> marked[:, 0].astype(int).tolist()[:30]
-    [0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0]
+    [0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0]
     """
 
     def __init__(
@@ -144,32 +143,49 @@ class FlatLine:
         self.frame_len = int(frame_len)
         self.min_s = float(min_s)
         self.hold_s = float(hold_s)
-        self._min_run = max(2, round(self.min_s * self.fs))
         frame_rate = self.fs / self.frame_len
-        self._framer = Framer(self.frame_len, self.n_channels, frame_sum)
+        self._min_run = max(1, round(self.min_s * frame_rate))
         self._hold = RunningMax(max(1, round(self.hold_s * frame_rate) + 1), self.n_channels)
         self.reset()
 
     def reset(self) -> None:
         """Forget the current runs."""
-        self._framer.reset()
         self._hold.reset()
         self._last = np.full(self.n_channels, np.nan)  # nothing equals the stream's start
+        self._offset = 0  # samples of the unfinished frame already seen
+        self._pending = np.zeros(self.n_channels, dtype=bool)  # ... and whether they changed
         self._run = np.zeros(self.n_channels, dtype=np.int64)
-        self._index = 0
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """Boolean mask ``(n_frames, n_channels)`` of the frames completed by ``x``."""
         n = x.shape[0]
+        F = self.frame_len
         if n == 0:
             return np.zeros((0, self.n_channels), dtype=bool)
-        prev = np.concatenate([self._last[None, :], x[:-1]])
-        same = x == prev
-        idx = np.arange(n)[:, None]
-        last_change = np.maximum.accumulate(np.where(same, -1, idx), axis=0)
-        run = np.where(last_change >= 0, idx - last_change + 1, self._run[None, :] + idx + 1)
+        # a sample "changes" when it differs from the one before it (across chunks)
+        changed = np.empty(x.shape, dtype=bool)
+        np.not_equal(x[0], self._last, out=changed[0])
+        np.not_equal(x[1:], x[:-1], out=changed[1:])
         self._last = x[-1].copy()
+        n_frames = (self._offset + n) // F
+        if n_frames == 0:
+            self._pending |= changed.any(axis=0)
+            self._offset += n
+            return np.zeros((0, self.n_channels), dtype=bool)
+        # did anything change in each frame completed by this chunk?
+        head = F - self._offset  # samples that complete the pending frame
+        moved = np.empty((n_frames, self.n_channels), dtype=bool)
+        moved[0] = self._pending | changed[:head].any(axis=0)
+        stop = head + (n_frames - 1) * F
+        if n_frames > 1:
+            moved[1:] = changed[head:stop].reshape(n_frames - 1, F, self.n_channels).any(axis=1)
+        self._pending = changed[stop:].any(axis=0)
+        self._offset = (self._offset + n) % F
+        still = ~moved
+        # frames since the last frame that broke the run (carried across chunks)
+        idx = np.arange(n_frames)[:, None]
+        last_break = np.maximum.accumulate(np.where(still, -1, idx), axis=0)
+        run = np.where(last_break >= 0, idx - last_break, self._run[None, :] + idx + 1)
         self._run = run[-1].copy()
         flat = (run >= self._min_run).astype(np.float64)
-        frames = self._framer.process(flat) > 0
-        return self._hold.process(frames.astype(np.float64)) > 0
+        return self._hold.process(flat) > 0
