@@ -36,6 +36,7 @@ import numpy as np
 from scipy import signal
 
 from ..framing import Framer, History, frame_sum
+from .filters import sosfilt_state
 
 __all__ = ["EcgSuppressor"]
 
@@ -144,7 +145,7 @@ class EcgSuppressor:
         self._amplitude.reset()
         self._zi_low: np.ndarray | None = None
         n_sections = 0 if self._hp_sos is None else self._hp_sos.shape[0]
-        self._zi_hp = np.zeros((n_sections, 2, self.n_channels))
+        self._zi_hp = np.zeros((self.n_channels, n_sections, 2))  # the kernel's layout
         self.ecg = np.zeros(self.n_channels, dtype=bool)
         self._misses = np.zeros(self.n_channels, dtype=np.int64)
         self._samples = 0
@@ -178,17 +179,15 @@ class EcgSuppressor:
                 if out is band:
                     out = band.copy()
                 cols = np.flatnonzero(self.ecg)
-                y, zf = signal.sosfilt(
-                    self._hp_sos, band[i:j, cols], axis=0, zi=self._zi_hp[:, :, cols]
-                )
+                y, zf = sosfilt_state(self._hp_sos, band[i:j, cols], self._zi_hp[cols])
                 out[i:j, cols] = y
-                self._zi_hp[:, :, cols] = zf
+                self._zi_hp[cols] = zf
             means = self._framer.process(raw[i:j]) / self.frame_len
             if means.shape[0]:
                 if self._zi_low is None:
-                    zi = signal.sosfilt_zi(self._low_sos)
-                    self._zi_low = zi[:, :, None] * means[0][None, None, :]
-                low, self._zi_low = signal.sosfilt(self._low_sos, means, axis=0, zi=self._zi_low)
+                    zi = signal.sosfilt_zi(self._low_sos)[:, :, None] * means[0][None, None, :]
+                    self._zi_low = np.ascontiguousarray(np.moveaxis(zi, -1, 0))
+                low, self._zi_low = sosfilt_state(self._low_sos, means, self._zi_low)
                 self._amplitude.write(np.abs(low))
                 flags.append(np.broadcast_to(self.ecg, means.shape).copy())
             self._samples += j - i
@@ -198,7 +197,7 @@ class EcgSuppressor:
                 self._next += self._block_samples
         if not flags:
             return out, np.zeros((0, self.n_channels), dtype=bool)
-        return out, np.concatenate(flags)
+        return out, flags[0] if len(flags) == 1 else np.concatenate(flags)
 
     def _judge(self) -> None:
         """Decide, per channel, whether the last ``window_s`` carried heartbeats."""

@@ -155,6 +155,7 @@ class FlatLine:
         self._offset = 0  # samples of the unfinished frame already seen
         self._pending = np.zeros(self.n_channels, dtype=bool)  # ... and whether they changed
         self._run = np.zeros(self.n_channels, dtype=np.int64)
+        self._clear = 10**9  # frames since the last flat frame (the hold needs none)
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """Boolean mask ``(n_frames, n_channels)`` of the frames completed by ``x``."""
@@ -168,6 +169,14 @@ class FlatLine:
         np.not_equal(x[1:], x[:-1], out=changed[1:])
         self._last = x[-1].copy()
         n_frames = (self._offset + n) // F
+        if self._clear >= self._hold.length and not self._run.any() and changed.all():
+            # the usual chunk of a live signal: every sample moved, no flat run
+            # is in progress and the hold has run out, so nothing is marked and
+            # the state after it is what the general path below would leave
+            self._offset = (self._offset + n) % F
+            self._pending = np.full(self.n_channels, n_frames == 0 or self._offset > 0)
+            self._clear += n_frames
+            return np.zeros((n_frames, self.n_channels), dtype=bool)
         if n_frames == 0:
             self._pending |= changed.any(axis=0)
             self._offset += n
@@ -187,5 +196,7 @@ class FlatLine:
         last_break = np.maximum.accumulate(np.where(still, -1, idx), axis=0)
         run = np.where(last_break >= 0, idx - last_break, self._run[None, :] + idx + 1)
         self._run = run[-1].copy()
-        flat = (run >= self._min_run).astype(np.float64)
-        return self._hold.process(flat) > 0
+        flat = run >= self._min_run
+        hits = np.flatnonzero(flat.any(axis=1))
+        self._clear = n_frames - 1 - int(hits[-1]) if hits.size else self._clear + n_frames
+        return self._hold.process(flat.astype(np.float64)) > 0
