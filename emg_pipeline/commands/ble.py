@@ -279,6 +279,10 @@ def _report_loss(source, err: TextIO) -> None:
           f"{s.malformed} malformed, {s.duplicates} duplicate; samples: {s.samples} received, "
           f"{s.lost_samples} lost{share} marked as gaps{counter}; "
           f"reconnects: {s.reconnects}", file=err)
+    if s.chain_breaks:
+        print(f"delta chain broken {s.chain_breaks} times by lost packets: {s.unanchored_samples} "
+              "samples kept with an unknown offset until the next uncompressed packet "
+              "(the band-pass removes it)", file=err)
 
 
 # ------------------------------------------------------------------------------ emulate
