@@ -5,36 +5,61 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-try:  # the compiled kernel behind scipy.signal.sosfilt (private: guarded, see sosfilt_state)
-    from scipy.signal._sosfilt import _sosfilt as _sosfilt_kernel
-except ImportError:  # pragma: no cover - depends on the scipy build
-    _sosfilt_kernel = None
+from .._jit import jit
 
 __all__ = ["SosFilter", "bandpass_sos", "effective_band", "sosfilt_state"]
 
 
-def sosfilt_state(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Filter ``x`` along axis 0 from state ``zi`` in the kernel's own layout.
+@jit
+def _sos_kernel(sos: np.ndarray, x: np.ndarray, zi: np.ndarray, y: np.ndarray) -> None:
+    """Direct form II transposed, every channel of a sample before the next sample.
 
-    The same filter as ``scipy.signal.sosfilt(sos, x, axis=0, zi=...)``, whose
-    wrapper costs about ten times its kernel on a live chunk of a few dozen
-    samples (validation, axis moves, copies of the state). Here the state stays
-    in the kernel's layout between calls and only the samples are copied.
+    The arithmetic of each channel is that of scipy's ``sosfilt`` kernel, in the
+    same order, so the results are equal bit for bit; interleaving the channels
+    lets the CPU overlap their independent recursions (scipy filters one
+    channel's whole signal at a time, bound by the latency of one recursion).
+    ``zi`` ``(n_channels, n_sections, 2)`` is updated in place.
+    """
+    n, n_ch = x.shape
+    n_sec = sos.shape[0]
+    for i in range(n):
+        for c in range(n_ch):
+            y[i, c] = x[i, c]
+        for s in range(n_sec):
+            b0 = sos[s, 0]
+            b1 = sos[s, 1]
+            b2 = sos[s, 2]
+            a1 = sos[s, 4]
+            a2 = sos[s, 5]
+            for c in range(n_ch):
+                xn = y[i, c]
+                xc = b0 * xn + zi[c, s, 0]
+                zi[c, s, 0] = b1 * xn - a1 * xc + zi[c, s, 1]
+                zi[c, s, 1] = b2 * xn - a2 * xc
+                y[i, c] = xc
+
+
+def sosfilt_state(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Filter ``x`` along axis 0 from state ``zi``; the same as ``scipy.signal.sosfilt``.
+
+    Equal bit for bit to ``scipy.signal.sosfilt(sos, x, axis=0, zi=...)`` (with
+    the state moved to scipy's layout), but a compiled loop over samples with
+    the channels innermost: about twice as fast on several channels, and a
+    fraction of the wrapper's cost on a live chunk of a few dozen samples.
 
     Parameters
     ----------
     sos : ndarray, shape (n_sections, 6)
-        Second-order sections, float64.
+        Second-order sections (normalised: ``a0 == 1``).
     x : ndarray, shape (n_samples, n_channels)
-        Samples, float64; not modified.
+        Samples; not modified.
     zi : ndarray, shape (n_channels, n_sections, 2)
-        State, C-contiguous float64; not modified.
+        State; not modified.
 
     Returns
     -------
     y : ndarray, shape (n_samples, n_channels)
-        Filtered samples (the transpose of a C-contiguous array, the layout
-        ``scipy.signal.sosfilt`` returns for ``axis=0``).
+        Filtered samples, C-contiguous (time-major).
     zf : ndarray, shape (n_channels, n_sections, 2)
         State after the last sample.
 
@@ -48,13 +73,11 @@ def sosfilt_state(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.nd
     >>> bool(np.array_equal(y, y2)) and bool(np.array_equal(zf, np.moveaxis(zf2, -1, 0)))
     True
     """
-    if _sosfilt_kernel is None:
-        y, zf = signal.sosfilt(sos, x, axis=0, zi=np.moveaxis(zi, 0, -1))
-        return y, np.ascontiguousarray(np.moveaxis(zf, -1, 0))
-    xt = np.array(x.T, dtype=np.float64, order="C")  # the kernel filters in place
-    zf = zi.copy()
-    _sosfilt_kernel(sos, xt, zf)
-    return xt.T, zf
+    x = np.asarray(x, dtype=np.float64)
+    zf = np.array(zi, dtype=np.float64, order="C")
+    y = np.empty((x.shape[0], x.shape[1]))
+    _sos_kernel(np.ascontiguousarray(sos, dtype=np.float64), x, zf, y)
+    return y, zf
 
 
 def effective_band(fs: float, highpass_hz: float, lowpass_hz: float) -> tuple[float, float]:
@@ -144,6 +167,4 @@ class SosFilter:
             zi = self._zi_unit[:, :, None] * x[0][None, None, :]
             self._state = np.ascontiguousarray(np.moveaxis(zi, -1, 0))
         y, self._state = sosfilt_state(self.sos, x, self._state)
-        # time-major rows are what the later stages slice, frame and copy;
-        # one copy here is cheaper than strided access in each of them
-        return np.ascontiguousarray(y)
+        return y

@@ -1,0 +1,30 @@
+"""Compiled kernels: the one place that configures numba.
+
+The hot loops of the pipeline that numpy cannot express without per-sample
+Python work (recursive filters across channels, hysteresis state machines,
+block-wise model updates) are compiled with :func:`jit`. Each kernel walks a
+``(n_samples, n_channels)`` array once, in sample order, with its state in
+arrays owned by the calling stage, so a kernel's result never depends on how
+the stream was chunked.
+
+``fastmath`` stays off: reassociating sums would make results depend on the
+chunk boundaries in the last bit, and IEEE semantics (NaN, inf) are relied on.
+Compiled code is cached next to the sources, so the compilation cost (about a
+second per kernel) is paid once per installation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numba
+
+__all__ = ["jit"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def jit(func: F) -> F:
+    """Compile ``func`` in nopython mode (cached, GIL released, no fastmath)."""
+    return numba.njit(cache=True, nogil=True, fastmath=False)(func)  # type: ignore[return-value]
