@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ._jit import jit
 from .chunk import Chunk, as_samples
 from .classification import Classifier
 from .conditioning import (
@@ -79,6 +80,30 @@ class ChunkResult:
     def times(self) -> np.ndarray:
         """End time of each envelope frame in seconds."""
         return (self.first_frame + 1 + np.arange(self.envelope.shape[0])) * self.frame_s
+
+
+@jit
+def _tally(
+    artefact: np.ndarray, flat: np.ndarray, artefact_frames: np.ndarray,
+    no_signal_frames: np.ndarray,
+) -> np.ndarray:
+    """Count artefact and no-signal frames per channel (in place); return their union.
+
+    A flat frame counts as no signal only, not as an artefact as well.
+    """
+    n, n_ch = artefact.shape
+    either = np.empty((n, n_ch), dtype=np.bool_)
+    for i in range(n):
+        for c in range(n_ch):
+            if flat[i, c]:
+                no_signal_frames[c] += 1
+                either[i, c] = True
+            elif artefact[i, c]:
+                artefact_frames[c] += 1
+                either[i, c] = True
+            else:
+                either[i, c] = False
+    return either
 
 
 class Pipeline:
@@ -278,14 +303,13 @@ class Pipeline:
         # a flat line (electrode off, zeros before streaming, held gaps) is no
         # signal: neither rest for the floor nor activity
         flat = self._flat.process(raw)
-        self.no_signal_frames += flat.sum(axis=0)
-        self.artefact_frames += (artefact & ~flat).sum(axis=0)
+        either = _tally(artefact, flat, self.artefact_frames, self.no_signal_frames)
         self._env_hist.write(env)
         self._power_hist.write(self._envelope.frame_power)
         events = self._events(self._detector.process(env, artefact, ecg, flat))
         self.n_samples += x.shape[0]
         self.n_frames += env.shape[0]
-        return env, artefact | flat, events
+        return env, either, events
 
     def flush(self) -> ChunkResult:
         """End the stream: close open episodes (marked ``truncated``)."""
