@@ -26,9 +26,15 @@ The detector works on envelope frames. Its pieces:
   active frame. A ``sustained`` event is emitted at the first active frame at
   which the episode has lasted ``spasm_min_s``.
 
-The vectorised part (thresholds, hysteresis, run boundaries, floor statistics)
-runs over all frames and channels of a block at once; only the run boundaries,
-a handful per second at most, go through Python.
+The frames go through one compiled kernel (:func:`_detect`) that walks each
+block segment channel by channel, frame by frame, with the whole state in two
+small arrays, and writes its rare decisions to a preallocated table that Python
+turns into :class:`Detection` values. Logarithms and exponentials (the block
+statistics live on the log-envelope) are left to numpy, whose vectorised
+``log``/``exp`` differ in the last bit from the C library's: at the end of a
+block the kernel returns, numpy takes the logarithm of the block (and then the
+exponentials of the new floor and spreads), and the kernel resumes where it
+stopped.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from typing import Literal
 
 import numpy as np
 
+from ._jit import jit
 from .settings import PipelineSettings
 
 __all__ = ["Detection", "Detector"]
@@ -46,6 +53,33 @@ __all__ = ["Detection", "Detector"]
 _NEVER = -(10**15)
 _MAX_BACKTRACK_S = 1.0
 _INIT_MAX_BLOCKS = 60  # blocks (30 s) the first floor may wait for enough quiet frames
+_DBL_MAX = float(np.finfo(np.float64).max)
+
+# kernel status (low two bits of its return value; the rest counts decisions)
+_DONE, _NEED_LOG, _NEED_EXP, _FULL = 0, 1, 2, 3
+_KINDS: tuple[Literal["onset", "sustained", "end"], ...] = ("onset", "sustained", "end")
+_ONSET, _SUSTAINED, _END = 0, 1, 2
+
+# integer state: row 0 holds the scalars, the other rows one entry per channel
+_FRAME, _READY, _INIT_BLOCKS, _PHASE, _ROW = 0, 1, 2, 3, 4
+_N_SCALARS = 5
+(_H, _LAST_BELOW, _LAST_ON, _FROZEN, _RUN_START, _RUN_MIN_ON, _RUN_IN_EP, _CAND_ONSET,
+ _EP_ACTIVE, _EP_ONSET, _EP_LAST, _EP_SUSTAINED) = range(1, 13)
+_N_IROWS = 13
+# float state, one entry per channel in each row; the last six rows are the
+# arguments and results of the block's exponentials
+(_LOG_FLOOR, _LOG_SPREAD, _ON_THR, _OFF_THR, _FLOOR, _EP_FLOOR) = range(6)
+_EXP_IN, _EXP_OUT = 6, 9
+_N_FROWS = 12
+# planes of the block buffer: envelope, envelope clipped for the log, its log, quiet flag
+_RAW, _CLIPPED, _LOG, _QUIET = range(4)
+# configuration (one float64 vector; integers are exact)
+(_C_BLOCK, _C_GAP, _C_MIN_ON, _C_MIN_ON_ECG, _C_SPASM, _C_BACKTRACK, _C_WARMUP, _C_FREEZE,
+ _C_INIT_MAX, _C_ABSOLUTE, _C_RISE, _C_FALL, _C_SPREAD_GAIN, _C_ON_SD, _C_OFF_SD,
+ _C_MIN_ON_RATIO, _C_MIN_OFF_RATIO, _C_ON_UV, _C_OFF_UV) = range(19)
+_N_CFG = 19
+# columns of the decision table
+_D_KIND, _D_CHANNEL, _D_FRAME, _D_ONSET, _D_OFFSET, _D_FLOOR = range(6)
 
 
 @dataclass(frozen=True)
@@ -118,47 +152,82 @@ class Detector:
         self._spread_gain = 1.0 - math.exp(-block_s / 5.0)
         self._freeze_blocks = max(1, math.ceil(settings.floor_freeze_max_s / block_s))
         self._warmup = math.ceil(settings.window_s * fr - 1e-9)  # envelope window filling
-        self._columns = np.arange(self.n_channels)[None, :]
+        cfg = np.zeros(_N_CFG)
+        cfg[_C_BLOCK] = self._block
+        cfg[_C_GAP] = self._gap
+        cfg[_C_MIN_ON] = self._min_on
+        cfg[_C_MIN_ON_ECG] = self._min_on_ecg
+        cfg[_C_SPASM] = self._spasm
+        cfg[_C_BACKTRACK] = self._backtrack
+        cfg[_C_WARMUP] = self._warmup
+        cfg[_C_FREEZE] = self._freeze_blocks
+        cfg[_C_INIT_MAX] = _INIT_MAX_BLOCKS
+        cfg[_C_ABSOLUTE] = settings.threshold == "absolute_uv"
+        cfg[_C_RISE] = self._rise
+        cfg[_C_FALL] = self._fall
+        cfg[_C_SPREAD_GAIN] = self._spread_gain
+        cfg[_C_ON_SD] = settings.on_sd
+        cfg[_C_OFF_SD] = settings.off_sd
+        cfg[_C_MIN_ON_RATIO] = settings.min_on_ratio
+        cfg[_C_MIN_OFF_RATIO] = settings.min_off_ratio
+        cfg[_C_ON_UV] = settings.on_uv
+        cfg[_C_OFF_UV] = settings.off_uv
+        self._cfg = cfg
+        # room for the decisions of the longest segment (a block) on every channel
+        self._dec = np.zeros((self.n_channels * (3 * self._block + 3) + 16, 6))
         self.reset()
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
         """Forget the floor, the thresholds and every open episode."""
         C = self.n_channels
-        self.frame_index = 0  # absolute index of the next frame
-        self.ready = False
-        self._log_floor = np.zeros(C)
-        self._log_spread = np.zeros(C)
-        self.on_threshold = np.full(C, np.inf)
-        self.off_threshold = np.full(C, np.inf)
-        self._frozen = np.zeros(C, dtype=np.int64)
-        self._block_env: list[np.ndarray] = []
-        self._block_quiet: list[np.ndarray] = []
-        self._init_blocks = 0
-        self._h = np.zeros(C, dtype=bool)
-        self._last_on = np.full(C, _NEVER, dtype=np.int64)
-        self._last_below = np.full(C, _NEVER, dtype=np.int64)
-        # episode state machine, one entry per channel
-        self._run_start = [0] * C
-        self._run_min_on = [self._min_on] * C
-        self._run_in_episode = [False] * C
-        self._cand_onset = [0] * C
-        self._ep_active = [False] * C
-        self._ep_onset = [0] * C
-        self._ep_last = [0] * C
-        self._ep_sustained = [False] * C
-        self._ep_floor = [math.nan] * C
+        ist = np.zeros((_N_IROWS, max(C, _N_SCALARS)), dtype=np.int64)
+        ist[_LAST_BELOW] = _NEVER
+        ist[_LAST_ON] = _NEVER
+        ist[_RUN_MIN_ON] = self._min_on
+        fst = np.zeros((_N_FROWS, C))
+        fst[_ON_THR] = np.inf
+        fst[_OFF_THR] = np.inf
+        fst[_FLOOR] = np.exp(fst[_LOG_FLOOR])
+        fst[_EP_FLOOR] = np.nan
+        self._istate = ist
+        self._fstate = fst
+        self._buf = np.zeros((4, self._block, C))
+        # views handed to numpy's log and exp at the end of a block
+        self._log_in, self._log_out = self._buf[_CLIPPED], self._buf[_LOG]
+        self._exp_in = fst[_EXP_IN : _EXP_IN + 3]
+        self._exp_out = fst[_EXP_OUT : _EXP_OUT + 3]
+
+    @property
+    def frame_index(self) -> int:
+        """Absolute index of the next frame."""
+        return int(self._istate[0, _FRAME])
+
+    @property
+    def ready(self) -> bool:
+        """Whether the first noise floor has been measured."""
+        return bool(self._istate[0, _READY])
+
+    @property
+    def on_threshold(self) -> np.ndarray:
+        """On threshold per channel (envelope units; inf before the first floor)."""
+        return self._fstate[_ON_THR]
+
+    @property
+    def off_threshold(self) -> np.ndarray:
+        """Off threshold per channel (envelope units; inf before the first floor)."""
+        return self._fstate[_OFF_THR]
 
     @property
     def floor(self) -> np.ndarray:
         """Current noise floor per channel, in envelope units (NaN before the first block)."""
         if not self.ready:
             return np.full(self.n_channels, np.nan)
-        return np.exp(self._log_floor)
+        return self._fstate[_FLOOR].copy()
 
     def active(self) -> np.ndarray:
         """Which channels are inside a confirmed episode now."""
-        return np.array(self._ep_active, dtype=bool)
+        return self._istate[_EP_ACTIVE, : self.n_channels].astype(bool)
 
     # --------------------------------------------------------------- process
     def process(
@@ -176,238 +245,431 @@ class Detector:
         marks frames without signal (a flat line): they count as artefact, and
         no onset is dated back into them.
         """
-        if ecg is None:
-            ecg = np.zeros(artefact.shape, dtype=bool)
-        if no_signal is None:
-            no_signal = np.zeros(artefact.shape, dtype=bool)
+        args = (env, artefact, ecg, no_signal, self._istate, self._fstate, self._buf,
+                self._dec, self._cfg)
+        r = _detect(*args)
+        if r == 0:  # the usual live chunk: no decision, no block end
+            return []
         out: list[Detection] = []
-        n = env.shape[0]
-        i = 0
-        while i < n:
-            pos = self.frame_index % self._block
-            j = min(n, i + self._block - pos)
-            self._segment(env[i:j], artefact[i:j] | no_signal[i:j], ecg[i:j], no_signal[i:j], out)
-            if (self.frame_index % self._block) == 0:
-                self._end_block()
-            i = j
-        return out
+        while True:
+            n, status = r >> 2, r & 3
+            if n:
+                for kind, c, frame, onset, offset, floor in self._dec[:n].tolist():
+                    out.append(Detection(_KINDS[int(kind)], int(c), int(frame), int(onset),
+                                         int(offset), floor))
+            if status == _DONE:
+                return out
+            if status == _NEED_LOG:
+                np.log(self._log_in, out=self._log_out)
+            elif status == _NEED_EXP:
+                np.exp(self._exp_in, out=self._exp_out)
+            r = _detect(*args)
 
     def flush(self) -> list[Detection]:
         """Close every open episode at the end of the stream."""
         out: list[Detection] = []
+        ist, fst = self._istate, self._fstate
         end = self.frame_index
         for c in range(self.n_channels):
-            if not self._ep_active[c]:
+            if not ist[_EP_ACTIVE, c]:
                 continue
-            still_on = bool(self._h[c])
-            last = end if still_on else self._ep_last[c]
+            still_on = bool(ist[_H, c])
+            last = end if still_on else int(ist[_EP_LAST, c])
             truncated = still_on or (end - last) < self._gap
-            out.append(
-                Detection("end", c, end - 1, self._ep_onset[c], last, self._ep_floor[c], truncated)
-            )
-            self._ep_active[c] = False
-        self._h[:] = False
+            out.append(Detection("end", c, end - 1, int(ist[_EP_ONSET, c]), last,
+                                 float(fst[_EP_FLOOR, c]), truncated))
+            ist[_EP_ACTIVE, c] = 0
+        ist[_H] = 0
         return out
 
-    # -------------------------------------------------------------- internals
-    def _segment(
-        self,
-        env: np.ndarray,
-        art: np.ndarray,
-        ecg: np.ndarray,
-        no_signal: np.ndarray,
-        out: list[Detection],
-    ) -> None:
-        m = env.shape[0]
-        f0 = self.frame_index
-        idx = np.arange(f0, f0 + m, dtype=np.int64)[:, None]
-        if self.ready:
-            above_on = (env > self.on_threshold) & ~art
-            resting = (env <= self.off_threshold) | art
-        else:
-            above_on = np.zeros_like(art)
-            resting = np.ones_like(art)
-        seg_end = f0 + m
-        h_prev = self._h
-        # onsets are dated back to the last frame really at rest: an artefact
-        # frame (a heartbeat during the rise of a contraction) is no evidence of
-        # rest, but nothing is dated back into a stretch without signal
-        at_rest = (resting & ~art) | no_signal if self.ready else resting
-        if not np.where(h_prev, resting, above_on).any():
-            # the usual segment (every live chunk but a few): no channel meets a
-            # frame that would flip its state (a resting one while on, one above
-            # the on threshold while off), so each keeps its state throughout,
-            # no run starts or ends, and the general path below reduces to this
-            last_below = np.where(at_rest, idx, _NEVER).max(axis=0)
-            self._last_below = np.maximum(last_below, self._last_below)
-            self._block_env.append(env)
-            self._block_quiet.append(~(art | h_prev) & ((idx - self._last_on) >= self._gap))
-            self._last_on = np.where(h_prev, seg_end - 1, self._last_on)
-            for c, on in enumerate(h_prev.tolist()):
-                if on:
-                    self._run_continues(c, seg_end, out)
-                elif self._ep_active[c] and seg_end - self._ep_last[c] >= self._gap:
-                    self._end_episode(c, out)
-            self.frame_index = seg_end
-            return
-        # hysteresis by forward fill of the last decisive frame: its row and its
-        # decision travel in one integer (2 r + 1 above on, 2 r resting), and
-        # rows before any decisive one carry the previous state (-1 on, -2 off)
-        r2 = 2 * (idx - f0)
-        code = np.where(above_on, r2 + 1, np.where(resting, r2, self._h.astype(np.int64) - 2))
-        np.maximum.accumulate(code, axis=0, out=code)
-        h = (code & 1).astype(bool)
-        last_below = np.where(at_rest, idx, _NEVER)
-        np.maximum(last_below[0], self._last_below, out=last_below[0])
-        np.maximum.accumulate(last_below, axis=0, out=last_below)
-        last_on = np.where(h, idx, _NEVER)
-        np.maximum(last_on[0], self._last_on, out=last_on[0])
-        np.maximum.accumulate(last_on, axis=0, out=last_on)
-        quiet = ~(h | art) & ((idx - last_on) >= self._gap)
-        self._block_env.append(env)
-        self._block_quiet.append(quiet)
 
-        change = np.diff(h.view(np.int8), axis=0, prepend=self._h.view(np.int8)[None, :])
-        # run boundaries, channel by channel and in time order within a channel
-        chans, rows = np.nonzero(change.T)
-        begins = (change[rows, chans] > 0).tolist()
-        below = last_below[rows, chans].tolist()
-        chans_l, rows_l = chans.tolist(), rows.tolist()
-        h_last = h[-1].tolist()
-        todo = set(chans_l)
-        todo.update(c for c in range(self.n_channels) if self._ep_active[c] or self._h[c])
-        i, n_changes = 0, len(chans_l)
-        for c in sorted(todo):
-            while i < n_changes and chans_l[i] == c:
-                f = f0 + rows_l[i]
-                if begins[i]:
-                    self._run_begins(c, f, below[i], out)
-                    self._run_min_on[c] = self._min_on_ecg if ecg[rows_l[i], c] else self._min_on
-                else:
-                    self._run_ends(c, f, out)
+# ------------------------------------------------------------------ kernels
+@jit
+def _npmax(a: float, b: float) -> float:
+    """``np.maximum`` of two floats (NaN wins)."""
+    if a != a:
+        return a
+    if b != b:
+        return b
+    return a if a >= b else b
+
+
+@jit
+def _npmin(a: float, b: float) -> float:
+    """``np.minimum`` of two floats (NaN wins)."""
+    if a != a:
+        return a
+    if b != b:
+        return b
+    return a if a <= b else b
+
+
+@jit
+def _nan_to_num(a: float, nan: float) -> float:
+    """``np.nan_to_num`` of a float."""
+    if a != a:
+        return nan
+    if a == np.inf:
+        return _DBL_MAX
+    if a == -np.inf:
+        return -_DBL_MAX
+    return a
+
+
+@jit
+def _select(a: np.ndarray, lo: int, hi: int, k: int) -> None:
+    """Partially order ``a[lo:hi]`` so that ``a[k]`` is its ``k - lo``-th smallest.
+
+    Afterwards ``a[lo:k] <= a[k] <= a[k + 1:hi]`` (Wirth's selection; no NaN).
+    """
+    m = hi - 1
+    while lo < m:
+        x = a[k]
+        i = lo
+        j = m
+        while i <= j:
+            while a[i] < x:
                 i += 1
-            if h_last[c]:
-                self._run_continues(c, seg_end, out)
-            elif self._ep_active[c] and seg_end - self._ep_last[c] >= self._gap:
-                self._end_episode(c, out)
-        self._h = h[-1].copy()
-        self._last_below = last_below[-1].copy()
-        self._last_on = last_on[-1].copy()
-        self.frame_index = seg_end
+            while x < a[j]:
+                j -= 1
+            if i <= j:
+                t = a[i]
+                a[i] = a[j]
+                a[j] = t
+                i += 1
+                j -= 1
+        if j < k:
+            lo = i
+        if k < i:
+            m = j
 
-    def _run_begins(self, c: int, f: int, last_below: int, out: list[Detection]) -> None:
-        if self._ep_active[c] and f - self._ep_last[c] >= self._gap:
-            self._end_episode(c, out)
-        self._run_start[c] = f
-        self._run_in_episode[c] = self._ep_active[c]
-        self._cand_onset[c] = max(last_below + 1, f - self._backtrack)
 
-    def _run_ends(self, c: int, f: int, out: list[Detection]) -> None:
-        self._advance_run(c, f, out)
-        if self._run_in_episode[c]:
-            self._ep_last[c] = f
+@jit
+def _quantiles3(
+    vals: np.ndarray, n_val: int, n_nan: int, n_rows: int, q0: float, q1: float, q2: float
+) -> tuple[float, float, float]:
+    """Three quantiles (lower interpolation) of a masked column, as numpy would sort it.
 
-    def _run_continues(self, c: int, seg_end: int, out: list[Detection]) -> None:
-        self._advance_run(c, seg_end, out)
-        if self._run_in_episode[c]:
-            self._ep_last[c] = seg_end
-
-    def _advance_run(self, c: int, upto: int, out: list[Detection]) -> None:
-        """Account for active frames of the current run up to frame ``upto`` (exclusive)."""
-        start = self._run_start[c]
-        if not self._run_in_episode[c]:
-            confirm = start + self._run_min_on[c] - 1
-            if confirm >= upto:
-                return
-            self._ep_active[c] = True
-            self._ep_onset[c] = self._cand_onset[c]
-            self._ep_sustained[c] = False
-            self._ep_floor[c] = float(np.exp(self._log_floor[c]))
-            self._run_in_episode[c] = True
-            out.append(Detection("onset", c, confirm, self._ep_onset[c], floor=self._ep_floor[c]))
-        if not self._ep_sustained[c]:
-            t = max(start, self._ep_onset[c] + self._spasm - 1)
-            if t < upto:
-                self._ep_sustained[c] = True
-                out.append(Detection("sustained", c, t, self._ep_onset[c], floor=self._ep_floor[c]))
-
-    def _end_episode(self, c: int, out: list[Detection]) -> None:
-        last = self._ep_last[c]
-        out.append(
-            Detection("end", c, last + self._gap - 1, self._ep_onset[c], last, self._ep_floor[c])
-        )
-        self._ep_active[c] = False
-
-    def _end_block(self) -> None:
-        # a block usually arrives as one segment: no copy then
-        env = self._block_env[0] if len(self._block_env) == 1 else np.concatenate(self._block_env)
-        quiet = (self._block_quiet[0] if len(self._block_quiet) == 1
-                 else np.concatenate(self._block_quiet))
-        self._block_env, self._block_quiet = [], []
-        log_env = np.log(np.maximum(env, 1e-12))
-        if not self.ready:
-            # the first floor comes from quiet frames past the envelope's warm-up
-            # (its window is still filling), not marked as artefact and not empty
-            # (an envelope the artefact gate emptied says nothing about rest);
-            # without enough of them on every channel, wait for the next block
-            # (at most _INIT_MAX_BLOCKS, then take what there is); a channel that
-            # carries ECG needs a few seconds before its heartbeats are filtered out
-            end = self.frame_index
-            idx = np.arange(end - env.shape[0], end)[:, None]
-            usable = quiet & (env > 0) & (idx >= self._warmup)
-            self._init_blocks += 1
-            enough = usable.sum(axis=0) >= 0.25 * env.shape[0]
-            if not enough.all() and self._init_blocks < _INIT_MAX_BLOCKS:
-                return
-            # after the wait, any quiet frame will do, but a channel without one
-            # (a flat line all along) keeps waiting: a floor must come from signal
-            usable = np.where(enough[None, :], usable, quiet & (env > 0))
-            if not usable.any(axis=0).all():
-                return
-            q10, q30, q40 = _masked_quantiles(log_env, usable, (0.1, 0.3, 0.4))
-            self._log_spread = np.maximum(np.nan_to_num((q40 - q10) / 1.028, nan=1e-3), 1e-3)
-            self._log_floor = np.nan_to_num(q30, nan=0.0) + 0.524 * self._log_spread
-            self.ready = True
+    ``vals[:n_val]`` are the selected non-NaN values (reordered in place),
+    ``n_nan`` the selected NaN values, ``n_rows`` the column length: unselected
+    rows count as +inf, after the selected values and before the NaNs. NaN
+    where nothing is selected.
+    """
+    count = n_val + n_nan
+    if count == 0:
+        return np.nan, np.nan, np.nan
+    k0 = max(int(q0 * (count - 1)), 0)
+    k1 = max(int(q1 * (count - 1)), 0)
+    k2 = max(int(q2 * (count - 1)), 0)
+    # nearest-rank picks, in increasing order (k0 <= k1 <= k2)
+    if k1 < n_val:
+        _select(vals, 0, n_val, k1)
+        if k0 < k1:
+            _select(vals, 0, k1, k0)
+        if k2 > k1 and k2 < n_val:
+            _select(vals, k1 + 1, n_val, k2)
+    elif k0 < n_val:
+        _select(vals, 0, n_val, k0)
+    fills = n_rows - count
+    out = np.empty(3)
+    for i, k in enumerate((k0, k1, k2)):
+        if k < n_val:
+            out[i] = vals[k]
+        elif k < n_val + fills:
+            out[i] = np.inf
         else:
-            usable = quiet.sum(axis=0) >= 0.5 * quiet.shape[0]
-            self._frozen = np.where(usable, 0, self._frozen + 1)
-            thawed = ~usable & (self._frozen >= self._freeze_blocks)
-            mask = np.where(thawed[None, :], True, quiet)
-            q10, q50, q90 = _masked_quantiles(log_env, mask, (0.1, 0.5, 0.9))
-            update = usable | thawed
-            rate = np.where(q50 < self._log_floor, self._fall, self._rise)
-            self._log_floor = np.where(update, self._log_floor + rate * (q50 - self._log_floor),
-                                       self._log_floor)
-            spread = np.maximum((q90 - q10) / 2.563, 1e-3)
-            self._log_spread = np.where(
-                usable, self._log_spread + self._spread_gain * (spread - self._log_spread),
-                self._log_spread,
-            )
-        self._set_thresholds()
-
-    def _set_thresholds(self) -> None:
-        s = self.settings
-        floor = np.exp(self._log_floor)
-        if s.threshold == "absolute_uv":
-            self.on_threshold = floor + s.on_uv
-            self.off_threshold = floor + s.off_uv
-            return
-        on = np.maximum(np.exp(s.on_sd * self._log_spread), s.min_on_ratio)
-        off = np.maximum(np.exp(s.off_sd * self._log_spread), s.min_off_ratio)
-        self.on_threshold = floor * on
-        self.off_threshold = floor * np.minimum(off, on)
+            out[i] = np.nan
+    return out[0], out[1], out[2]
 
 
-def _masked_quantiles(
-    values: np.ndarray, mask: np.ndarray, qs: tuple[float, ...]
-) -> tuple[np.ndarray, ...]:
-    """Per-column quantiles of ``values[mask]`` (lower interpolation); NaN where empty."""
-    # one contiguous row per column: sorting along the last axis is cheaper
-    data = np.ascontiguousarray(np.where(mask, values, np.inf).T)
-    data.sort(axis=1)
-    count = mask.sum(axis=0)
-    # floor(q (count - 1)) never exceeds count - 1, and truncation only differs
-    # from the floor below zero (an empty column), where both become 0
-    k = np.maximum((np.array(qs)[:, None] * (count - 1)).astype(np.int64), 0)
-    picked = data[np.arange(values.shape[1])[None, :], k]  # (len(qs), n_columns)
-    return tuple(np.where(count > 0, picked, np.nan))
+@jit
+def _gather(
+    buf: np.ndarray, c: int, mode: int, first: int, warmup: int, vals: np.ndarray
+) -> tuple[int, int]:
+    """Collect the log-envelope of channel ``c`` on the block rows selected by ``mode``.
+
+    ``mode``: 0 quiet rows, 1 every row, 2 quiet rows with a positive envelope,
+    3 those of them past the warm-up (row ``t`` is frame ``first + t``).
+    Returns the number of non-NaN values written to ``vals`` and of NaN values.
+    """
+    n_val = 0
+    n_nan = 0
+    for t in range(buf.shape[1]):
+        if mode != 1:
+            if buf[3, t, c] == 0.0:
+                continue
+            if mode >= 2 and not buf[0, t, c] > 0.0:
+                continue
+            if mode == 3 and first + t < warmup:
+                continue
+        v = buf[2, t, c]
+        if v != v:
+            n_nan += 1
+        else:
+            vals[n_val] = v
+            n_val += 1
+    return n_val, n_nan
+
+
+@jit
+def _block_stats(ist: np.ndarray, fst: np.ndarray, buf: np.ndarray, cfg: np.ndarray) -> bool:
+    """Update the floor and spread from the finished block (its log in ``buf[2]``).
+
+    Returns whether the thresholds must be set (then ``fst[6:9]`` holds the
+    arguments of their exponentials).
+    """
+    C = fst.shape[1]
+    block = buf.shape[1]
+    vals = np.empty(block)
+    if ist[0, 1] == 0:
+        # the first floor: see Detector._end_block in the documentation above
+        first = ist[0, 0] - block
+        warmup = int(cfg[6])
+        ist[0, 2] += 1
+        enough = np.empty(C, dtype=np.bool_)
+        all_enough = True
+        for c in range(C):
+            cnt = 0
+            for t in range(block):
+                if buf[3, t, c] != 0.0 and buf[0, t, c] > 0.0 and first + t >= warmup:
+                    cnt += 1
+            enough[c] = cnt >= 0.25 * block
+            if not enough[c]:
+                all_enough = False
+        if not all_enough and ist[0, 2] < int(cfg[8]):
+            return False
+        for c in range(C):
+            found = False
+            for t in range(block):
+                if buf[3, t, c] != 0.0 and buf[0, t, c] > 0.0 and (
+                    not enough[c] or first + t >= warmup
+                ):
+                    found = True
+                    break
+            if not found:
+                return False
+        for c in range(C):
+            n_val, n_nan = _gather(buf, c, 3 if enough[c] else 2, first, warmup, vals)
+            q10, q30, q40 = _quantiles3(vals, n_val, n_nan, block, 0.1, 0.3, 0.4)
+            spread = _npmax(_nan_to_num((q40 - q10) / 1.028, 1e-3), 1e-3)
+            fst[1, c] = spread
+            fst[0, c] = _nan_to_num(q30, 0.0) + 0.524 * spread
+        ist[0, 1] = 1
+    else:
+        freeze = int(cfg[7])
+        rise = cfg[10]
+        fall = cfg[11]
+        gain = cfg[12]
+        for c in range(C):
+            cnt = 0
+            for t in range(block):
+                if buf[3, t, c] != 0.0:
+                    cnt += 1
+            usable = cnt >= 0.5 * block
+            if usable:
+                ist[4, c] = 0
+            else:
+                ist[4, c] += 1
+            thawed = not usable and ist[4, c] >= freeze
+            n_val, n_nan = _gather(buf, c, 1 if thawed else 0, 0, 0, vals)
+            q10, q50, q90 = _quantiles3(vals, n_val, n_nan, block, 0.1, 0.5, 0.9)
+            log_floor = fst[0, c]
+            if usable or thawed:
+                rate = fall if q50 < log_floor else rise
+                fst[0, c] = log_floor + rate * (q50 - log_floor)
+            spread = _npmax((q90 - q10) / 2.563, 1e-3)
+            if usable:
+                fst[1, c] = fst[1, c] + gain * (spread - fst[1, c])
+    absolute = cfg[9] != 0.0
+    for c in range(C):
+        fst[6, c] = fst[0, c]
+        if absolute:
+            fst[7, c] = 0.0
+            fst[8, c] = 0.0
+        else:
+            fst[7, c] = cfg[13] * fst[1, c]
+            fst[8, c] = cfg[14] * fst[1, c]
+    return True
+
+
+@jit
+def _set_thresholds(fst: np.ndarray, cfg: np.ndarray) -> None:
+    """Floor and thresholds from the exponentials in ``fst[9:12]``."""
+    absolute = cfg[9] != 0.0
+    for c in range(fst.shape[1]):
+        floor = fst[9, c]
+        fst[4, c] = floor
+        if absolute:
+            fst[2, c] = floor + cfg[17]
+            fst[3, c] = floor + cfg[18]
+        else:
+            on = _npmax(fst[10, c], cfg[15])
+            off = _npmax(fst[11, c], cfg[16])
+            fst[2, c] = floor * on
+            fst[3, c] = floor * _npmin(off, on)
+
+
+@jit
+def _emit(
+    dec: np.ndarray, nd: int, kind: int, c: int, frame: int, onset: int, offset: int,
+    floor: float,
+) -> int:
+    dec[nd, 0] = kind
+    dec[nd, 1] = c
+    dec[nd, 2] = frame
+    dec[nd, 3] = onset
+    dec[nd, 4] = offset
+    dec[nd, 5] = floor
+    return nd + 1
+
+
+@jit
+def _end_episode(ist: np.ndarray, fst: np.ndarray, dec: np.ndarray, nd: int, c: int,
+                 gap: int) -> int:
+    last = ist[11, c]
+    nd = _emit(dec, nd, 2, c, last + gap - 1, ist[10, c], last, fst[5, c])
+    ist[9, c] = 0
+    return nd
+
+
+@jit
+def _advance_run(ist: np.ndarray, fst: np.ndarray, dec: np.ndarray, nd: int, c: int, upto: int,
+                 spasm: int) -> int:
+    """Account for active frames of the current run up to frame ``upto`` (exclusive)."""
+    start = ist[5, c]
+    if ist[7, c] == 0:
+        confirm = start + ist[6, c] - 1
+        if confirm >= upto:
+            return nd
+        ist[9, c] = 1
+        ist[10, c] = ist[8, c]
+        ist[12, c] = 0
+        fst[5, c] = fst[4, c]
+        ist[7, c] = 1
+        nd = _emit(dec, nd, 0, c, confirm, ist[10, c], -1, fst[5, c])
+    if ist[12, c] == 0:
+        t = max(start, ist[10, c] + spasm - 1)
+        if t < upto:
+            ist[12, c] = 1
+            nd = _emit(dec, nd, 1, c, t, ist[10, c], -1, fst[5, c])
+    return nd
+
+
+@jit
+def _detect(
+    env: np.ndarray,
+    art: np.ndarray,
+    ecg: np.ndarray | None,
+    ns: np.ndarray | None,
+    ist: np.ndarray,
+    fst: np.ndarray,
+    buf: np.ndarray,
+    dec: np.ndarray,
+    cfg: np.ndarray,
+) -> int:
+    """Run the detector over ``env`` from row ``ist[0, 4]`` until done or numpy is needed.
+
+    Returns ``4 * n_decisions + status``: the decisions are in ``dec[:n]``;
+    status 0 done (the next call starts a new chunk), 1 the block ended and
+    needs ``log(buf[1])`` in ``buf[2]``, 2 the new floor needs ``exp(fst[6:9])``
+    in ``fst[9:12]``, 3 the decision table is full (read it and call again).
+    """
+    n = env.shape[0]
+    C = fst.shape[1]
+    block = int(cfg[0])
+    gap = int(cfg[1])
+    min_on = int(cfg[2])
+    min_on_ecg = int(cfg[3])
+    spasm = int(cfg[4])
+    backtrack = int(cfg[5])
+    nd = 0
+    phase = ist[0, 3]
+    if phase == 1:
+        if _block_stats(ist, fst, buf, cfg):
+            ist[0, 3] = 2
+            return 2
+        ist[0, 3] = 0
+    elif phase == 2:
+        _set_thresholds(fst, cfg)
+        ist[0, 3] = 0
+    row = ist[0, 4]
+    while row < n:
+        f0 = ist[0, 0]
+        pos = f0 % block
+        m = min(n - row, block - pos)
+        if nd + C * (3 * m + 3) > dec.shape[0]:
+            ist[0, 4] = row
+            return 4 * nd + 3
+        ready = ist[0, 1] != 0
+        seg_end = f0 + m
+        for c in range(C):
+            on_thr = fst[2, c]
+            off_thr = fst[3, c]
+            h = ist[1, c] != 0
+            last_below = ist[2, c]
+            last_on = ist[3, c]
+            for t in range(m):
+                r = row + t
+                f = f0 + t
+                e = env[r, c]
+                flat = False
+                if ns is not None:
+                    flat = ns[r, c] != 0
+                a = (art[r, c] != 0) or flat
+                if ready:
+                    above = (e > on_thr) and not a
+                    resting = (e <= off_thr) or a
+                    at_rest = (resting and not a) or flat
+                else:
+                    above = False
+                    resting = True
+                    at_rest = True
+                if at_rest:
+                    last_below = f
+                if above:
+                    h_new = True
+                elif resting:
+                    h_new = False
+                else:
+                    h_new = h
+                if h_new != h:
+                    h = h_new
+                    if h:
+                        # a run begins
+                        if ist[9, c] != 0 and f - ist[11, c] >= gap:
+                            nd = _end_episode(ist, fst, dec, nd, c, gap)
+                        ist[5, c] = f
+                        ist[7, c] = ist[9, c]
+                        ist[8, c] = max(last_below + 1, f - backtrack)
+                        on_ecg = False
+                        if ecg is not None:
+                            on_ecg = ecg[r, c] != 0
+                        ist[6, c] = min_on_ecg if on_ecg else min_on
+                    else:
+                        # the run ends
+                        nd = _advance_run(ist, fst, dec, nd, c, f, spasm)
+                        if ist[7, c] != 0:
+                            ist[11, c] = f
+                if h:
+                    last_on = f
+                p = pos + t
+                buf[0, p, c] = e
+                buf[1, p, c] = e if (e >= 1e-12 or e != e) else 1e-12
+                buf[3, p, c] = 1.0 if (not h and not a and f - last_on >= gap) else 0.0
+            if h:
+                nd = _advance_run(ist, fst, dec, nd, c, seg_end, spasm)
+                if ist[7, c] != 0:
+                    ist[11, c] = seg_end
+            elif ist[9, c] != 0 and seg_end - ist[11, c] >= gap:
+                nd = _end_episode(ist, fst, dec, nd, c, gap)
+            ist[1, c] = 1 if h else 0
+            ist[2, c] = last_below
+            ist[3, c] = last_on
+        row += m
+        ist[0, 0] = seg_end
+        if seg_end % block == 0:
+            ist[0, 4] = row
+            ist[0, 3] = 1
+            return 4 * nd + 1
+    ist[0, 4] = 0
+    return 4 * nd
