@@ -3,17 +3,69 @@
 Conditioned samples are squared (or rectified) and reduced to frames, then
 smoothed: a moving RMS over ``window_s`` (default) or a first-order low-pass of
 the rectified signal. Both smoothers are causal with carried state, so the
-envelope is the same, bit for bit, whatever the chunking.
+envelope is the same, bit for bit, whatever the chunking. One ``process`` is one
+compiled call.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import signal
 
-from .framing import Framer, MovingAverage, frame_sum, frame_sum_squares
+from ._jit import jit
+from .framing import ABS, SQUARES, _frames_into, _moving_sum, _slide
 
 __all__ = ["Envelope"]
+
+
+@jit
+def _envelope_kernel(
+    x: np.ndarray,
+    rest: np.ndarray,
+    n_rest: int,
+    tail: np.ndarray,
+    coef: np.ndarray,
+    zi: np.ndarray,
+    rms: bool,
+    env: np.ndarray,
+    power: np.ndarray,
+) -> int:
+    """Envelope ``env`` and frame mean square ``power`` of the frames completed by ``x``.
+
+    ``rest`` ``(2, frame_len, n_channels)`` holds the unfinished frame (its first
+    ``n_rest`` rows; the low-pass frames it twice, rectified and squared),
+    ``tail`` the last frame powers of the moving RMS (its window less one),
+    ``zi`` ``(n_channels, 2)`` the low-pass state and ``coef`` its
+    ``(b0, b1, b2, a1, a2, gain)``. The state arrays are updated in place; the
+    new ``n_rest`` is returned.
+
+    The arithmetic is that of the numpy formulation, in the same order: frame
+    sums of squares (or of absolute values) from the first sample of a frame,
+    divided by ``frame_len``; the moving average adds its window oldest first
+    and divides by its length; the low-pass is ``scipy.signal.sosfilt``'s
+    direct form II transposed.
+    """
+    n_frames, n_ch = env.shape
+    scale = float(rest.shape[1])
+    if rms:
+        n_rest = _frames_into(x, rest[0], n_rest, power, SQUARES, scale)
+        window = tail.shape[0] + 1
+        _moving_sum(_slide(tail, power), window, env, float(window))
+        for k in range(n_frames):
+            for c in range(n_ch):
+                v = env[k, c]
+                env[k, c] = np.sqrt(v if not v < 0.0 else 0.0)
+        return n_rest
+    _frames_into(x, rest[1], n_rest, power, SQUARES, scale)
+    n_rest = _frames_into(x, rest[0], n_rest, env, ABS, scale)
+    b0, b1, b2, a1, a2, gain = coef[0], coef[1], coef[2], coef[3], coef[4], coef[5]
+    for k in range(n_frames):
+        for c in range(n_ch):
+            xn = env[k, c]
+            xc = b0 * xn + zi[c, 0]
+            zi[c, 0] = b1 * xn - a1 * xc + zi[c, 1]
+            zi[c, 1] = b2 * xn - a2 * xc
+            env[k, c] = xc * gain
+    return n_rest
 
 
 class Envelope:
@@ -52,44 +104,40 @@ class Envelope:
     ) -> None:
         if kind not in ("rms", "lowpass"):
             raise ValueError(f"envelope kind must be 'rms' or 'lowpass', got {kind!r}")
+        if frame_len < 1:
+            raise ValueError(f"frame_len must be at least 1, got {frame_len}")
         self.fs = float(fs)
         self.n_channels = int(n_channels)
         self.frame_len = int(frame_len)
         self.window_s = float(window_s)
         self.kind = kind
         frame_rate = self.fs / self.frame_len
-        self._average = MovingAverage(max(1, round(self.window_s * frame_rate)), n_channels)
+        self._window = max(1, round(self.window_s * frame_rate))  # frames of the moving RMS
         alpha = 1.0 - np.exp(-1.0 / (0.5 * self.window_s * frame_rate))
-        self._sos = np.array([[alpha, 0.0, 0.0, 1.0, alpha - 1.0, 0.0]])
-        if kind == "rms":
-            self._framer = Framer(self.frame_len, self.n_channels, frame_sum_squares)
-        else:
-            self._framer = Framer(self.frame_len, self.n_channels, _frame_abs_sum)
-        self._power_framer = Framer(self.frame_len, self.n_channels, frame_sum_squares)
+        # the low-pass as one second-order section (b0, b1, b2, a1, a2), then the
+        # gain from the mean |x| of Gaussian noise to its RMS
+        self._coef = np.array([alpha, 0.0, 0.0, alpha - 1.0, 0.0, np.sqrt(np.pi / 2)])
         self.reset()
 
     def reset(self) -> None:
         """Forget the smoother state and the unfinished frame."""
-        self._framer.reset()
-        self._power_framer.reset()
-        self._average.reset()
-        self._zi = np.zeros((1, 2, self.n_channels))
+        self._rest = np.empty((2, self.frame_len, self.n_channels))  # the unfinished frame
+        self._n_rest = 0
+        self._tail = np.zeros((self._window - 1, self.n_channels))  # last frame powers
+        self._zi = np.zeros((self.n_channels, 2))  # low-pass state
         self.frame_power = np.empty((0, self.n_channels))
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """Envelope values of the frames completed by ``x``, shape ``(n_frames, n_channels)``."""
-        frames = self._framer.process(x) / self.frame_len
-        if self.kind == "rms":
-            self.frame_power = frames
-        else:
-            self.frame_power = self._power_framer.process(x) / self.frame_len
-        if frames.shape[0] == 0:
-            return frames
-        if self.kind == "rms":
-            return np.sqrt(np.maximum(self._average.process(frames), 0.0))
-        smooth, self._zi = signal.sosfilt(self._sos, frames, axis=0, zi=self._zi)
-        return smooth * np.sqrt(np.pi / 2)  # mean |x| of Gaussian noise -> RMS scale
-
-
-def _frame_abs_sum(frames: np.ndarray) -> np.ndarray:
-    return frame_sum(np.abs(frames))
+        if x.dtype != np.float64:
+            x = x.astype(np.float64)
+        r = self._n_rest
+        n_frames = (r + x.shape[0]) // self.frame_len
+        env = np.empty((n_frames, self.n_channels))
+        power = np.empty((n_frames, self.n_channels))
+        rms = self.kind == "rms"
+        self._n_rest = _envelope_kernel(
+            x, self._rest, r, self._tail, self._coef, self._zi, rms, env, power
+        )
+        self.frame_power = power
+        return env

@@ -6,14 +6,23 @@ fraction of the band-pass. Frames are aligned on absolute sample indices, and
 an unfinished frame is carried to the next chunk as samples (not as a partial
 sum), so every frame is reduced from the same contiguous samples whatever the
 chunking and the results are bit-for-bit identical.
+
+The reductions are compiled kernels (:mod:`emg_pipeline._jit`) that add the
+samples of a frame, and the rows of a window, one at a time in a fixed order
+(oldest first): numpy's reductions choose their summation order from the
+array's shape, which would make a value depend on the chunking in the last
+bit. These kernels are the building blocks the frame-rate stages (envelope,
+artefact gate) call from their own kernels, so that one ``process`` is one
+compiled call.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import numpy as np
+
+from ._jit import jit
 
 __all__ = [
     "Framer",
@@ -24,42 +33,244 @@ __all__ = [
     "frame_sum_squares",
 ]
 
-_FEW_FRAMES = 16  # up to this many frames, frame_sum uses one running sum (see there)
-# up to this many new rows, MovingAverage and RunningMax gather their windows
-# (fewer numpy calls for a live chunk; slower per element than the lag loop)
-_FEW_ROWS = 6
+
+# ----------------------------------------------------------------- kernels
+SUM, SQUARES, ABS = 0, 1, 2  # what the frame kernels add up: x, x * x or |x|
 
 
-@functools.lru_cache(maxsize=64)
-def _windows(n: int, length: int) -> np.ndarray:
-    """Row indices ``(n, length)`` of the ``length``-row windows ending at each of ``n`` rows."""
-    rows = np.arange(n)[:, None] + np.arange(length)[None, :]
-    rows.flags.writeable = False  # shared between callers
-    return rows
+@jit
+def _term(v: float, mode: int) -> float:
+    """The value a frame sum adds for sample ``v`` (see :data:`SUM`)."""
+    if mode == SQUARES:
+        return v * v
+    if mode == ABS:
+        return abs(v)
+    return v
 
 
+@jit
+def _sum_windows(
+    src: np.ndarray, start: int, step: int, length: int, count: int, mode: int,
+    out: np.ndarray, k0: int, scale: float,
+) -> None:
+    """``out[k0 + m] = (t(src[i]) + t(src[i + 1]) + ... + t(src[i + length - 1])) / scale``.
+
+    For ``m`` in ``range(count)`` and ``i = start + m * step``: frames when
+    ``step == length``, a moving window when ``step == 1``. The rows are added
+    left to right, one at a time (``t`` per ``mode``: :data:`SUM`,
+    :data:`SQUARES` or :data:`ABS`), four channels at a time in registers.
+    """
+    n_ch = src.shape[1]
+    for m in range(count):
+        a = start + m * step
+        b = a + length
+        k = k0 + m
+        c = 0
+        while c + 4 <= n_ch:
+            if mode == SQUARES:
+                s0 = src[a, c] * src[a, c]
+                s1 = src[a, c + 1] * src[a, c + 1]
+                s2 = src[a, c + 2] * src[a, c + 2]
+                s3 = src[a, c + 3] * src[a, c + 3]
+                for j in range(a + 1, b):
+                    s0 += src[j, c] * src[j, c]
+                    s1 += src[j, c + 1] * src[j, c + 1]
+                    s2 += src[j, c + 2] * src[j, c + 2]
+                    s3 += src[j, c + 3] * src[j, c + 3]
+            elif mode == ABS:
+                s0 = abs(src[a, c])
+                s1 = abs(src[a, c + 1])
+                s2 = abs(src[a, c + 2])
+                s3 = abs(src[a, c + 3])
+                for j in range(a + 1, b):
+                    s0 += abs(src[j, c])
+                    s1 += abs(src[j, c + 1])
+                    s2 += abs(src[j, c + 2])
+                    s3 += abs(src[j, c + 3])
+            else:
+                s0 = src[a, c]
+                s1 = src[a, c + 1]
+                s2 = src[a, c + 2]
+                s3 = src[a, c + 3]
+                for j in range(a + 1, b):
+                    s0 += src[j, c]
+                    s1 += src[j, c + 1]
+                    s2 += src[j, c + 2]
+                    s3 += src[j, c + 3]
+            out[k, c] = s0 / scale
+            out[k, c + 1] = s1 / scale
+            out[k, c + 2] = s2 / scale
+            out[k, c + 3] = s3 / scale
+            c += 4
+        while c < n_ch:
+            s0 = _term(src[a, c], mode)
+            for j in range(a + 1, b):
+                s0 += _term(src[j, c], mode)
+            out[k, c] = s0 / scale
+            c += 1
+
+
+@jit
+def _moving_sum(buf: np.ndarray, length: int, out: np.ndarray, scale: float) -> None:
+    """``out[m] = (buf[m] + buf[m + 1] + ... + buf[m + length - 1]) / scale``, left to right.
+
+    ``buf`` (``length - 1 + len(out)`` rows) and ``out`` are C-contiguous with
+    the same columns. Row ``m`` of ``out`` is the same sequence of additions
+    as in :func:`_sum_windows`; the additions run one lag at a time over a
+    block of outputs (contiguous in memory, so they vectorise), and the blocks
+    stay in the first-level cache.
+    """
+    n_ch = buf.shape[1]
+    src = buf.reshape(-1)
+    dst = out.reshape(-1)
+    total = out.shape[0] * n_ch
+    block = 1024
+    q0 = 0
+    while q0 < total:
+        q1 = min(q0 + block, total)
+        acc = dst[q0:q1]
+        acc[:] = src[q0:q1]
+        for j in range(1, length):
+            lag = src[q0 + j * n_ch : q1 + j * n_ch]
+            for q in range(q1 - q0):
+                acc[q] += lag[q]
+        for q in range(q1 - q0):
+            acc[q] = acc[q] / scale
+        q0 = q1
+
+
+@jit
+def _moving_max(buf: np.ndarray, length: int, out: np.ndarray) -> None:
+    """``out[m]`` = the maximum of ``buf[m : m + length]`` (``len(out)`` windows).
+
+    The result of ``np.maximum`` applied oldest first (``np.maximum(a, b)``
+    keeps ``a`` when ``a >= b`` or ``a`` is NaN: a NaN in the window gives
+    NaN, and of equal values the oldest is kept), computed with the van
+    Herk/Gil-Werman scheme (prefix and suffix maxima within blocks of
+    ``length`` rows, three comparisons per value whatever the window): that
+    operation is associative, so the grouping does not change the result.
+    """
+    n, n_ch = buf.shape
+    ahead = np.empty((n, n_ch))  # maximum from the start of the block to the row
+    behind = np.empty((n, n_ch))  # maximum from the row to the end of the block
+    for b0 in range(0, n, length):
+        b1 = min(n, b0 + length)
+        for c in range(n_ch):
+            ahead[b0, c] = buf[b0, c]
+            behind[b1 - 1, c] = buf[b1 - 1, c]
+        for i in range(b0 + 1, b1):
+            for c in range(n_ch):
+                a = ahead[i - 1, c]
+                b = buf[i, c]
+                ahead[i, c] = a if (a >= b) | (a != a) else b
+        for i in range(b1 - 2, b0 - 1, -1):
+            for c in range(n_ch):
+                a = buf[i, c]
+                b = behind[i + 1, c]
+                behind[i, c] = a if (a >= b) | (a != a) else b
+    for m in range(out.shape[0]):
+        for c in range(n_ch):
+            a = behind[m, c]
+            b = ahead[m + length - 1, c]
+            out[m, c] = a if (a >= b) | (a != a) else b
+
+
+@jit
+def _frames_into(
+    x: np.ndarray, rest: np.ndarray, n_rest: int, out: np.ndarray, mode: int, scale: float
+) -> int:
+    """Sum the frames completed by ``x``, with the unfinished frame carried in ``rest``.
+
+    ``rest[:n_rest]`` holds the samples of the unfinished frame (``rest`` has
+    ``frame_len`` rows). Every completed frame is summed sample by sample from
+    its first sample (of ``x``, ``x * x`` or ``|x|`` per ``mode``) and divided
+    by ``scale`` (``1.0``: the plain sum) into the next row of ``out``, which
+    must have ``(n_rest + len(x)) // frame_len`` rows. The new unfinished frame
+    is left in ``rest``; its length is returned.
+    """
+    n, n_ch = x.shape
+    length = rest.shape[0]
+    k = 0
+    i = 0
+    if n_rest:
+        need = min(length - n_rest, n)
+        for j in range(need):
+            for c in range(n_ch):
+                rest[n_rest + j, c] = x[j, c]
+        if n_rest + need < length:
+            return n_rest + need
+        _sum_windows(rest, 0, length, length, 1, mode, out, 0, scale)
+        k = 1
+        i = need
+    count = (n - i) // length
+    _sum_windows(x, i, length, length, count, mode, out, k, scale)
+    i += count * length
+    for j in range(n - i):
+        for c in range(n_ch):
+            rest[j, c] = x[i + j, c]
+    return n - i
+
+
+@jit
+def _slide(tail: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``tail`` followed by ``x`` in a new array; ``tail`` becomes the last rows of it."""
+    keep = tail.shape[0]
+    n, n_ch = x.shape
+    buf = np.empty((keep + n, n_ch))
+    buf[:keep] = tail
+    buf[keep:] = x
+    tail[:] = buf[n:]
+    return buf
+
+
+@jit
+def _moving_average_kernel(x: np.ndarray, tail: np.ndarray, out: np.ndarray) -> None:
+    """Moving average of the rows of ``x`` over ``len(tail) + 1`` rows (``tail`` updated)."""
+    length = tail.shape[0] + 1
+    _moving_sum(_slide(tail, x), length, out, float(length))
+
+
+@jit
+def _running_max_kernel(x: np.ndarray, tail: np.ndarray, out: np.ndarray) -> None:
+    """Running maximum of the rows of ``x`` over ``len(tail) + 1`` rows (``tail`` updated)."""
+    _moving_max(_slide(tail, x), tail.shape[0] + 1, out)
+
+
+# ------------------------------------------------------------ reductions
 def frame_sum(frames: np.ndarray) -> np.ndarray:
     """Sum over axis 1 of ``(n_frames, frame_len, n_channels)``.
 
-    The positions of a frame are added one vector at a time, always in the same
-    order: numpy's reductions (and einsum) choose their summation order from the
-    array's shape, which would make frame values depend on the chunking in the
-    last bit.
+    The positions of a frame are added one at a time, always in the same order
+    (first to last): numpy's reductions (and einsum) choose their summation
+    order from the array's shape, which would make frame values depend on the
+    chunking in the last bit.
+
+    Examples
+    --------
+    >>> frame_sum(np.arange(12.0).reshape(2, 3, 2)).tolist()
+    [[6.0, 9.0], [24.0, 27.0]]
     """
-    if frames.shape[0] <= _FEW_FRAMES:
-        # a live chunk completes a handful of frames: a running sum along each
-        # frame is the same sequence of additions in one call instead of
-        # frame_len - 1 (slower per element, so only for small inputs)
-        return np.add.accumulate(frames, axis=1)[:, -1, :]
-    total = frames[:, 0, :].copy()
-    for j in range(1, frames.shape[1]):
-        total += frames[:, j, :]
-    return total
+    return _reduce(frames, SUM)
 
 
 def frame_sum_squares(frames: np.ndarray) -> np.ndarray:
-    """Sum of squares over axis 1 of ``(n_frames, frame_len, n_channels)``."""
-    return frame_sum(frames * frames)
+    """Sum of squares over axis 1 of ``(n_frames, frame_len, n_channels)``, in the same order."""
+    return _reduce(frames, SQUARES)
+
+
+def _reduce(frames: np.ndarray, mode: int) -> np.ndarray:
+    if frames.dtype != np.float64 or frames.shape[1] == 0:
+        # other types keep numpy's arithmetic (the same order of additions)
+        values = frames * frames if mode == SQUARES else frames
+        total = values[:, 0, :].copy()
+        for j in range(1, values.shape[1]):
+            total += values[:, j, :]
+        return total
+    n, length, n_ch = frames.shape
+    out = np.empty((n, n_ch))
+    rows = np.ascontiguousarray(frames).reshape(n * length, n_ch)
+    _sum_windows(rows, 0, length, length, n, mode, out, 0, 1.0)
+    return out
 
 
 class Framer:
@@ -73,6 +284,8 @@ class Framer:
         Number of channels.
     reduce : callable
         Maps ``(n_frames, frame_len, n_channels)`` to ``(n_frames, n_channels)``.
+        :func:`frame_sum` and :func:`frame_sum_squares` of float64 samples run
+        in one compiled call that reads the samples in place.
 
     Examples
     --------
@@ -91,31 +304,41 @@ class Framer:
         self.frame_len = int(frame_len)
         self.n_channels = int(n_channels)
         self.reduce = reduce
+        self._mode = SQUARES if reduce is frame_sum_squares else SUM if reduce is frame_sum else -1
         self.reset()
 
     def reset(self) -> None:
         """Drop the unfinished frame."""
-        self._rest = np.empty((0, self.n_channels))
+        self._rest = np.empty((self.frame_len, self.n_channels))
+        self._n_rest = 0
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """Return the reduction of every frame completed by ``x``."""
         F = self.frame_len
-        r = self._rest.shape[0]
+        r = self._n_rest
+        n_frames = (r + x.shape[0]) // F
+        if self._mode >= 0 and x.dtype == np.float64:
+            out = np.empty((n_frames, self.n_channels))
+            self._n_rest = _frames_into(x, self._rest, r, out, self._mode, 1.0)
+            return out
         out = []
         start = 0
         if r:
             need = F - r
             if x.shape[0] < need:
-                self._rest = np.concatenate([self._rest, x])
+                self._rest[r : r + x.shape[0]] = x
+                self._n_rest = r + x.shape[0]
                 return np.empty((0, self.n_channels))
-            first = np.concatenate([self._rest, x[:need]])
+            first = np.concatenate([self._rest[:r], x[:need]])
             out.append(self.reduce(first.reshape(1, F, self.n_channels)))
             start = need
         n_full = (x.shape[0] - start) // F
         if n_full:
             body = np.ascontiguousarray(x[start : start + n_full * F])
             out.append(self.reduce(body.reshape(n_full, F, self.n_channels)))
-        self._rest = x[start + n_full * F :].copy()
+        tail = x[start + n_full * F :]
+        self._rest[: tail.shape[0]] = tail
+        self._n_rest = tail.shape[0]
         if not out:
             return np.empty((0, self.n_channels))
         return out[0] if len(out) == 1 else np.concatenate(out)
@@ -125,8 +348,9 @@ class MovingAverage:
     """Causal moving average over the last ``length`` rows, with a carried tail.
 
     Every output is the sum of exactly the same inputs in the same order
-    whatever the chunking (a carried ``zi`` in :func:`scipy.signal.lfilter`
-    does not give that guarantee bit for bit). The tail starts as zeros.
+    (oldest first) whatever the chunking (a carried ``zi`` in
+    :func:`scipy.signal.lfilter` does not give that guarantee bit for bit).
+    The tail starts as zeros.
 
     Parameters
     ----------
@@ -153,29 +377,15 @@ class MovingAverage:
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """Moving average of each row of ``x`` over the last ``length`` rows."""
-        if x.shape[0] == 0:
-            return np.empty((0, self.n_channels))
-        if self.length == 1:
-            return x.copy()
-        buf = np.concatenate([self._tail, x])
-        n = x.shape[0]
-        if n <= _FEW_ROWS:
-            # a live chunk: gather the windows and take a running sum along the
-            # lags, the same additions in the same order as the loop below
-            total = np.add.accumulate(buf[_windows(n, self.length)], axis=1)[:, -1]
-        else:
-            # one vector add per lag, always in the same order: numpy's reductions
-            # pick their summation order from the array's shape, which would make
-            # the result depend on the chunking
-            total = buf[0:n].copy()
-            for lag in range(1, self.length):
-                total += buf[lag : lag + n]
-        self._tail = buf[-(self.length - 1) :].copy()
-        return total / self.length
+        out = np.empty((x.shape[0], self.n_channels))
+        _moving_average_kernel(np.asarray(x, dtype=np.float64), self._tail, out)
+        return out
 
 
 class RunningMax:
     """Causal maximum over the last ``length`` rows, with a carried tail.
+
+    A NaN in the window gives NaN (as ``np.maximum`` does).
 
     Examples
     --------
@@ -195,17 +405,8 @@ class RunningMax:
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """Running maximum of each row of ``x`` over the last ``length`` rows."""
-        if x.shape[0] == 0 or self.length == 1:
-            return x.copy()
-        buf = np.concatenate([self._tail, x])
-        n = x.shape[0]
-        if n <= _FEW_ROWS:  # a live chunk: one reduction over the gathered windows
-            out = buf[_windows(n, self.length)].max(axis=1)
-        else:
-            out = buf[0:n].copy()
-            for lag in range(1, self.length):
-                np.maximum(out, buf[lag : lag + n], out=out)
-        self._tail = buf[-(self.length - 1) :].copy()
+        out = np.empty((x.shape[0], self.n_channels))
+        _running_max_kernel(np.asarray(x, dtype=np.float64), self._tail, out)
         return out
 
 

@@ -30,10 +30,131 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from ..framing import Framer, MovingAverage, RunningMax, frame_sum
-from .filters import sosfilt_state
+from .._jit import jit
+from ..framing import SUM, _frames_into, _moving_max, _moving_sum, _slide
 
 __all__ = ["ArtefactGate"]
+
+
+@jit
+def _gate_kernel(
+    raw: np.ndarray,
+    envelope: np.ndarray,
+    ecg: np.ndarray,
+    has_ecg: bool,
+    rest: np.ndarray,
+    n_rest: int,
+    istate: np.ndarray,
+    coef: np.ndarray,
+    zi: np.ndarray,
+    average_tail: np.ndarray,
+    peak_tail: np.ndarray,
+    block: np.ndarray,
+    level: np.ndarray,
+    fconf: np.ndarray,
+    out: np.ndarray,
+    artefact: np.ndarray,
+    low: np.ndarray,
+) -> int:
+    """The gate for the frames completed by ``raw``.
+
+    Fills ``low`` (the held low-band amplitude) for every frame, then ``out``
+    and ``artefact`` frame by frame until the heartbeat-level block completes:
+    returns what :func:`_gate_output` returns. State, updated in place: ``rest[:n_rest]`` the
+    unfinished frame, ``istate`` (band filter started, frames in the level
+    block), ``zi`` ``(n_channels, n_sections, 2)`` the band filter,
+    ``average_tail`` and ``peak_tail`` the last rows of the moving average and
+    of the hold. ``coef`` holds the sections ``(b0, b1, b2, a0, a1, a2)``
+    followed by the filter's unit steady state (``sosfilt_zi``), two columns.
+
+    The arithmetic is that of the numpy formulation, in the same order: frame
+    means, ``scipy.signal.sosfilt``'s direct form II transposed (started at the
+    steady state of the first frame), squares, a moving average adding its
+    window oldest first, ``sqrt(max(., 0))``, and the running maximum.
+    """
+    n_frames, n_ch = low.shape
+    n_sec = coef.shape[0]
+    _frames_into(raw, rest, n_rest, low, SUM, float(rest.shape[0]))
+    if n_frames == 0:
+        return -1
+    if istate[0] == 0:
+        for c in range(n_ch):
+            for s in range(n_sec):
+                zi[c, s, 0] = coef[s, 6] * low[0, c]
+                zi[c, s, 1] = coef[s, 7] * low[0, c]
+        istate[0] = 1
+    for i in range(n_frames):
+        for s in range(n_sec):
+            b0 = coef[s, 0]
+            b1 = coef[s, 1]
+            b2 = coef[s, 2]
+            a1 = coef[s, 4]
+            a2 = coef[s, 5]
+            for c in range(n_ch):
+                xn = low[i, c]
+                xc = b0 * xn + zi[c, s, 0]
+                zi[c, s, 0] = b1 * xn - a1 * xc + zi[c, s, 1]
+                zi[c, s, 1] = b2 * xn - a2 * xc
+                low[i, c] = xc
+        for c in range(n_ch):
+            low[i, c] = low[i, c] * low[i, c]
+    window = average_tail.shape[0] + 1
+    _moving_sum(_slide(average_tail, low), window, out, float(window))
+    for i in range(n_frames):
+        for c in range(n_ch):
+            v = out[i, c]
+            out[i, c] = np.sqrt(v if not v < 0.0 else 0.0)
+    _moving_max(_slide(peak_tail, out), peak_tail.shape[0] + 1, low)
+    return _gate_output(low, envelope, ecg, has_ecg, block, level, istate, fconf, out, artefact, 0)
+
+
+@jit
+def _gate_output(
+    low: np.ndarray,
+    envelope: np.ndarray,
+    ecg: np.ndarray,
+    has_ecg: bool,
+    block: np.ndarray,
+    level: np.ndarray,
+    istate: np.ndarray,
+    fconf: np.ndarray,
+    out: np.ndarray,
+    artefact: np.ndarray,
+    start: int,
+) -> int:
+    """Corrected envelope and artefact flags from frame ``start`` on.
+
+    Every frame's held amplitude joins the heartbeat-level block (``istate[1]``
+    rows of ``block`` so far); the frame that completes the block is the last
+    one done here, and the caller measures the new ``level`` before going on
+    from the index returned. ``-1``: every frame is done and no block
+    completed. ``fconf`` is ``(ratio, ecg_margin)``.
+    """
+    n_frames, n_ch = low.shape
+    ratio = fconf[0]
+    margin = fconf[1]
+    size = block.shape[0]
+    filled = istate[1]
+    for i in range(start, n_frames):
+        for c in range(n_ch):
+            held = low[i, c]
+            block[filled, c] = held
+            if has_ecg and ecg[i, c]:
+                above = held - margin * level[c]
+                held = above if not above < 0.0 else 0.0
+            t = ratio * held
+            explained = t * t
+            e = envelope[i, c]
+            power = e * e
+            artefact[i, c] = explained > 0.5 * power
+            rest = power - explained
+            out[i, c] = np.sqrt(rest if not rest < 0.0 else 0.0)
+        filled += 1
+        if filled == size:
+            istate[1] = 0
+            return i + 1
+    istate[1] = filled
+    return -1
 
 
 class ArtefactGate:
@@ -93,41 +214,28 @@ class ArtefactGate:
             signal.butter(4, self.band_hz[1], btype="lowpass", fs=frame_rate, output="sos"),
             signal.butter(2, self.band_hz[0], btype="highpass", fs=frame_rate, output="sos"),
         ])
-        self._average = MovingAverage(max(1, round(self.window_s * frame_rate)), n_channels)
-        self._peak = RunningMax(max(1, round(self.hold_s * frame_rate)), n_channels)
-        self._framer = Framer(self.frame_len, self.n_channels, frame_sum)
+        # the sections, then their unit steady state (the filter starts at the
+        # steady state of the first frame)
+        self._coef = np.hstack([self._sos, signal.sosfilt_zi(self._sos)])
+        self._window = max(1, round(self.window_s * frame_rate))  # frames averaged
+        self._hold = max(1, round(self.hold_s * frame_rate))  # frames held
+        self._fconf = np.array([self.ratio, self.ecg_margin])
+        self._no_ecg = np.zeros((0, self.n_channels), dtype=bool)
         self.reset()
 
     def reset(self) -> None:
         """Forget filter states and the hold."""
-        self._framer.reset()
-        self._zi_band: np.ndarray | None = None
-        self._average.reset()
-        self._peak.reset()
-        self.low_band = np.empty((0, self.n_channels))
-        self.artefact = np.zeros((0, self.n_channels), dtype=bool)
-        self._level = np.full(self.n_channels, np.inf)  # heartbeat level, none measured yet
-        self._block_low: list[np.ndarray] = []
-        self._block_len = 0
-
-    def _beat_levels(self, low: np.ndarray) -> np.ndarray:
-        """Per-frame allowance for heartbeats: the level measured over the previous block.
-
-        Blocks of ``level_block_s`` are aligned on the frame clock, so the
-        allowance does not depend on how the stream is chunked.
-        """
-        out = np.empty_like(low)
-        i = 0
-        while i < low.shape[0]:
-            take = min(low.shape[0] - i, self._level_block - self._block_len)
-            out[i : i + take] = self.ecg_margin * self._level
-            self._block_low.append(low[i : i + take])
-            self._block_len += take
-            i += take
-            if self._block_len == self._level_block:
-                self._level = np.quantile(np.concatenate(self._block_low), 0.95, axis=0)
-                self._block_low, self._block_len = [], 0
-        return out
+        C = self.n_channels
+        self._rest = np.empty((self.frame_len, C))  # the unfinished frame
+        self._n_rest = 0
+        self._istate = np.zeros(2, dtype=np.int64)  # band filter started, frames in the block
+        self._zi = np.zeros((C, self._sos.shape[0], 2))
+        self._average_tail = np.zeros((self._window - 1, C))
+        self._peak_tail = np.full((self._hold - 1, C), -np.inf)
+        self._block = np.empty((self._level_block, C))  # held amplitudes of the level block
+        self._level = np.full(C, np.inf)  # heartbeat level, none measured yet
+        self.low_band = np.empty((0, C))
+        self.artefact = np.zeros((0, C), dtype=bool)
 
     def process(
         self, raw: np.ndarray, envelope: np.ndarray, ecg: np.ndarray | None = None
@@ -154,24 +262,32 @@ class ArtefactGate:
             artefact explains more than half of the power, :attr:`low_band`
             the held low-band amplitude.
         """
-        means = self._framer.process(raw) / self.frame_len
-        n = means.shape[0]
+        C = self.n_channels
+        if raw.dtype != np.float64:
+            raw = raw.astype(np.float64)
+        r = self._n_rest
+        n = (r + raw.shape[0]) // self.frame_len
         if n != envelope.shape[0]:
             raise ValueError("raw samples and envelope frames are out of step")
-        if n == 0:
-            self.low_band = means
-            self.artefact = np.zeros((0, self.n_channels), dtype=bool)
-            return envelope
-        if self._zi_band is None:
-            zi = signal.sosfilt_zi(self._sos)[:, :, None] * means[0][None, None, :]
-            self._zi_band = np.ascontiguousarray(np.moveaxis(zi, -1, 0))
-        band, self._zi_band = sosfilt_state(self._sos, means, self._zi_band)
-        low = self._peak.process(np.sqrt(np.maximum(self._average.process(band * band), 0.0)))
+        self._n_rest = (r + raw.shape[0]) % self.frame_len
+        out = np.empty((n, C))
+        artefact = np.empty((n, C), dtype=bool)
+        low = np.empty((n, C))
+        has_ecg = ecg is not None
+        if not has_ecg:
+            ecg = self._no_ecg
+        done = _gate_kernel(
+            raw, envelope, ecg, has_ecg, self._rest, r, self._istate, self._coef, self._zi,
+            self._average_tail, self._peak_tail, self._block, self._level, self._fconf,
+            out, artefact, low,
+        )
+        while done >= 0:
+            # a level block completed: measure the heartbeat level, go on with it
+            self._level = np.quantile(self._block, 0.95, axis=0)
+            done = _gate_output(
+                low, envelope, ecg, has_ecg, self._block, self._level, self._istate,
+                self._fconf, out, artefact, done,
+            )
         self.low_band = low
-        levels = self._beat_levels(low)
-        if ecg is not None and ecg.any():
-            low = np.where(ecg, np.maximum(low - levels, 0.0), low)
-        explained = (self.ratio * low) ** 2
-        power = envelope * envelope
-        self.artefact = explained > 0.5 * power
-        return np.sqrt(np.maximum(power - explained, 0.0))
+        self.artefact = artefact
+        return out if n else envelope

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..framing import RunningMax
+from .._jit import jit
 
 __all__ = ["FlatLine", "Gap", "NanBridge"]
 
@@ -29,6 +29,121 @@ class Gap:
     channel: int
     start: int
     n_samples: int
+
+
+@jit
+def _all_finite(x: np.ndarray, last: np.ndarray) -> bool:
+    """Whether every sample of ``x`` is finite; if so its last row is copied to ``last``."""
+    n, n_ch = x.shape
+    for i in range(n):
+        bad = False
+        for c in range(n_ch):
+            v = x[i, c]
+            bad |= (v - v) != 0.0  # NaN for NaN and for ±inf
+        if bad:
+            return False
+    if n:
+        for c in range(n_ch):
+            last[c] = x[n - 1, c]
+    return True
+
+
+@jit
+def _bridge_kernel(
+    x: np.ndarray, last: np.ndarray, index: int, y: np.ndarray,
+    counts: np.ndarray, runs: np.ndarray,
+) -> int:
+    """Hold the last finite value of each channel over the non-finite samples.
+
+    ``last`` (the value held from before ``x``) and ``counts`` (bridged
+    samples per channel) are updated in place. Every run of non-finite samples
+    is written to ``runs`` as ``(channel, start, length)``, channel by channel
+    and in time order, with ``start`` on the stream's clock (``index`` is that
+    of ``x[0]``); the number of runs is returned.
+    """
+    n, n_ch = x.shape
+    n_runs = 0
+    for c in range(n_ch):
+        held = last[c]
+        start = -1
+        for i in range(n):
+            v = x[i, c]
+            if (v - v) == 0.0:  # finite
+                held = v
+                if start >= 0:
+                    runs[n_runs, 0] = c
+                    runs[n_runs, 1] = index + start
+                    runs[n_runs, 2] = i - start
+                    n_runs += 1
+                    start = -1
+            else:
+                counts[c] += 1
+                if start < 0:
+                    start = i
+            y[i, c] = held
+        if start >= 0:
+            runs[n_runs, 0] = c
+            runs[n_runs, 1] = index + start
+            runs[n_runs, 2] = n - start
+            n_runs += 1
+        last[c] = held
+    return n_runs
+
+
+@jit
+def _flat_kernel(
+    x: np.ndarray, frame_len: int, offset: int, state: np.ndarray, prev: np.ndarray,
+    moved: np.ndarray, min_run: int, hold: int, out: np.ndarray,
+) -> None:
+    """Mark the frames completed by ``x`` (rows of ``out``) where a channel is flat.
+
+    ``offset`` samples of the unfinished frame were seen before ``x``. State,
+    per channel, updated in place: ``prev`` the last sample, ``moved``
+    whether a sample of the unfinished frame differed from the one before it,
+    ``state[0]`` the frames since the last frame that moved and ``state[1]``
+    the frames since the last flat frame (capped at ``hold``). A frame is
+    flat when no sample moved for ``min_run`` frames (itself included), and
+    marked when a flat frame is among the last ``hold`` frames (itself
+    included).
+
+    A frame that moved is settled by its first changing sample: the samples
+    after it are not compared, only the frame's last sample is kept.
+    """
+    n, n_ch = x.shape
+    run = state[0]
+    since = state[1]
+    k = 0
+    a = 0  # first sample of the current frame in x
+    while True:
+        b = a + frame_len - offset  # one past its last sample
+        complete = b <= n
+        if not complete:
+            b = n
+        if b > a:
+            for c in range(n_ch):
+                if not moved[c]:
+                    p = prev[c]
+                    for i in range(a, b):
+                        if x[i, c] != p:  # NaN never equals anything
+                            moved[c] = True
+                            break
+                prev[c] = x[b - 1, c]
+        if not complete:
+            return
+        for c in range(n_ch):
+            if moved[c]:
+                run[c] = 0
+            else:
+                run[c] += 1
+            if run[c] >= min_run:
+                since[c] = 0
+            elif since[c] < hold:
+                since[c] += 1
+            out[k, c] = since[c] < hold
+            moved[c] = False
+        k += 1
+        a = b
+        offset = 0
 
 
 class NanBridge:
@@ -65,40 +180,22 @@ class NanBridge:
         self.gaps: list[Gap] = []
 
     def process(self, x: np.ndarray) -> np.ndarray:
-        """Return ``x`` with NaN (and ±inf) replaced; ``x`` itself is not modified."""
+        """Return ``x`` with NaN (and ±inf) replaced; ``x`` itself is not modified.
+
+        A chunk without missing samples is returned as it is (the same array).
+        """
+        if x.dtype != np.float64:
+            x = x.astype(np.float64)
         n = x.shape[0]
-        bad = ~np.isfinite(x)
-        if n == 0:
-            return x
-        if not bad.any():
-            self._last = x[-1].copy()
+        if _all_finite(x, self._last):  # the usual chunk: one pass, no copy
             self._index += n
             return x
-        rows = np.arange(n)[:, None]
-        # index of the last good row at or before each row (-1: none in this chunk)
-        last_good = np.maximum.accumulate(np.where(bad, -1, rows), axis=0)
-        held = np.take_along_axis(x, np.maximum(last_good, 0), axis=0)
-        y = np.where(last_good < 0, self._last[None, :], held)
-        y = np.where(bad, y, x)
-        self._record(bad)
-        self._last = y[-1].copy()
+        y = np.empty(x.shape)
+        runs = np.empty((self.n_channels * ((n + 1) // 2), 3), dtype=np.int64)
+        n_runs = _bridge_kernel(x, self._last, self._index, y, self.n_bridged, runs)
+        self.gaps.extend(Gap(c, start, length) for c, start, length in runs[:n_runs].tolist())
         self._index += n
         return y
-
-    def _record(self, bad: np.ndarray) -> None:
-        self.n_bridged += bad.sum(axis=0)
-        padded = np.zeros((bad.shape[0] + 2, bad.shape[1]), dtype=np.int8)
-        padded[1:-1] = bad
-        edges = np.diff(padded, axis=0)
-        starts_r, starts_c = np.nonzero(edges == 1)
-        ends_r, ends_c = np.nonzero(edges == -1)
-        # np.nonzero orders by row; sort by channel then row to pair starts with ends
-        s_order = np.lexsort((starts_r, starts_c))
-        e_order = np.lexsort((ends_r, ends_c))
-        for s, e, c in zip(
-            starts_r[s_order], ends_r[e_order], starts_c[s_order], strict=True
-        ):
-            self.gaps.append(Gap(int(c), self._index + int(s), int(e - s)))
 
 
 class FlatLine:
@@ -145,58 +242,27 @@ class FlatLine:
         self.hold_s = float(hold_s)
         frame_rate = self.fs / self.frame_len
         self._min_run = max(1, round(self.min_s * frame_rate))
-        self._hold = RunningMax(max(1, round(self.hold_s * frame_rate) + 1), self.n_channels)
+        self._hold = max(1, round(self.hold_s * frame_rate) + 1)  # frames marked per flat frame
         self.reset()
 
     def reset(self) -> None:
         """Forget the current runs."""
-        self._hold.reset()
-        self._last = np.full(self.n_channels, np.nan)  # nothing equals the stream's start
+        self._prev = np.full(self.n_channels, np.nan)  # nothing equals the stream's start
         self._offset = 0  # samples of the unfinished frame already seen
-        self._pending = np.zeros(self.n_channels, dtype=bool)  # ... and whether they changed
-        self._run = np.zeros(self.n_channels, dtype=np.int64)
-        self._clear = 10**9  # frames since the last flat frame (the hold needs none)
+        self._moved = np.zeros(self.n_channels, dtype=bool)  # ... and whether they changed
+        # frames since the last frame that moved, and since the last flat frame
+        self._state = np.zeros((2, self.n_channels), dtype=np.int64)
+        self._state[1] = self._hold
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """Boolean mask ``(n_frames, n_channels)`` of the frames completed by ``x``."""
-        n = x.shape[0]
-        F = self.frame_len
-        if n == 0:
-            return np.zeros((0, self.n_channels), dtype=bool)
-        # a sample "changes" when it differs from the one before it (across chunks)
-        changed = np.empty(x.shape, dtype=bool)
-        np.not_equal(x[0], self._last, out=changed[0])
-        np.not_equal(x[1:], x[:-1], out=changed[1:])
-        self._last = x[-1].copy()
-        n_frames = (self._offset + n) // F
-        if self._clear >= self._hold.length and not self._run.any() and changed.all():
-            # the usual chunk of a live signal: every sample moved, no flat run
-            # is in progress and the hold has run out, so nothing is marked and
-            # the state after it is what the general path below would leave
-            self._offset = (self._offset + n) % F
-            self._pending = np.full(self.n_channels, n_frames == 0 or self._offset > 0)
-            self._clear += n_frames
-            return np.zeros((n_frames, self.n_channels), dtype=bool)
-        if n_frames == 0:
-            self._pending |= changed.any(axis=0)
-            self._offset += n
-            return np.zeros((0, self.n_channels), dtype=bool)
-        # did anything change in each frame completed by this chunk?
-        head = F - self._offset  # samples that complete the pending frame
-        moved = np.empty((n_frames, self.n_channels), dtype=bool)
-        moved[0] = self._pending | changed[:head].any(axis=0)
-        stop = head + (n_frames - 1) * F
-        if n_frames > 1:
-            moved[1:] = changed[head:stop].reshape(n_frames - 1, F, self.n_channels).any(axis=1)
-        self._pending = changed[stop:].any(axis=0)
-        self._offset = (self._offset + n) % F
-        still = ~moved
-        # frames since the last frame that broke the run (carried across chunks)
-        idx = np.arange(n_frames)[:, None]
-        last_break = np.maximum.accumulate(np.where(still, -1, idx), axis=0)
-        run = np.where(last_break >= 0, idx - last_break, self._run[None, :] + idx + 1)
-        self._run = run[-1].copy()
-        flat = run >= self._min_run
-        hits = np.flatnonzero(flat.any(axis=1))
-        self._clear = n_frames - 1 - int(hits[-1]) if hits.size else self._clear + n_frames
-        return self._hold.process(flat.astype(np.float64)) > 0
+        if x.dtype != np.float64:
+            x = x.astype(np.float64)
+        total = self._offset + x.shape[0]
+        out = np.empty((total // self.frame_len, self.n_channels), dtype=bool)
+        _flat_kernel(
+            x, self.frame_len, self._offset, self._state, self._prev, self._moved,
+            self._min_run, self._hold, out,
+        )
+        self._offset = total % self.frame_len
+        return out
