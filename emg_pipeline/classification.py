@@ -18,10 +18,12 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
+from ._jit import jit
 from .detection import Detection
 from .events import Episode
 from .framing import History
@@ -30,9 +32,482 @@ from .settings import PipelineSettings
 __all__ = ["Classifier", "burst_features", "median_frequency", "welch_power"]
 
 _FINE_WINDOW_S = 0.02  # short-time envelope used to see individual bursts
+_SEGMENT = 256  # samples per Welch segment
+_MAX_SEGMENTS = 24  # Welch segments averaged at most (spread over the episode)
+_MIN_SPECTRUM = 32  # fewer samples than this: no median frequency
 
 
-def median_frequency(x: np.ndarray, fs: float, max_segments: int = 24) -> float:
+# ---------------------------------------------------------------- kernels
+#
+# The features are computed by compiled kernels around numpy's FFT, with the
+# arithmetic of the numpy expressions they replace, operation for operation:
+# numpy's mean is a pairwise sum (``_pairwise_sum``), ``np.convolve`` a
+# running dot product, a mean over the rows of a 2-D array one row added after
+# another, ``np.interp`` the slope formula of its C loop. Order statistics
+# come from a selection instead of a full sort (the same values). The FFTs,
+# the cosines of the Hann window and the complex magnitudes stay numpy calls.
+
+
+@jit
+def _block_sum(a: np.ndarray, lo: int, n: int) -> float:
+    """Sum of ``a[lo:lo + n]`` (``n <= 128``): a leaf of numpy's pairwise summation."""
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += a[lo + i]
+        return res
+    r0 = a[lo]
+    r1 = a[lo + 1]
+    r2 = a[lo + 2]
+    r3 = a[lo + 3]
+    r4 = a[lo + 4]
+    r5 = a[lo + 5]
+    r6 = a[lo + 6]
+    r7 = a[lo + 7]
+    i = 8
+    whole = n - n % 8
+    while i < whole:
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@jit
+def _pairwise_sum(a: np.ndarray, lo: int, n: int) -> float:
+    """Sum of ``a[lo:lo + n]`` in the order of numpy's pairwise summation.
+
+    numpy halves a range longer than 128 (the first half a multiple of 8) and
+    adds the sums of the halves; this walks the same tree with an explicit
+    stack (a recursive kernel cannot be cached).
+    """
+    if n <= 128:
+        return _block_sum(a, lo, n)
+    node_lo = np.empty(64, dtype=np.int64)
+    node_n = np.empty(64, dtype=np.int64)
+    node_step = np.zeros(64, dtype=np.int64)  # 0: left half next, 1: right half, 2: add
+    sums = np.empty(64)
+    depth = 1
+    n_sums = 0
+    node_lo[0] = lo
+    node_n[0] = n
+    node_step[0] = 0
+    while depth:
+        top = depth - 1
+        m = node_n[top]
+        if m <= 128:
+            sums[n_sums] = _block_sum(a, node_lo[top], m)
+            n_sums += 1
+            depth -= 1
+            continue
+        half = m // 2
+        half -= half % 8
+        step = node_step[top]
+        node_step[top] = step + 1
+        if step == 2:
+            n_sums -= 1
+            sums[n_sums - 1] = sums[n_sums - 1] + sums[n_sums]
+            depth -= 1
+        else:
+            node_lo[depth] = node_lo[top] + (half if step else 0)
+            node_n[depth] = m - half if step else half
+            node_step[depth] = 0
+            depth += 1
+    return sums[0]
+
+
+@jit
+def _mean(a: np.ndarray, lo: int, n: int) -> float:
+    """``a[lo:lo + n].mean()`` as numpy computes it."""
+    return (0.0 + _pairwise_sum(a, lo, n)) / n
+
+
+@jit
+def _select(a: np.ndarray, lo: int, hi: int, k: int) -> float:
+    """Put the value of rank ``k`` of ``a[lo:hi + 1]`` at ``a[k]`` (smaller before, larger after).
+
+    Hoare's selection with the middle element as pivot; a range that does not
+    shrink fast enough is sorted instead. ``a`` holds no NaN.
+    """
+    rounds = 0
+    while hi > lo:
+        rounds += 1
+        if rounds > 64:
+            a[lo : hi + 1] = np.sort(a[lo : hi + 1])
+            break
+        pivot = a[(lo + hi) >> 1]
+        i = lo
+        j = hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                t = a[i]
+                a[i] = a[j]
+                a[j] = t
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            break
+    return a[k]
+
+
+@jit
+def _grid(i: int, n: int, step: float) -> float:
+    """``np.linspace(0.0, 1.0, n)[i]``, with ``step = 1.0 / (n - 1)``."""
+    if i == n - 1:
+        return 1.0
+    return i * step + 0.0
+
+
+@jit
+def _grid_index(x: float, n: int, step: float) -> int:
+    """The ``j`` with ``grid[j] <= x < grid[j + 1]`` (``0 <= x < 1``, ``n >= 2``)."""
+    j = min(max(int(x * (n - 1)), 0), n - 2)
+    while j + 1 < n - 1 and _grid(j + 1, n, step) <= x:
+        j += 1
+    while j > 0 and _grid(j, n, step) > x:
+        j -= 1
+    return j
+
+
+@jit
+def _interp(x: float, xj: float, xk: float, yj: float, yk: float) -> float:
+    """``np.interp`` between the points ``(xj, yj)`` and ``(xk, yk)``, as its C loop."""
+    if xj == x:
+        return yj
+    slope = (yk - yj) / (xk - xj)
+    res = slope * (x - xj) + yj
+    if math.isnan(res):
+        res = slope * (x - xk) + yk
+        if math.isnan(res) and yj == yk:
+            res = yj
+    return res
+
+
+@jit
+def _deciles(fine: np.ndarray) -> tuple[float, float]:
+    """10th and 90th percentiles of ``fine`` (``n >= 3``): sort, then ``np.interp`` on a grid."""
+    n = fine.shape[0]
+    step = 1.0 / (n - 1)
+    jl = _grid_index(0.1, n, step)
+    jh = _grid_index(0.9, n, step)
+    buf = fine.copy()
+    has_nan = False
+    for i in range(n):
+        if math.isnan(buf[i]):
+            has_nan = True
+            break
+    if has_nan:  # numpy sorts NaN last: take the ranks from a full sort
+        buf = np.sort(buf)
+        l0 = buf[jl]
+        l1 = buf[jl + 1]
+        h0 = buf[jh]
+        h1 = buf[jh + 1]
+    else:
+        l0 = _select(buf, 0, n - 1, jl)
+        l1 = np.min(buf[jl + 1 :])
+        if jh == jl:
+            h0 = l0
+            h1 = l1
+        else:
+            h0 = _select(buf, jl + 1, n - 1, jh)
+            h1 = np.min(buf[jh + 1 :])
+    lo = _interp(0.1, _grid(jl, n, step), _grid(jl + 1, n, step), l0, l1)
+    hi = _interp(0.9, _grid(jh, n, step), _grid(jh + 1, n, step), h0, h1)
+    return lo, hi
+
+
+@jit
+def _burst_kernel(
+    power: np.ndarray,
+    n_avg: int,
+    min_fine: float,
+    spectrum: bool,
+    df: float,
+    band_lo: float,
+    band_hi: float,
+) -> tuple[int, int, float, int, int, np.ndarray, np.ndarray]:
+    """Burst count and what the burst spectrum needs.
+
+    Returns ``(count, status, mean, k0, k1, detrended, angles)``; ``status`` 1
+    means the burst rate is to be read from the spectrum of
+    ``detrended * hann`` in bins ``k0..k1`` (``angles`` are the Hann window's
+    cosine arguments of its first half), 0 that there is none.
+    """
+    n = power.shape[0]
+    empty = np.empty(0)
+    if n < n_avg + 2:
+        return 1, 0, math.nan, 0, -1, empty, empty
+    n_fine = n - n_avg + 1
+    w = 1.0 / n_avg
+    fine = np.empty(n_fine)
+    for i in range(n_fine):
+        acc = 0.0
+        for j in range(n_avg):
+            acc += power[i + j] * w
+        fine[i] = math.sqrt(acc)
+    lo, hi = _deciles(fine)
+    mid = 0.5 * (lo + hi)
+    band = 0.15 * (hi - lo)
+    up = mid + band
+    down = mid - band
+    count = 0
+    prev = 0
+    for i in range(n_fine):
+        v = fine[i]
+        if v > up:
+            s = 1
+        elif v < down:
+            s = -1
+        else:
+            continue
+        if s > prev:  # rising (or a first decided state that is high)
+            count += 1
+        prev = s
+    count = max(count, 1)
+    if n_fine < min_fine or not spectrum:
+        return count, 0, math.nan, 0, -1, empty, empty
+    fmean = _mean(fine, 0, n_fine)
+    val = 1.0 / (n_fine * df)  # np.fft.rfftfreq(n_fine, df)[k] == k * val
+    k0 = 0
+    n_bins = n_fine // 2 + 1
+    while k0 < n_bins and not k0 * val >= band_lo:
+        k0 += 1
+    k1 = k0 - 1
+    while k1 + 1 < n_bins and (k1 + 1) * val <= band_hi:
+        k1 += 1
+    if k1 < k0 or fmean <= 0:
+        return count, 0, fmean, 0, -1, empty, empty
+    detrended = np.empty(n_fine)
+    for i in range(n_fine):
+        detrended[i] = fine[i] - fmean
+    # np.hanning(n_fine): 0.5 + 0.5 * cos(pi * m / (n_fine - 1)), m = 1 - n_fine, 3 - n_fine, ...
+    half = (n_fine + 1) // 2
+    angles = np.empty(half)
+    m_max = float(n_fine)
+    for i in range(half):
+        angles[i] = math.pi * ((1.0 - m_max) + 2.0 * i) / (m_max - 1.0)
+    return count, 1, fmean, k0, k1, detrended, angles
+
+
+@jit
+def _gather(buf: np.ndarray, row: int, n: int, channel: int, out: np.ndarray) -> None:
+    """``out[:n]`` = column ``channel`` of the ring buffer ``buf`` from ``row`` on (wrapping)."""
+    first = min(n, buf.shape[0] - row)
+    for i in range(first):
+        out[i] = buf[row + i, channel]
+    for i in range(n - first):
+        out[first + i] = buf[i, channel]
+
+
+@jit
+def _welch_segments(
+    buf: np.ndarray, row: int, channel: int, starts: np.ndarray, window: np.ndarray
+) -> np.ndarray:
+    """De-meaned, windowed segments of a ring buffer's column, ``starts`` rows after ``row``."""
+    nperseg = window.shape[0]
+    n_seg = starts.shape[0]
+    segs = np.empty((n_seg, nperseg))
+    seg = np.empty(nperseg)
+    for s in range(n_seg):
+        _gather(buf, (row + starts[s]) % buf.shape[0], nperseg, channel, seg)
+        mean = _mean(seg, 0, nperseg)
+        for j in range(nperseg):
+            segs[s, j] = (seg[j] - mean) * window[j]
+    return segs
+
+
+@jit
+def _median_kernel(spec: np.ndarray, norm: float, odd: bool, val: float) -> float:
+    """Median frequency of the Welch density of the segment spectra ``spec``.
+
+    ``norm`` is ``fs * sum(window ** 2)``, ``odd`` whether the segment length
+    is odd, ``val`` the bin width.
+    """
+    n_seg, n_bins = spec.shape
+    power = np.empty(n_bins)
+    for j in range(n_bins):
+        v = spec[0, j]
+        power[j] = v.real * v.real + v.imag * v.imag
+    for s in range(1, n_seg):
+        for j in range(n_bins):
+            v = spec[s, j]
+            power[j] += v.real * v.real + v.imag * v.imag
+    last = n_bins if odd else n_bins - 1
+    for j in range(n_bins):
+        p = power[j] / n_seg / norm
+        if 1 <= j < last:
+            p *= 2.0
+        power[j] = p
+    total = np.empty(n_bins)
+    acc = power[0]
+    total[0] = acc
+    for j in range(1, n_bins):
+        acc = acc + power[j]
+        total[j] = acc
+    if total[n_bins - 1] <= 0:
+        return math.nan
+    half = 0.5 * total[n_bins - 1]
+    # np.searchsorted(total, half): binary search, NaN sorting last
+    lo = 0
+    hi = n_bins
+    while lo < hi:
+        mid = lo + ((hi - lo) >> 1)
+        t = total[mid]
+        if t < half or (half != half and t == t):
+            lo = mid + 1
+        else:
+            hi = mid
+    k = lo
+    below = total[k - 1] if k else 0.0
+    width = val - 0.0
+    frac = (half - below) / power[k] if power[k] > 0 else 0.5
+    return k * val - 0.5 * width + frac * width
+
+
+@jit
+def _episode_kernel(
+    env_buf: np.ndarray,
+    env_at: tuple[int, int, int],
+    power_buf: np.ndarray,
+    power_at: tuple[int, int, int],
+    sample_buf: np.ndarray,
+    sample_at: tuple[int, int, int],
+    starts: np.ndarray,
+    window: np.ndarray,
+    n_avg: int,
+    min_fine: float,
+    spectrum: bool,
+    df: float,
+    band_lo: float,
+    band_hi: float,
+) -> tuple[float, float, int, int, float, int, int, np.ndarray, np.ndarray, np.ndarray]:
+    """Everything of one episode up to its FFTs, in one call (see :meth:`Classifier.classify`).
+
+    Each history is a ring buffer and ``(row, n_rows, channel)``: the
+    episode's values are ``n_rows`` rows of column ``channel`` from ``row`` on.
+    """
+    n_env = env_at[1]
+    env = np.empty(n_env)
+    _gather(env_buf, env_at[0], n_env, env_at[2], env)
+    peak = math.nan
+    mean = math.nan
+    if n_env:
+        peak = env[0]
+        for i in range(1, n_env):
+            v = env[i]
+            if v > peak or math.isnan(v):  # NaN propagates, as in np.max
+                peak = v
+        mean = _mean(env, 0, n_env)
+    power = np.empty(power_at[1])
+    _gather(power_buf, power_at[0], power_at[1], power_at[2], power)
+    count, status, fmean, k0, k1, detrended, angles = _burst_kernel(
+        power, n_avg, min_fine, spectrum, df, band_lo, band_hi
+    )
+    segs = _welch_segments(sample_buf, sample_at[0], sample_at[2], starts, window)
+    return peak, mean, count, status, fmean, k0, k1, detrended, angles, segs
+
+
+# ---------------------------------------------------------------- helpers
+
+_NO_STARTS = np.empty(0, dtype=np.int64)
+_NO_STARTS.flags.writeable = False
+
+
+@functools.lru_cache(maxsize=64)
+def _periodic_hann(nperseg: int) -> tuple[np.ndarray, float]:
+    """Periodic Hann window of ``nperseg`` samples (scipy's default ``"hann"``) and its energy."""
+    window = np.hanning(nperseg + 1)[:-1]
+    window.flags.writeable = False  # shared between callers
+    return window, float(window @ window)
+
+
+@functools.lru_cache(maxsize=512)
+def _segment_starts(n_seg: int, step: int, max_segments: int | None) -> np.ndarray:
+    """First samples of the Welch segments used: all, or ``max_segments`` spread evenly."""
+    starts = np.arange(n_seg) * step
+    if max_segments is not None and n_seg > max_segments:
+        starts = starts[np.linspace(0, n_seg - 1, max_segments).round().astype(np.int64)]
+    starts = starts.astype(np.int64)
+    starts.flags.writeable = False  # shared between callers
+    return starts
+
+
+def _ring(history: History, start: int, stop: int, channel: int) -> tuple[np.ndarray, tuple]:
+    """Rows ``[start, stop)`` of one channel, clipped as :meth:`History.read` clips them.
+
+    Returns a ring buffer and ``(row, n_rows, channel)`` in it. The history's
+    own buffer is addressed in place (no copy of a long episode's column); a
+    history whose storage is laid out differently is read with
+    :meth:`History.read`.
+    """
+    buf = getattr(history, "_buf", None)
+    if (
+        type(history) is History
+        and isinstance(buf, np.ndarray)
+        and buf.shape == (history.capacity, history.n_channels)
+        and buf.dtype == np.float64
+    ):
+        end = history.end
+        lo = max(start, end - history.capacity, 0)
+        n = min(stop, end) - lo
+        return buf, (lo % history.capacity, max(n, 0), channel)
+    x = np.ascontiguousarray(history.read(start, stop, channel=channel), dtype=np.float64)
+    return x.reshape(-1, 1), (0, x.shape[0], 0)
+
+
+def _welch_plan(n: int, nperseg: int, max_segments: int | None) -> np.ndarray:
+    """Segment starts of a Welch estimate over ``n`` samples (half-overlapping segments)."""
+    step = nperseg - nperseg // 2
+    return _segment_starts(1 + (n - nperseg) // step, step, max_segments)
+
+
+def _spectrum_median(segs: np.ndarray, fs: float, nperseg: int, energy: float) -> float:
+    """Median frequency of the Welch density of windowed segments (rows of ``segs``)."""
+    return _median_kernel(
+        np.fft.rfft(segs), fs * energy, nperseg % 2 == 1, 1.0 / (nperseg * (1.0 / fs))
+    )
+
+
+def _burst_rate(
+    detrended: np.ndarray, angles: np.ndarray, k0: int, k1: int, mean: float, frame_rate: float
+) -> tuple[float, float]:
+    """Strongest envelope modulation in bins ``k0..k1`` and its depth (``detrended`` is used up)."""
+    n = detrended.shape[0]
+    half = angles.shape[0]
+    hann = np.cos(angles)  # the first half of np.hanning(n); the window is symmetric
+    hann *= 0.5
+    hann += 0.5
+    detrended[:half] *= hann
+    detrended[n - half :] *= hann[::-1]
+    magnitude = np.abs(np.fft.rfft(detrended)[k0 : k1 + 1])
+    j = int(np.argmax(magnitude))
+    rate = (k0 + j) * (1.0 / (n * (1.0 / frame_rate)))
+    # Hann window: coherent gain 0.5, so amplitude = 2 * |X| / (0.5 * N)
+    depth = 4.0 * float(magnitude[j]) / n / mean
+    return rate, depth
+
+
+# ---------------------------------------------------------------- public
+
+def median_frequency(x: np.ndarray, fs: float, max_segments: int = _MAX_SEGMENTS) -> float:
     """Median frequency (Hz) of the power spectrum of ``x``; NaN if too short.
 
     The spectrum is a Welch estimate over at most ``max_segments`` segments of
@@ -44,20 +519,14 @@ def median_frequency(x: np.ndarray, fs: float, max_segments: int = 24) -> float:
     >>> round(median_frequency(np.sin(2 * np.pi * 80 * t), 1000.0))
     80
     """
+    x = np.ascontiguousarray(x, dtype=np.float64)
     n = x.shape[0]
-    if n < 32:
+    if n < _MIN_SPECTRUM:
         return math.nan
-    freqs, power = welch_power(x, fs, min(256, n), max_segments)
-    total = np.cumsum(power)
-    if total[-1] <= 0:
-        return math.nan
-    # each bin's power spread evenly over its width: interpolate inside the bin
-    half = 0.5 * total[-1]
-    k = int(np.searchsorted(total, half))
-    below = total[k - 1] if k else 0.0
-    width = freqs[1] - freqs[0]
-    frac = (half - below) / power[k] if power[k] > 0 else 0.5
-    return float(freqs[k] - 0.5 * width + frac * width)
+    nperseg = min(_SEGMENT, n)
+    window, energy = _periodic_hann(nperseg)
+    segs = _welch_segments(x.reshape(-1, 1), 0, 0, _welch_plan(n, nperseg, max_segments), window)
+    return float(_spectrum_median(segs, float(fs), nperseg, energy))
 
 
 def welch_power(
@@ -79,15 +548,11 @@ def welch_power(
     >>> bool(np.allclose(p, p2)) and bool(np.allclose(f, f2))
     True
     """
-    step = nperseg - nperseg // 2
-    n_seg = 1 + (x.shape[0] - nperseg) // step
-    starts = np.arange(n_seg) * step
-    if max_segments is not None and n_seg > max_segments:
-        starts = starts[np.linspace(0, n_seg - 1, max_segments).round().astype(np.int64)]
+    starts = _welch_plan(x.shape[0], nperseg, max_segments)
     segs = x[starts[:, None] + np.arange(nperseg)]
-    window = np.hanning(nperseg + 1)[:-1]  # periodic Hann, as scipy's default "hann"
+    window, energy = _periodic_hann(nperseg)
     spec = np.fft.rfft((segs - segs.mean(axis=1, keepdims=True)) * window, axis=1)
-    power = (spec.real**2 + spec.imag**2).mean(axis=0) / (fs * float(window @ window))
+    power = (spec.real**2 + spec.imag**2).mean(axis=0) / (fs * energy)
     if nperseg % 2:
         power[1:] *= 2.0
     else:
@@ -120,30 +585,19 @@ def burst_features(
         Amplitude of that modulation relative to the mean envelope.
     """
     n_avg = max(1, round(_FINE_WINDOW_S * frame_rate))
-    if power.shape[0] < n_avg + 2:
-        return 1, math.nan, 0.0
-    fine = np.sqrt(np.convolve(power, np.full(n_avg, 1.0 / n_avg), mode="valid"))
-    ranked = np.sort(fine)  # 10th and 90th percentiles (linear interpolation)
-    lo, hi = np.interp([0.1, 0.9], np.linspace(0.0, 1.0, ranked.shape[0]), ranked)
-    mid = 0.5 * (lo + hi)
-    band = 0.15 * (hi - lo)
-    # rising crossings of mid with hysteresis: above mid+band after being below mid-band
-    state = np.where(fine > mid + band, 1, np.where(fine < mid - band, -1, 0))
-    decided = state[state != 0]
-    count = int(np.count_nonzero(np.diff(decided) > 0)) + int(decided.size > 0 and decided[0] > 0)
-    count = max(count, 1)
-    if fine.shape[0] < 2.0 * frame_rate / band_hz[0]:
+    count, status, mean, k0, k1, detrended, angles = _burst_kernel(
+        np.ascontiguousarray(power, dtype=np.float64),
+        n_avg,
+        2.0 * frame_rate / band_hz[0],
+        True,
+        1.0 / frame_rate,
+        float(band_hz[0]),
+        min(band_hz[1], 0.45 * frame_rate),
+    )
+    if status == 0:
         return count, math.nan, 0.0
-    detrended = fine - fine.mean()
-    spectrum = np.abs(np.fft.rfft(detrended * np.hanning(detrended.shape[0])))
-    freqs = np.fft.rfftfreq(detrended.shape[0], 1.0 / frame_rate)
-    inside = (freqs >= band_hz[0]) & (freqs <= min(band_hz[1], 0.45 * frame_rate))
-    if not inside.any() or fine.mean() <= 0:
-        return count, math.nan, 0.0
-    k = np.flatnonzero(inside)[np.argmax(spectrum[inside])]
-    # Hann window: coherent gain 0.5, so amplitude = 2 * |X| / (0.5 * N)
-    depth = float(4.0 * spectrum[k] / detrended.shape[0] / fine.mean())
-    return count, float(freqs[k]), depth
+    rate, depth = _burst_rate(detrended, angles, k0, k1, mean, frame_rate)
+    return count, rate, depth
 
 
 class Classifier:
@@ -179,9 +633,26 @@ class Classifier:
         self.channels = tuple(channels)
         fr = 1.0 / self.frame_s
         self._spasm_frames = max(1, math.ceil(settings.spasm_min_s * fr - 1e-9))
+        self._derived_for: PipelineSettings | None = None
 
     def reset(self) -> None:
         """The classifier carries no state."""
+
+    def _derive(self) -> None:
+        """Constants of the burst analysis and the spectrum (from the settings)."""
+        s = self.settings
+        frame_rate = 1.0 / self.frame_s
+        lo, hi = s.clonic_band_hz
+        self._frame_rate = frame_rate
+        self._burst_args = (
+            max(1, round(_FINE_WINDOW_S * frame_rate)),  # frames of the short-time envelope
+            2.0 * frame_rate / lo,  # fewest of its values with a rhythm looked for
+            1.0 / frame_rate,
+            float(lo),
+            min(hi, 0.45 * frame_rate),
+        )
+        self._spectrum_len = round(s.spectrum_s * self.fs)
+        self._derived_for = s
 
     def classify(
         self,
@@ -191,27 +662,45 @@ class Classifier:
         samples: History,
     ) -> Episode:
         """Label one finished episode from the recent history of the stream."""
+        s = self.settings
+        if s is not self._derived_for:
+            self._derive()
         c = det.channel
         on, off = det.onset_frame, max(det.offset_frame, det.onset_frame + 1)
-        env = envelope.read(on, off, channel=c)
-        power = frame_power.read(on, off, channel=c)
-        floor = det.floor if math.isfinite(det.floor) and det.floor > 0 else math.nan
-        scale = 1.0 if self.calibrated else (1.0 / floor if math.isfinite(floor) else math.nan)
-        peak = float(env.max()) * scale if env.size else math.nan
-        mean = float(env.mean()) * scale if env.size else math.nan
+        env_buf, env_at = _ring(envelope, on, off, c)
+        power_buf, power_at = _ring(frame_power, on, off, c)
+        stop = off * self.frame_len
+        sample_buf, sample_at = _ring(
+            samples, max(on * self.frame_len, stop - self._spectrum_len), stop, c
+        )
         n_frames = off - on
         label = "spasm" if n_frames >= self._spasm_frames else "twitch"
-        s = self.settings
-        count, rate, depth = burst_features(power, 1.0 / self.frame_s, s.clonic_band_hz)
+        n = sample_at[1]
+        if n >= _MIN_SPECTRUM:
+            nperseg = min(_SEGMENT, n)
+            window, energy = _periodic_hann(nperseg)
+            starts = _welch_plan(n, nperseg, _MAX_SEGMENTS)
+        else:
+            nperseg, energy = _SEGMENT, 0.0
+            window, starts = _periodic_hann(_SEGMENT)[0], _NO_STARTS
+        n_avg, min_fine, df, band_lo, band_hi = self._burst_args
+        # the burst rate of a twitch is not reported: its spectrum is skipped
+        peak, mean, count, status, fmean, k0, k1, detrended, angles, segs = _episode_kernel(
+            env_buf, env_at, power_buf, power_at, sample_buf, sample_at, starts, window,
+            n_avg, min_fine, label == "spasm", df, band_lo, band_hi,
+        )
+        rate, depth = math.nan, 0.0
+        if status:
+            rate, depth = _burst_rate(detrended, angles, k0, k1, fmean, self._frame_rate)
+        mdf = _spectrum_median(segs, self.fs, nperseg, energy) if n >= _MIN_SPECTRUM else math.nan
+        floor = det.floor if math.isfinite(det.floor) and det.floor > 0 else math.nan
+        scale = 1.0 if self.calibrated else (1.0 / floor if math.isfinite(floor) else math.nan)
         if label == "twitch":
             pattern = "phasic"
         elif math.isfinite(rate) and depth >= s.clonic_min_depth and count >= 3:
             pattern = "clonic"
         else:
             pattern = "tonic"
-        stop = off * self.frame_len
-        start = max(on * self.frame_len, stop - round(s.spectrum_s * self.fs))
-        mdf = median_frequency(samples.read(start, stop, channel=c), self.fs)
         onset_s = on * self.frame_s
         offset_s = off * self.frame_s
         return Episode(
@@ -221,12 +710,12 @@ class Classifier:
             duration_s=offset_s - onset_s,
             label=label,
             pattern=pattern,
-            peak=peak,
-            mean=mean,
+            peak=peak * scale if env_at[1] else math.nan,
+            mean=mean * scale if env_at[1] else math.nan,
             unit="uV" if self.calibrated else "x_floor",
             burst_count=int(count),
-            burst_rate_hz=rate if pattern == "clonic" else (rate if label == "spasm" else math.nan),
-            median_freq_hz=mdf,
+            burst_rate_hz=rate if label == "spasm" else math.nan,
+            median_freq_hz=float(mdf),
             floor=floor,
             truncated=det.truncated,
         )

@@ -1,0 +1,306 @@
+"""Episode features: the compiled classifier equals the plain numpy computation bit for bit.
+
+The reference below is the numpy formulation of the features (sort and
+``np.interp`` percentiles, ``np.convolve``, ``np.hanning``, means, a batched
+Welch estimate, ``History.read``); the classifier must give exactly the same
+numbers, including for NaN, infinities, ties, constant and empty inputs, and
+for episodes whose rows wrap around the ring buffers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from emg_pipeline.classification import (
+    Classifier,
+    burst_features,
+    median_frequency,
+    welch_power,
+)
+from emg_pipeline.detection import Detection
+from emg_pipeline.events import Episode
+from emg_pipeline.framing import History
+from emg_pipeline.settings import PipelineSettings
+
+# ---------------------------------------------------------------- reference
+
+
+def _ref_welch_power(x, fs, nperseg, max_segments=None):
+    step = nperseg - nperseg // 2
+    n_seg = 1 + (x.shape[0] - nperseg) // step
+    starts = np.arange(n_seg) * step
+    if max_segments is not None and n_seg > max_segments:
+        starts = starts[np.linspace(0, n_seg - 1, max_segments).round().astype(np.int64)]
+    segs = x[starts[:, None] + np.arange(nperseg)]
+    window = np.hanning(nperseg + 1)[:-1]
+    spec = np.fft.rfft((segs - segs.mean(axis=1, keepdims=True)) * window, axis=1)
+    power = (spec.real**2 + spec.imag**2).mean(axis=0) / (fs * float(window @ window))
+    if nperseg % 2:
+        power[1:] *= 2.0
+    else:
+        power[1:-1] *= 2.0
+    return np.fft.rfftfreq(nperseg, 1.0 / fs), power
+
+
+def _ref_median_frequency(x, fs, max_segments=24):
+    n = x.shape[0]
+    if n < 32:
+        return math.nan
+    freqs, power = _ref_welch_power(x, fs, min(256, n), max_segments)
+    total = np.cumsum(power)
+    if total[-1] <= 0:
+        return math.nan
+    half = 0.5 * total[-1]
+    k = int(np.searchsorted(total, half))
+    below = total[k - 1] if k else 0.0
+    width = freqs[1] - freqs[0]
+    frac = (half - below) / power[k] if power[k] > 0 else 0.5
+    return float(freqs[k] - 0.5 * width + frac * width)
+
+
+def _ref_burst_features(power, frame_rate, band_hz):
+    n_avg = max(1, round(0.02 * frame_rate))
+    if power.shape[0] < n_avg + 2:
+        return 1, math.nan, 0.0
+    fine = np.sqrt(np.convolve(power, np.full(n_avg, 1.0 / n_avg), mode="valid"))
+    ranked = np.sort(fine)
+    lo, hi = np.interp([0.1, 0.9], np.linspace(0.0, 1.0, ranked.shape[0]), ranked)
+    mid = 0.5 * (lo + hi)
+    band = 0.15 * (hi - lo)
+    state = np.where(fine > mid + band, 1, np.where(fine < mid - band, -1, 0))
+    decided = state[state != 0]
+    count = int(np.count_nonzero(np.diff(decided) > 0)) + int(decided.size > 0 and decided[0] > 0)
+    count = max(count, 1)
+    if fine.shape[0] < 2.0 * frame_rate / band_hz[0]:
+        return count, math.nan, 0.0
+    detrended = fine - fine.mean()
+    spectrum = np.abs(np.fft.rfft(detrended * np.hanning(detrended.shape[0])))
+    freqs = np.fft.rfftfreq(detrended.shape[0], 1.0 / frame_rate)
+    inside = (freqs >= band_hz[0]) & (freqs <= min(band_hz[1], 0.45 * frame_rate))
+    if not inside.any() or fine.mean() <= 0:
+        return count, math.nan, 0.0
+    k = np.flatnonzero(inside)[np.argmax(spectrum[inside])]
+    depth = float(4.0 * spectrum[k] / detrended.shape[0] / fine.mean())
+    return count, float(freqs[k]), depth
+
+
+def _ref_classify(cls: Classifier, det, envelope, frame_power, samples) -> Episode:
+    c = det.channel
+    on, off = det.onset_frame, max(det.offset_frame, det.onset_frame + 1)
+    env = envelope.read(on, off, channel=c)
+    power = frame_power.read(on, off, channel=c)
+    floor = det.floor if math.isfinite(det.floor) and det.floor > 0 else math.nan
+    scale = 1.0 if cls.calibrated else (1.0 / floor if math.isfinite(floor) else math.nan)
+    peak = float(env.max()) * scale if env.size else math.nan
+    mean = float(env.mean()) * scale if env.size else math.nan
+    label = "spasm" if off - on >= cls._spasm_frames else "twitch"
+    s = cls.settings
+    count, rate, depth = _ref_burst_features(power, 1.0 / cls.frame_s, s.clonic_band_hz)
+    if label == "twitch":
+        pattern = "phasic"
+    elif math.isfinite(rate) and depth >= s.clonic_min_depth and count >= 3:
+        pattern = "clonic"
+    else:
+        pattern = "tonic"
+    stop = off * cls.frame_len
+    start = max(on * cls.frame_len, stop - round(s.spectrum_s * cls.fs))
+    mdf = _ref_median_frequency(samples.read(start, stop, channel=c), cls.fs)
+    return Episode(
+        channel=cls.channels[c],
+        onset_s=on * cls.frame_s,
+        offset_s=off * cls.frame_s,
+        duration_s=off * cls.frame_s - on * cls.frame_s,
+        label=label,
+        pattern=pattern,
+        peak=peak,
+        mean=mean,
+        unit="uV" if cls.calibrated else "x_floor",
+        burst_count=count,
+        burst_rate_hz=rate if label == "spasm" else math.nan,
+        median_freq_hz=mdf,
+        floor=floor,
+        truncated=det.truncated,
+    )
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal values, NaN equal to NaN, same Python types."""
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return a == b
+
+
+def _same_episode(a: Episode, b: Episode) -> bool:
+    return all(_same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
+
+
+def _power(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Frame powers of many shapes: noise, clonic bursts, zeros, constants, ties, extremes."""
+    kind = int(rng.integers(0, 8))
+    t = np.arange(n)
+    if kind == 0:
+        p = rng.exponential(1.0, n)
+    elif kind == 1:
+        rate = rng.uniform(2.0, 9.0)
+        p = (1 + 0.8 * np.sin(2 * np.pi * rate * t / 200.0)) ** 2 * rng.exponential(1.0, n)
+    elif kind == 2:
+        p = np.zeros(n)
+    elif kind == 3:
+        p = np.full(n, rng.exponential())
+    elif kind == 4:
+        p = np.round(rng.exponential(1.0, n), 1)
+    elif kind == 5:
+        p = rng.exponential(1.0, n) * 10 ** rng.uniform(-8, 8)
+    elif kind == 6:
+        p = np.cumsum(rng.exponential(1.0, n))
+    else:
+        p = np.sort(rng.exponential(1.0, n))[::-1].copy()
+    if n and rng.random() < 0.05:
+        p[rng.integers(0, n)] = np.nan
+    if n and rng.random() < 0.03:
+        p[rng.integers(0, n)] = np.inf
+    return p
+
+
+def _samples(rng: np.random.Generator, n: int, fs: float) -> np.ndarray:
+    kind = int(rng.integers(0, 5))
+    if kind == 0:
+        x = rng.standard_normal(n)
+    elif kind == 1:
+        x = np.zeros(n)
+    elif kind == 2:
+        x = np.full(n, 3.0)
+    elif kind == 3:
+        x = rng.standard_normal(n) * 10 ** rng.uniform(-6, 6)
+    else:
+        tone = np.sin(2 * np.pi * rng.uniform(10.0, 0.45 * fs) * np.arange(n) / fs)
+        x = tone + 0.01 * rng.standard_normal(n)
+    if n and rng.random() < 0.03:
+        x[rng.integers(0, n)] = np.nan
+    if n and rng.random() < 0.02:
+        x[rng.integers(0, n)] = np.inf
+    return x
+
+
+# ---------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_burst_features_equal_the_numpy_computation(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for _ in range(300):
+        n = int(rng.choice([rng.integers(0, 50), rng.integers(0, 600), rng.integers(0, 6000)]))
+        frame_rate = float(rng.choice([200.0, 250.0, 2000.0 / 9, 100.0, 1000.0 / 3]))
+        band = (float(rng.uniform(0.5, 5.0)), float(rng.uniform(5.5, 60.0)))
+        power = _power(rng, n)
+        with np.errstate(all="ignore"):
+            expected = _ref_burst_features(power, frame_rate, band)
+            got = burst_features(power, frame_rate, band)
+        assert _same(got, expected), (n, frame_rate, band, got, expected)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_median_frequency_and_welch_equal_the_numpy_computation(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    for _ in range(300):
+        n = int(rng.choice([rng.integers(0, 300), rng.integers(0, 3000), rng.integers(0, 30000)]))
+        fs = float(rng.choice([2000.0, 1000.0, 500.0, 4000.0, 250.0]))
+        max_segments = int(rng.choice([24, 5, 1, 100]))
+        x = _samples(rng, n, fs)
+        with np.errstate(all="ignore"):
+            expected = _ref_median_frequency(x, fs, max_segments)
+            got = median_frequency(x, fs, max_segments)
+            assert _same(got, expected), (n, fs, got, expected)
+            if n >= 32:
+                nperseg = min(256, n)
+                f0, p0 = _ref_welch_power(x, fs, nperseg, max_segments)
+                f1, p1 = welch_power(x, fs, nperseg, max_segments)
+                assert np.array_equal(f0, f1)
+                assert np.array_equal(p0, p1, equal_nan=True)
+
+
+def _histories(rng, fs, frame_len, n_channels, n_frames, kind=History):
+    """Envelope, frame power and sample histories, small enough to wrap, written in chunks."""
+    cap_frames = int(rng.integers(10, n_frames + 50))
+    cap_samples = int(rng.integers(100, n_frames * frame_len + 500))
+    env, power, samples = (
+        kind(cap_frames, n_channels),
+        kind(cap_frames, n_channels),
+        kind(cap_samples, n_channels),
+    )
+    done = 0
+    while done < n_frames:
+        k = min(int(rng.integers(1, 700)), n_frames - done)
+        p = _power(rng, k * n_channels).reshape(k, n_channels)
+        env.write(np.sqrt(np.abs(p)))
+        power.write(p)
+        samples.write(rng.standard_normal((k * frame_len, n_channels)))
+        done += k
+    return env, power, samples
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_classify_equals_the_numpy_computation(seed: int) -> None:
+    rng = np.random.default_rng(200 + seed)
+    for _ in range(60):
+        fs = float(rng.choice([2000.0, 1000.0, 500.0, 1800.0]))
+        n_channels = int(rng.integers(1, 5))
+        settings = PipelineSettings()
+        if rng.random() < 0.3:
+            settings = dataclasses.replace(
+                settings,
+                spasm_min_s=float(rng.uniform(0.2, 3.0)),
+                spectrum_s=float(rng.uniform(0.5, 12.0)),
+                clonic_min_depth=float(rng.uniform(0.0, 1.0)),
+                clonic_band_hz=(float(rng.uniform(1.0, 4.0)), float(rng.uniform(5.0, 12.0))),
+            )
+        frame_len = max(1, round(settings.frame_s * fs))
+        calibrated = bool(rng.random() < 0.5)
+        names = tuple(f"ch{i}" for i in range(n_channels))
+        cls = Classifier(fs, frame_len, settings, calibrated, names)
+        n_frames = int(rng.integers(50, 4000))
+        env, power, samples = _histories(rng, fs, frame_len, n_channels, n_frames)
+        for _ in range(5):
+            off = int(rng.integers(1, n_frames + 3))
+            on = int(rng.integers(max(0, off - int(rng.choice([30, 500, 5000]))), off + 1))
+            det = Detection(
+                kind="end",
+                channel=int(rng.integers(0, n_channels)),
+                frame=off,
+                onset_frame=on,
+                offset_frame=off if rng.random() < 0.9 else on,
+                floor=float(rng.choice([1.0, 0.0, np.nan, 2.5])),
+                truncated=bool(rng.random() < 0.1),
+            )
+            with np.errstate(all="ignore"):
+                expected = _ref_classify(cls, det, env, power, samples)
+                got = cls.classify(det, env, power, samples)
+            assert _same_episode(got, expected), (det, got, expected)
+
+
+class _CopyingHistory(History):
+    """A history the classifier does not address in place (it falls back to ``read``)."""
+
+
+def test_classify_reads_other_histories_through_read() -> None:
+    cls = Classifier(2000.0, 10, PipelineSettings(), True, ("a", "b"))
+    env, power, samples = _histories(np.random.default_rng(7), 2000.0, 10, 2, 3000)
+    copies = _histories(np.random.default_rng(7), 2000.0, 10, 2, 3000, _CopyingHistory)
+    for on, off in [(2500, 2990), (2000, 2998), (2990, 2990), (0, 40)]:
+        det = Detection(kind="end", channel=1, frame=off, onset_frame=on, offset_frame=off)
+        with np.errstate(all="ignore"):
+            a = cls.classify(det, env, power, samples)
+            b = cls.classify(det, *copies)
+            expected = _ref_classify(cls, det, env, power, samples)
+        assert _same_episode(a, expected) and _same_episode(b, expected)
