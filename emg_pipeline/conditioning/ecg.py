@@ -28,6 +28,15 @@ high-pass to them only:
 The frames that carried a switched-on channel are reported, so that the
 artefact gate can judge their low-band energy against the heartbeat's own
 level instead of treating every beat as an artefact.
+
+A chunk is one call of a compiled kernel that walks it in sample order: the
+frame sums (the additions of :func:`~emg_pipeline.framing.frame_sum`), both
+filters (the arithmetic of ``scipy.signal.sosfilt``), the amplitude ring and
+the judgements, whose peak search is that of ``scipy.signal.find_peaks``. The
+results are those of the same steps written with numpy and scipy, bit for bit;
+the two cases the kernel's judgement cannot settle exactly (non-finite
+amplitudes, two candidate beats of equal height) are handed back to that
+numpy version.
 """
 
 from __future__ import annotations
@@ -35,13 +44,27 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from ..framing import Framer, History, frame_sum
-from .filters import sosfilt_state
+from .._jit import jit
 
 __all__ = ["EcgSuppressor"]
 
 _BEAT_INTERVAL_S = (0.375, 1.5)
 _MISSES_OFF = 3  # blocks without a heartbeat before a channel is switched off
+
+# the carried counters (one int64 array owned by the stage)
+_SAMPLES = 0  # samples seen since the reset
+_NEXT = 1  # sample count at which the next judgement is due
+_FRAMES = 2  # frames written to the amplitude ring
+_IN_FRAME = 3  # samples of the unfinished frame (summed in the accumulator)
+_STARTED = 4  # 1 once the low-band filter has its steady state
+_N_ON = 5  # channels switched on
+_ROW = 6  # flag rows written by an interrupted kernel call
+_N_COUNTERS = 7
+
+_FLOAT = np.dtype(np.float64)
+_LOW, _HIGH = 0, 1  # the low-band filter of the frame means, the high-pass of the band
+# the integer configuration handed to the kernel (indices into ``_iconf``)
+_FRAME_LEN, _BLOCK_SAMPLES, _FILTERING, _POOL, _LO, _HI, _DISTANCE = range(7)
 
 
 def _median_rows(rows: np.ndarray) -> np.ndarray:
@@ -64,6 +87,433 @@ def _median(values: np.ndarray) -> float:
 def _robust_sd(values: np.ndarray) -> float:
     """Standard deviation estimated from the median absolute deviation."""
     return 1.4826 * _median(np.abs(values - _median(values)))
+
+
+@jit
+def _median_of(x: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
+    """Median of finite ``x`` as :func:`_median_rows` gives it (``x`` is not modified).
+
+    A quickselect whose partitions write every value to both scratch arrays
+    ``low`` and ``high`` (each as long as ``x``) and advance only the cursor
+    of its side: no branch depends on the data, which costs a few times less
+    than a swapping partition on a thousand amplitudes (those branches are
+    mispredicted half of the time). Values equal to the pivot are counted and
+    dropped, so repeated values cost no more than distinct ones. For an even
+    length the value below the upper middle one is tracked on the way: the
+    largest value dropped on the left, or the largest of the last left part.
+    """
+    n = x.shape[0]
+    k = n // 2
+    want_lower = n % 2 == 0
+    src = x
+    count = n
+    below = -np.inf  # largest value dropped on the left of the range
+    while True:
+        a = src[0]
+        b = src[count // 2]
+        c = src[count - 1]
+        if a < b:
+            pivot = b if b < c else (c if a < c else a)
+        else:
+            pivot = a if a < c else (c if b < c else b)
+        n_low = 0
+        n_high = 0
+        for i in range(count):
+            v = src[i]
+            low[n_low] = v
+            high[n_high] = v
+            n_low += v < pivot
+            n_high += v > pivot
+        n_equal = count - n_low - n_high
+        if k < n_low:
+            src = low
+            count = n_low
+        elif k < n_low + n_equal:
+            if not want_lower:
+                return pivot
+            if k > n_low:
+                lower = pivot
+            elif n_low > 0:
+                lower = low[0]
+                for i in range(1, n_low):
+                    lower = max(lower, low[i])
+            else:
+                lower = below
+            return 0.5 * (lower + pivot)
+        else:
+            k -= n_low + n_equal
+            below = pivot
+            src = high
+            count = n_high
+
+
+@jit
+def _insertion_sort(v: np.ndarray, n: int) -> None:
+    """Sort ``v[:n]`` in place (a few dozen values)."""
+    for i in range(1, n):
+        x = v[i]
+        j = i - 1
+        while j >= 0 and v[j] > x:
+            v[j + 1] = v[j]
+            j -= 1
+        v[j + 1] = x
+
+
+@jit
+def _sorted_median(v: np.ndarray, n: int) -> float:
+    """Median of the sorted ``v[:n]`` as :func:`_median` computes it."""
+    return 0.5 * (v[(n - 1) // 2] + v[n // 2])
+
+
+@jit
+def _robust_sd_sorted(v: np.ndarray, n: int, centre: float, dev: np.ndarray) -> float:
+    """:func:`_robust_sd` of the sorted ``v[:n]`` whose median is ``centre``."""
+    for i in range(n):
+        dev[i] = abs(v[i] - centre)
+    _insertion_sort(dev, n)
+    return 1.4826 * _sorted_median(dev, n)
+
+
+@jit
+def _judge_kernel(
+    amp: np.ndarray, end: int, iconf: np.ndarray, fconf: np.ndarray, found: np.ndarray
+) -> bool:
+    """Judge every channel on the amplitude ring; ``False`` when it cannot be done here.
+
+    The same decisions as :meth:`EcgSuppressor._judge_exactly`, value for value:
+    ``scipy.signal.find_peaks`` (local maxima with plateaus, the height
+    condition, then the greedy distance selection by decreasing height) and
+    the same medians. Two situations are left to that method: non-finite
+    amplitudes, and two candidate beats of exactly the same height (scipy's
+    order among equal heights is that of numpy's unstable argsort).
+    """
+    cap, n_ch = amp.shape
+    pool = iconf[_POOL]
+    lo = iconf[_LO]
+    hi = iconf[_HI]
+    distance = iconf[_DISTANCE]
+    peak_mad = fconf[0]
+    max_cv = fconf[1]
+    avail = min(end, cap)
+    usable = avail - avail % pool
+    m = usable // pool
+    if m == 0:
+        return False
+    min_beats = max(4, int(0.8 * m / hi))
+    dev = np.empty(m)
+    low = np.empty(m)
+    high = np.empty(m)
+    peaks = np.empty(m // 2 + 1, dtype=np.int64)
+    heights = np.empty(m // 2 + 1)
+    order = np.empty(m // 2 + 1, dtype=np.int64)
+    keep = np.empty(m // 2 + 1, dtype=np.bool_)
+    gaps = np.empty(m // 2 + 1)
+    # the maximum of each group of `pool` frames, every channel in one pass
+    rows = np.empty((n_ch, m))
+    slot = (end - usable) % cap
+    finite = True
+    for k in range(m):
+        for c in range(n_ch):
+            v = amp[slot, c]
+            finite &= np.isfinite(v)
+            rows[c, k] = v
+        slot += 1
+        if slot == cap:
+            slot = 0
+        for _ in range(1, pool):
+            for c in range(n_ch):
+                v = amp[slot, c]
+                finite &= np.isfinite(v)
+                if v > rows[c, k]:
+                    rows[c, k] = v
+            slot += 1
+            if slot == cap:
+                slot = 0
+    if not finite:
+        return False
+    for c in range(n_ch):
+        row = rows[c]
+        median = _median_of(row, low, high)
+        for k in range(m):
+            dev[k] = abs(row[k] - median)
+        mad = _median_of(dev, low, high)
+        if 1e-12 > mad:
+            mad = 1e-12
+        height = median + peak_mad * mad
+        # local maxima (the middle of a plateau) that reach the height; the
+        # height is tested first, as it is reached in few places (a rise is
+        # found every other value: a branch on it is mispredicted half the time)
+        n_peaks = 0
+        i = 1
+        i_max = m - 1
+        while i < i_max:
+            if height <= row[i] and row[i - 1] < row[i]:
+                ahead = i + 1
+                while ahead < i_max and row[ahead] == row[i]:
+                    ahead += 1
+                if row[ahead] < row[i]:
+                    peaks[n_peaks] = (i + ahead - 1) // 2
+                    heights[n_peaks] = row[i]
+                    n_peaks += 1
+                    i = ahead
+            i += 1
+        # the highest beat first, its neighbours closer than `distance` dropped
+        if n_peaks <= 32:
+            for r in range(n_peaks):
+                order[r] = r
+            for r in range(1, n_peaks):
+                x = order[r]
+                j = r - 1
+                while j >= 0 and heights[order[j]] > heights[x]:
+                    order[j + 1] = order[j]
+                    j -= 1
+                order[j + 1] = x
+        else:
+            order[:n_peaks] = np.argsort(heights[:n_peaks])
+        for r in range(1, n_peaks):
+            if heights[order[r]] == heights[order[r - 1]]:
+                return False
+        keep[:n_peaks] = True
+        for r in range(n_peaks - 1, -1, -1):
+            j = order[r]
+            if not keep[j]:
+                continue
+            k = j - 1
+            while 0 <= k and peaks[j] - peaks[k] < distance:
+                keep[k] = False
+                k -= 1
+            k = j + 1
+            while k < n_peaks and peaks[k] - peaks[j] < distance:
+                keep[k] = False
+                k += 1
+        n_kept = 0
+        for r in range(n_peaks):
+            if keep[r]:
+                peaks[n_kept] = peaks[r]
+                heights[n_kept] = heights[r]
+                n_kept += 1
+        found[c] = False
+        if n_kept < min_beats:
+            continue
+        n_gaps = n_kept - 1
+        for r in range(n_gaps):
+            gaps[r] = peaks[r + 1] - peaks[r]  # whole numbers: exact as floats
+        _insertion_sort(gaps, n_gaps)
+        typical = _sorted_median(gaps, n_gaps)
+        gaps_sd = _robust_sd_sorted(gaps, n_gaps, typical, dev)
+        _insertion_sort(heights, n_kept)
+        tall = _sorted_median(heights, n_kept)
+        heights_sd = _robust_sd_sorted(heights, n_kept, tall, dev)
+        # robust spreads: a pop or a knock among the beats must not hide them
+        found[c] = (
+            lo <= typical <= hi
+            and gaps_sd <= max_cv * typical
+            and heights_sd <= max_cv * tall
+        )
+    return True
+
+
+@jit
+def _sos2_one(
+    x: np.ndarray, y: np.ndarray, start: int, stop: int, c: int, sos: np.ndarray,
+    zi: np.ndarray, rectify: bool,
+) -> None:
+    """Two second-order sections on rows ``[start, stop)`` of column ``c``, ``x`` into ``y``.
+
+    The arithmetic of ``scipy.signal.sosfilt`` (direct form II transposed),
+    with the state ``zi[c]`` held in registers over the rows: the recursion
+    costs a few cycles per sample instead of a round trip through memory.
+    ``rectify`` stores the absolute value of the output.
+    """
+    b00, b01, b02, a01, a02 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
+    b10, b11, b12, a11, a12 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
+    s00, s01, s10, s11 = zi[c, 0, 0], zi[c, 0, 1], zi[c, 1, 0], zi[c, 1, 1]
+    for t in range(start, stop):
+        xn = x[t, c]
+        xc = b00 * xn + s00
+        s00 = b01 * xn - a01 * xc + s01
+        s01 = b02 * xn - a02 * xc
+        xn = xc
+        xc = b10 * xn + s10
+        s10 = b11 * xn - a11 * xc + s11
+        s11 = b12 * xn - a12 * xc
+        y[t, c] = abs(xc) if rectify else xc
+    zi[c, 0, 0], zi[c, 0, 1], zi[c, 1, 0], zi[c, 1, 1] = s00, s01, s10, s11
+
+
+@jit
+def _sos2_two(
+    x: np.ndarray, y: np.ndarray, start: int, stop: int, c: int, d: int, sos: np.ndarray,
+    zi: np.ndarray, rectify: bool,
+) -> None:
+    """:func:`_sos2_one` on columns ``c`` and ``d`` at once (their recursions overlap)."""
+    b00, b01, b02, a01, a02 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
+    b10, b11, b12, a11, a12 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
+    s00, s01, s10, s11 = zi[c, 0, 0], zi[c, 0, 1], zi[c, 1, 0], zi[c, 1, 1]
+    r00, r01, r10, r11 = zi[d, 0, 0], zi[d, 0, 1], zi[d, 1, 0], zi[d, 1, 1]
+    for t in range(start, stop):
+        xn = x[t, c]
+        yn = x[t, d]
+        xc = b00 * xn + s00
+        yc = b00 * yn + r00
+        s00 = b01 * xn - a01 * xc + s01
+        r00 = b01 * yn - a01 * yc + r01
+        s01 = b02 * xn - a02 * xc
+        r01 = b02 * yn - a02 * yc
+        xn = xc
+        yn = yc
+        xc = b10 * xn + s10
+        yc = b10 * yn + r10
+        s10 = b11 * xn - a11 * xc + s11
+        r10 = b11 * yn - a11 * yc + r11
+        s11 = b12 * xn - a12 * xc
+        r11 = b12 * yn - a12 * yc
+        y[t, c] = abs(xc) if rectify else xc
+        y[t, d] = abs(yc) if rectify else yc
+    zi[c, 0, 0], zi[c, 0, 1], zi[c, 1, 0], zi[c, 1, 1] = s00, s01, s10, s11
+    zi[d, 0, 0], zi[d, 0, 1], zi[d, 1, 0], zi[d, 1, 1] = r00, r01, r10, r11
+
+
+@jit
+def _sos2_columns(
+    x: np.ndarray, y: np.ndarray, start: int, stop: int, cols: np.ndarray, n_cols: int,
+    sos: np.ndarray, zi: np.ndarray, rectify: bool,
+) -> None:
+    """:func:`_sos2_one` on the columns ``cols[:n_cols]``, two at a time."""
+    q = 0
+    while q + 1 < n_cols:
+        _sos2_two(x, y, start, stop, cols[q], cols[q + 1], sos, zi, rectify)
+        q += 2
+    if q < n_cols:
+        _sos2_one(x, y, start, stop, cols[q], sos, zi, rectify)
+
+
+@jit
+def _ecg_kernel(
+    raw: np.ndarray,
+    band: np.ndarray,
+    out: np.ndarray,
+    flags: np.ndarray,
+    copied: bool,
+    start: int,
+    row: int,
+    sos: np.ndarray,
+    low_zi: np.ndarray,
+    iconf: np.ndarray,
+    fconf: np.ndarray,
+    acc: np.ndarray,
+    zi: np.ndarray,
+    amp: np.ndarray,
+    ecg: np.ndarray,
+    misses: np.ndarray,
+    counters: np.ndarray,
+) -> int:
+    """Run the stage over ``raw[start:]`` / ``band[start:]``.
+
+    Frames of ``raw`` are summed sample after sample (the additions of
+    :func:`~emg_pipeline.framing.frame_sum`; the unfinished frame is carried
+    as its partial sum ``acc``), their means go through the low-band filter
+    into the amplitude ring, every completed frame gets its row of ``flags``,
+    the channels switched on are high-passed from ``band`` into ``out``, and
+    the channels are judged at each block boundary. ``sos`` holds the
+    sections of the two filters (:data:`_LOW`, :data:`_HIGH`) and ``zi`` their
+    states, ``(2, n_channels, 2, 2)``. Returns ``len(raw)``, or
+    ``-1 - i`` when stopped before sample ``i``: a judgement is due that
+    :func:`_judge_kernel` leaves to numpy (``counters[_SAMPLES] ==
+    counters[_NEXT]``), or a channel is to be filtered while ``out`` is still
+    ``band`` itself (``copied`` false).
+    """
+    n, n_ch = raw.shape
+    low_sos, hp_sos = sos[_LOW], sos[_HIGH]
+    zi_low, zi_hp = zi[_LOW], zi[_HIGH]
+    frame_len = iconf[_FRAME_LEN]
+    block_samples = iconf[_BLOCK_SAMPLES]
+    filtering = iconf[_FILTERING] != 0
+    cap = amp.shape[0]
+    samples = counters[_SAMPLES]
+    nxt = counters[_NEXT]
+    frames = counters[_FRAMES]
+    in_frame = counters[_IN_FRAME]
+    started = counters[_STARTED] != 0
+    every = np.arange(n_ch)
+    cols = np.empty(n_ch, dtype=np.int64)
+    n_on = 0
+    for c in range(n_ch):
+        if ecg[c]:
+            cols[n_on] = c
+            n_on += 1
+    found = np.empty(n_ch, dtype=np.bool_)
+    i = start
+    stopped = False
+    while i < n:
+        # a segment: up to the end of the chunk or of the block
+        stop = min(n, i + (nxt - samples))
+        if filtering and n_on:
+            if not copied:
+                stopped = True
+                break
+            _sos2_columns(band, out, i, stop, cols, n_on, hp_sos, zi_hp, False)
+        # frame means into the ring, then the low band in place
+        first_frame = frames
+        t = i
+        while t < stop:
+            take = min(stop - t, frame_len - in_frame)
+            r0 = t
+            if in_frame == 0:
+                for c in range(n_ch):
+                    acc[c] = raw[t, c]
+                r0 += 1
+            for r in range(r0, t + take):
+                for c in range(n_ch):
+                    acc[c] += raw[r, c]
+            t += take
+            in_frame += take
+            if in_frame < frame_len:
+                break
+            in_frame = 0
+            slot = frames % cap
+            for c in range(n_ch):
+                amp[slot, c] = acc[c] / frame_len
+            frames += 1
+        if frames > first_frame:
+            s0 = first_frame % cap
+            if not started:
+                started = True
+                for c in range(n_ch):
+                    for s in range(low_sos.shape[0]):
+                        zi_low[c, s, 0] = low_zi[s, 0] * amp[s0, c]
+                        zi_low[c, s, 1] = low_zi[s, 1] * amp[s0, c]
+            # a segment has at most a block of frames, the ring at least that
+            s1 = s0 + (frames - first_frame)
+            _sos2_columns(amp, amp, s0, min(s1, cap), every, n_ch, low_sos, zi_low, True)
+            if s1 > cap:
+                _sos2_columns(amp, amp, 0, s1 - cap, every, n_ch, low_sos, zi_low, True)
+            for _ in range(frames - first_frame):
+                for c in range(n_ch):
+                    flags[row, c] = ecg[c]
+                row += 1
+        samples += stop - i
+        i = stop
+        if samples == nxt:
+            if not _judge_kernel(amp, frames, iconf, fconf, found):
+                stopped = True
+                break
+            n_on = 0
+            for c in range(n_ch):
+                misses[c] = 0 if found[c] else misses[c] + 1
+                ecg[c] = found[c] or (ecg[c] and misses[c] < _MISSES_OFF)
+                if ecg[c]:
+                    cols[n_on] = c
+                    n_on += 1
+            nxt += block_samples
+    counters[_SAMPLES] = samples
+    counters[_NEXT] = nxt
+    counters[_FRAMES] = frames
+    counters[_IN_FRAME] = in_frame
+    counters[_STARTED] = 1 if started else 0
+    counters[_N_ON] = n_on
+    counters[_ROW] = row
+    return -1 - i if stopped else n
 
 
 class EcgSuppressor:
@@ -130,26 +580,60 @@ class EcgSuppressor:
         top = min(25.0, 0.4 * self.frame_rate)
         self._low_sos = signal.butter(2, [5.0, top], btype="bandpass", fs=self.frame_rate,
                                       output="sos")
+        # the state of a low-band filter in its steady state for a unit input
+        self._low_zi = signal.sosfilt_zi(self._low_sos)
         self.filtering = self.band_hz[0] < self.highpass_hz < self.band_hz[1]
         self._hp_sos = (
             signal.butter(4, self.highpass_hz, btype="highpass", fs=self.fs, output="sos")
             if self.filtering else None
         )
-        self._framer = Framer(self.frame_len, self.n_channels, frame_sum)
-        self._amplitude = History(self._window_frames, self.n_channels)
+        # judged at no more than 100 values per second: the maximum of each group
+        # of frames keeps every beat's peak, and the search costs less
+        self._pool = max(1, int(self.frame_rate // 100))
+        rate = self.frame_rate / self._pool
+        self._lo, self._hi = (round(s * rate) for s in _BEAT_INTERVAL_S)
+        # peaks closer than a beat can be (clonus bursts come every 0.13-0.3 s)
+        # are kept, so that a fast rhythm shows as one and is not thinned out
+        # into something that looks like a heartbeat
+        self._distance = max(1, round(0.1 * rate))
+        # the kernel's configuration, kept apart from the carried state: the
+        # sections of both filters (two each; the high-pass's unused when off)
+        self._sos = np.zeros((2, 2, 6))
+        self._sos[_LOW] = self._low_sos
+        if self._hp_sos is not None:
+            self._sos[_HIGH] = self._hp_sos
+        self._iconf = np.zeros(7, dtype=np.int64)
+        self._iconf[[_FRAME_LEN, _BLOCK_SAMPLES, _FILTERING, _POOL, _LO, _HI, _DISTANCE]] = (
+            self.frame_len, self._block_samples, int(self.filtering), self._pool,
+            self._lo, self._hi, self._distance,
+        )
+        self._fconf = np.array([self.peak_mad, self.max_cv])
+        C = self.n_channels
+        # the carried state
+        self._acc = np.zeros(C)  # sum of the unfinished frame
+        self._zi = np.zeros((2, C, 2, 2))  # filter states, the layout of sosfilt_state
+        # amplitude of the last window_s, a ring addressed by absolute frame
+        # index; only frames written since the reset are ever read, so it is
+        # not cleared
+        self._amp = np.empty((self._window_frames, C))
+        self._ecg = np.zeros(C, dtype=bool)
+        self._misses = np.zeros(C, dtype=np.int64)
+        self._counters = np.zeros(_N_COUNTERS, dtype=np.int64)
         self.reset()
 
     def reset(self) -> None:
         """Forget the detections, the filter states and the kept amplitude."""
-        self._framer.reset()
-        self._amplitude.reset()
-        self._zi_low: np.ndarray | None = None
-        n_sections = 0 if self._hp_sos is None else self._hp_sos.shape[0]
-        self._zi_hp = np.zeros((self.n_channels, n_sections, 2))  # the kernel's layout
-        self.ecg = np.zeros(self.n_channels, dtype=bool)
-        self._misses = np.zeros(self.n_channels, dtype=np.int64)
-        self._samples = 0
-        self._next = self._block_samples
+        self._acc[:] = 0.0
+        self._zi[:] = 0.0
+        self._ecg[:] = False
+        self._misses[:] = 0
+        self._counters[:] = 0
+        self._counters[_NEXT] = self._block_samples
+
+    @property
+    def ecg(self) -> np.ndarray:
+        """Which channels carry ECG now (bool, one per channel; a copy)."""
+        return self._ecg.copy()
 
     def process(self, raw: np.ndarray, band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Filter one chunk; return it and the ECG flags of the frames it completed.
@@ -169,58 +653,60 @@ class EcgSuppressor:
         flags : ndarray of bool, shape (n_frames, n_channels)
             Which channels were treated as carrying ECG, per completed frame.
         """
+        if raw.dtype is not _FLOAT:
+            raw = np.asarray(raw, dtype=np.float64)
+        if band.dtype is not _FLOAT:
+            band = np.asarray(band, dtype=np.float64)
         n = raw.shape[0]
-        out = band
-        flags: list[np.ndarray] = []
-        i = 0
-        while i < n:
-            j = min(n, i + self._next - self._samples)
-            if self.filtering and self.ecg.any():
-                if out is band:
-                    out = band.copy()
-                cols = np.flatnonzero(self.ecg)
-                y, zf = sosfilt_state(self._hp_sos, band[i:j, cols], self._zi_hp[cols])
-                out[i:j, cols] = y
-                self._zi_hp[cols] = zf
-            means = self._framer.process(raw[i:j]) / self.frame_len
-            if means.shape[0]:
-                if self._zi_low is None:
-                    zi = signal.sosfilt_zi(self._low_sos)[:, :, None] * means[0][None, None, :]
-                    self._zi_low = np.ascontiguousarray(np.moveaxis(zi, -1, 0))
-                low, self._zi_low = sosfilt_state(self._low_sos, means, self._zi_low)
-                self._amplitude.write(np.abs(low))
-                flags.append(np.broadcast_to(self.ecg, means.shape).copy())
-            self._samples += j - i
-            i = j
-            if self._samples == self._next:
-                self._judge()
-                self._next += self._block_samples
-        if not flags:
-            return out, np.zeros((0, self.n_channels), dtype=bool)
-        return out, flags[0] if len(flags) == 1 else np.concatenate(flags)
+        counters = self._counters
+        flags = np.empty(((int(counters[_IN_FRAME]) + n) // self.frame_len, self.n_channels),
+                         dtype=bool)
+        out = band.copy() if self.filtering and counters[_N_ON] else band
+        done = _ecg_kernel(
+            raw, band, out, flags, out is not band, 0, 0, self._sos, self._low_zi, self._iconf,
+            self._fconf, self._acc, self._zi, self._amp, self._ecg, self._misses, counters,
+        )
+        while done < 0:  # rare: a judgement left to numpy, or the first filtered rows
+            if counters[_SAMPLES] == counters[_NEXT]:
+                self._judge_exactly()
+                counters[_NEXT] += self._block_samples
+            else:
+                out = band.copy()
+            done = _ecg_kernel(
+                raw, band, out, flags, out is not band, -1 - done, int(counters[_ROW]),
+                self._sos, self._low_zi, self._iconf, self._fconf, self._acc, self._zi,
+                self._amp, self._ecg, self._misses, counters,
+            )
+        return out, flags
 
-    def _judge(self) -> None:
-        """Decide, per channel, whether the last ``window_s`` carried heartbeats."""
-        end = self._amplitude.end
-        amp = self._amplitude.read(end - self._window_frames, end)
-        # judged at no more than 100 values per second: the maximum of each group
-        # of frames keeps every beat's peak, and the search costs less
-        pool = max(1, int(self.frame_rate // 100))
+    def _amplitude(self) -> np.ndarray:
+        """The kept amplitude, oldest frame first ``(n_frames, n_channels)``."""
+        end = int(self._counters[_FRAMES])
+        cap = self._amp.shape[0]
+        return self._amp[np.arange(max(0, end - cap), end) % cap]
+
+    def _judge_exactly(self) -> None:
+        """Judge the channels with numpy and scipy (the blocks :func:`_judge_kernel` leaves)."""
+        found = self._found_exactly()
+        self._misses[:] = np.where(found, 0, self._misses + 1)
+        self._ecg[:] = found | (self._ecg & (self._misses < _MISSES_OFF))
+        self._counters[_N_ON] = int(self._ecg.sum())
+
+    def _found_exactly(self) -> np.ndarray:
+        """Which channels show heartbeats in the last ``window_s`` (bool per channel)."""
+        amp = self._amplitude()
+        pool = self._pool
         usable = amp.shape[0] - amp.shape[0] % pool
         rows = amp[amp.shape[0] - usable :].T.reshape(self.n_channels, -1, pool).max(axis=2)
-        rate = self.frame_rate / pool
-        lo, hi = (round(s * rate) for s in _BEAT_INTERVAL_S)
+        lo, hi = self._lo, self._hi
         min_beats = max(4, int(0.8 * rows.shape[1] / hi))
         found = np.zeros(self.n_channels, dtype=bool)
         median = _median_rows(rows)
         mad = _median_rows(np.abs(rows - median[:, None]))
         for c in range(self.n_channels):  # a handful of channels, once per block
-            # peaks closer than a beat can be (clonus bursts come every 0.13-0.3 s)
-            # are kept, so that a fast rhythm shows as one and is not thinned
-            # out into something that looks like a heartbeat
             peaks, props = signal.find_peaks(
                 rows[c], height=median[c] + self.peak_mad * max(mad[c], 1e-12),
-                distance=max(1, round(0.1 * rate)),
+                distance=self._distance,
             )
             if peaks.shape[0] < min_beats:
                 continue
@@ -234,5 +720,4 @@ class EcgSuppressor:
                 and _robust_sd(gaps) <= self.max_cv * typical
                 and _robust_sd(heights) <= self.max_cv * height
             )
-        self._misses = np.where(found, 0, self._misses + 1)
-        self.ecg = found | (self.ecg & (self._misses < _MISSES_OFF))
+        return found

@@ -1,0 +1,188 @@
+"""The compiled ECG suppressor against a plain numpy/scipy statement of its algorithm."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from emg_pipeline.conditioning import ecg as E
+from emg_pipeline.conditioning.ecg import EcgSuppressor
+from emg_pipeline.conditioning.filters import SosFilter, bandpass_sos
+from emg_pipeline.sources.synthetic import simulate
+
+from .conftest import random_splits
+
+FS = 1000.0
+
+
+def _median(values: np.ndarray) -> float:
+    v = np.sort(values)
+    return 0.5 * float(v[(len(v) - 1) // 2] + v[len(v) // 2])
+
+
+def _robust_sd(values: np.ndarray) -> float:
+    return 1.4826 * _median(np.abs(values - _median(values)))
+
+
+def _found(stage: EcgSuppressor, amp: np.ndarray) -> np.ndarray:
+    """Which channels of ``amp`` (the kept window, oldest first) show a heartbeat."""
+    pool = max(1, int(stage.frame_rate // 100))
+    rate = stage.frame_rate / pool
+    lo, hi = (round(s * rate) for s in (0.375, 1.5))
+    usable = amp.shape[0] - amp.shape[0] % pool
+    rows = amp[amp.shape[0] - usable :].T.reshape(amp.shape[1], -1, pool).max(axis=2)
+    min_beats = max(4, int(0.8 * rows.shape[1] / hi))
+    median = np.median(rows, axis=1)
+    mad = np.median(np.abs(rows - median[:, None]), axis=1)
+    found = np.zeros(amp.shape[1], dtype=bool)
+    for c in range(amp.shape[1]):
+        peaks, props = signal.find_peaks(
+            rows[c], height=median[c] + stage.peak_mad * max(mad[c], 1e-12),
+            distance=max(1, round(0.1 * rate)),
+        )
+        if len(peaks) < min_beats:
+            continue
+        gaps = np.diff(peaks)
+        typical = _median(gaps)
+        heights = props["peak_heights"]
+        found[c] = (
+            lo <= typical <= hi
+            and _robust_sd(gaps) <= stage.max_cv * typical
+            and _robust_sd(heights) <= stage.max_cv * _median(heights)
+        )
+    return found
+
+
+def _reference(stage: EcgSuppressor, raw: np.ndarray, band: np.ndarray) -> tuple:
+    """The stage on a whole signal, block by block, with numpy and scipy."""
+    F, C = stage.frame_len, raw.shape[1]
+    n_frames = raw.shape[0] // F
+    frames = raw[: n_frames * F].reshape(n_frames, F, C)
+    total = frames[:, 0].copy()
+    for j in range(1, F):  # the additions in sample order
+        total += frames[:, j]
+    means = total / F
+    low_sos = signal.butter(2, [5.0, min(25.0, 0.4 * stage.frame_rate)], btype="bandpass",
+                            fs=stage.frame_rate, output="sos")
+    zi = signal.sosfilt_zi(low_sos)[:, :, None] * means[0]
+    amp = np.abs(signal.sosfilt(low_sos, means, axis=0, zi=zi)[0])
+    hp_sos = signal.butter(4, stage.highpass_hz, btype="highpass", fs=stage.fs, output="sos")
+    block_frames = max(1, round(stage.block_s * stage.frame_rate))
+    window = max(block_frames, round(stage.window_s * stage.frame_rate))
+    B = block_frames * F
+    out = band.copy()
+    flags = np.zeros((n_frames, C), dtype=bool)
+    ecg = np.zeros(C, dtype=bool)
+    misses = np.zeros(C, dtype=np.int64)
+    zi_hp = np.zeros((C, hp_sos.shape[0], 2))
+    for b in range(-(-raw.shape[0] // B)):
+        s, e = b * B, min(raw.shape[0], (b + 1) * B)
+        for c in np.flatnonzero(ecg):
+            out[s:e, c], zi_hp[c] = signal.sosfilt(hp_sos, band[s:e, c], zi=zi_hp[c])
+        flags[b * block_frames : (b + 1) * block_frames] = ecg
+        if e == (b + 1) * B:
+            end = (b + 1) * block_frames
+            found = _found(stage, amp[max(0, end - window) : end])
+            misses = np.where(found, 0, misses + 1)
+            ecg = found | (ecg & (misses < 3))
+    return out, flags, ecg
+
+
+def _signal(rng: np.random.Generator) -> np.ndarray:
+    """Heartbeats on two of three channels, then none, then again."""
+    kw = dict(fs=FS, duration_s=30.0, n_channels=3, snr_db=12.0, mains_uv=20.0)
+    beats = simulate(rng, ecg_uv=[400.0, 0.0, 250.0], pops_per_min=6.0, **kw).signal
+    quiet = simulate(rng, **kw).signal
+    return np.ascontiguousarray(np.concatenate([beats, quiet, beats[:10000]]))
+
+
+def test_the_stage_is_the_numpy_statement_bit_for_bit(rng: np.random.Generator) -> None:
+    x = _signal(rng)
+    band = SosFilter(bandpass_sos(FS, 20.0, 450.0), 3).process(x)
+    ref_out, ref_flags, ref_ecg = _reference(EcgSuppressor(FS, 3, 5, (20.0, 450.0)), x, band)
+    assert ref_flags[:, 0].any() and not ref_flags[:, 1].any() and not ref_flags[-1, 0]
+    for parts in (1, 7, 500, 5000):
+        stage = EcgSuppressor(FS, 3, 5, (20.0, 450.0))
+        cuts = [] if parts == 1 else random_splits(rng, x.shape[0], parts)
+        pieces = [stage.process(x[a:b], band[a:b])
+                  for a, b in itertools.pairwise([0, *cuts, x.shape[0]])]
+        assert np.array_equal(np.concatenate([p[0] for p in pieces]), ref_out)
+        assert np.array_equal(np.concatenate([p[1] for p in pieces]), ref_flags)
+        assert np.array_equal(stage.ecg, ref_ecg)
+
+
+def test_a_chunk_without_heartbeats_returns_the_band_itself(rng: np.random.Generator) -> None:
+    x = simulate(rng, fs=FS, duration_s=12.0, n_channels=2).signal
+    stage = EcgSuppressor(FS, 2, 5, (20.0, 450.0))
+    out, flags = stage.process(x, x)
+    assert out is x and flags.shape == (x.shape[0] // 5, 2) and not flags.any()
+    out, flags = stage.process(x[:3], x[:3])
+    assert out.shape == (3, 2) and flags.shape == (0, 2)
+
+
+def test_reset_forgets_everything(rng: np.random.Generator) -> None:
+    x = _signal(rng)[:40000]
+    stage = EcgSuppressor(FS, 3, 5, (20.0, 450.0))
+    first = stage.process(x, x)
+    snapshot = stage.ecg
+    assert snapshot.any()
+    stage.reset()
+    assert not stage.ecg.any() and snapshot.any()  # ``ecg`` is a copy
+    again = stage.process(x, x)
+    assert np.array_equal(first[0], again[0]) and np.array_equal(first[1], again[1])
+
+
+def test_non_finite_samples_are_judged_like_numpy(rng: np.random.Generator) -> None:
+    # a NaN poisons the low band of its channel: those blocks are judged by the
+    # numpy path, and the result does not depend on the chunking either
+    x = _signal(rng)[:30000].copy()
+    x[12345, 2] = np.nan
+    band = SosFilter(bandpass_sos(FS, 20.0, 450.0), 3).process(x)
+    whole = EcgSuppressor(FS, 3, 5, (20.0, 450.0)).process(x, band)
+    stage = EcgSuppressor(FS, 3, 5, (20.0, 450.0))
+    cuts = random_splits(rng, x.shape[0], 300)
+    pieces = [stage.process(x[a:b], band[a:b]) for a, b in itertools.pairwise([0, *cuts, len(x)])]
+    assert np.array_equal(np.concatenate([p[0] for p in pieces]), whole[0], equal_nan=True)
+    assert np.array_equal(np.concatenate([p[1] for p in pieces]), whole[1])
+    assert whole[1][:, 0].any()
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 10, 11, 64, 999, 1000, 2001])
+def test_median_kernel_is_numpy_median(rng: np.random.Generator, n: int) -> None:
+    scratch = (np.empty(n), np.empty(n))
+    for values in (rng.random(n), np.floor(rng.random(n) * 3), np.sort(rng.random(n)),
+                   np.exp(3 * rng.standard_normal(n)), np.zeros(n)):
+        assert E._median_of(values, *scratch) == np.median(values)
+
+
+def _ring(rng: np.random.Generator, kind: int, shape: tuple[int, int]) -> np.ndarray:
+    if kind == 0:
+        return rng.random(shape)
+    if kind == 1:  # regular spikes of slightly different heights on noise
+        a = 0.1 * rng.random(shape)
+        period = int(rng.integers(8, 60))
+        a[int(rng.integers(period)) :: period] += 1.0 + 0.1 * rng.random((1, shape[1]))
+        return a
+    if kind == 2:  # few levels: plateaus and equal heights
+        return np.floor(rng.random(shape) * int(rng.integers(2, 10)))
+    return np.repeat(rng.random((shape[0] // 3 + 1, shape[1])), 3, axis=0)[: shape[0]]
+
+
+@pytest.mark.parametrize("fs", [200.0, 500.0, 1000.0, 2000.0, 4000.0])
+def test_judge_kernel_matches_find_peaks(rng: np.random.Generator, fs: float) -> None:
+    frame_len = max(1, round(0.005 * fs))
+    stage = EcgSuppressor(fs, 4, frame_len, (20.0, min(450.0, 0.45 * fs)))
+    cap = stage._amp.shape[0]
+    judged = 0
+    for trial in range(60):
+        stage._amp[:] = _ring(rng, trial % 4, stage._amp.shape)
+        end = int(rng.integers(cap // 2, 3 * cap))
+        found = np.zeros(4, dtype=bool)
+        if E._judge_kernel(stage._amp, end, stage._iconf, stage._fconf, found):
+            judged += 1
+            amp = stage._amp[np.arange(max(0, end - cap), end) % cap]
+            assert np.array_equal(found, _found(stage, amp)), trial
+    assert judged >= 30
