@@ -51,7 +51,8 @@ __all__ = ["EcgSuppressor"]
 _BEAT_INTERVAL_S = (0.375, 1.5)
 _MISSES_OFF = 3  # blocks without a heartbeat before a channel is switched off
 
-# the carried counters (one int64 array owned by the stage)
+# the carried integer state: counters, then per channel the blocks without a
+# heartbeat and whether it is switched on (one int64 array owned by the stage)
 _SAMPLES = 0  # samples seen since the reset
 _NEXT = 1  # sample count at which the next judgement is due
 _FRAMES = 2  # frames written to the amplitude ring
@@ -59,12 +60,16 @@ _IN_FRAME = 3  # samples of the unfinished frame (summed in the accumulator)
 _STARTED = 4  # 1 once the low-band filter has its steady state
 _N_ON = 5  # channels switched on
 _ROW = 6  # flag rows written by an interrupted kernel call
-_N_COUNTERS = 7
+_N_COUNTERS = 7  # then misses (n_channels), then the switches (n_channels, 0 or 1)
 
 _FLOAT = np.dtype(np.float64)
+_BOOL = np.dtype(bool)
 _LOW, _HIGH = 0, 1  # the low-band filter of the frame means, the high-pass of the band
-# the integer configuration handed to the kernel (indices into ``_iconf``)
+# the configuration handed to the kernel: integers (indices into ``_iconf``)
 _FRAME_LEN, _BLOCK_SAMPLES, _FILTERING, _POOL, _LO, _HI, _DISTANCE = range(7)
+# and floats (indices into ``_fconf``; the low-band filter's steady state for
+# a unit input, ``sosfilt_zi``'s (2, 2), from _LOW_ZI on)
+_PEAK_MAD, _MAX_CV, _LOW_ZI = 0, 1, 2
 
 
 def _median_rows(rows: np.ndarray) -> np.ndarray:
@@ -160,6 +165,24 @@ def _insertion_sort(v: np.ndarray, n: int) -> None:
 
 
 @jit
+def _order_by(keys: np.ndarray, order: np.ndarray, n: int) -> None:
+    """Indices of ``keys[:n]`` in increasing order into ``order[:n]`` (a Shell sort).
+
+    Equal keys come in no particular order (the caller checks for them).
+    """
+    for i in range(n):
+        order[i] = i
+    for gap in (701, 301, 132, 57, 23, 10, 4, 1):
+        for i in range(gap, n):
+            x = order[i]
+            j = i
+            while j >= gap and keys[order[j - gap]] > keys[x]:
+                order[j] = order[j - gap]
+                j -= gap
+            order[j] = x
+
+
+@jit
 def _sorted_median(v: np.ndarray, n: int) -> float:
     """Median of the sorted ``v[:n]`` as :func:`_median` computes it."""
     return 0.5 * (v[(n - 1) // 2] + v[n // 2])
@@ -180,7 +203,7 @@ def _judge_kernel(
 ) -> bool:
     """Judge every channel on the amplitude ring; ``False`` when it cannot be done here.
 
-    The same decisions as :meth:`EcgSuppressor._judge_exactly`, value for value:
+    The decisions of :meth:`EcgSuppressor._found_exactly`, value for value:
     ``scipy.signal.find_peaks`` (local maxima with plateaus, the height
     condition, then the greedy distance selection by decreasing height) and
     the same medians. Two situations are left to that method: non-finite
@@ -192,8 +215,8 @@ def _judge_kernel(
     lo = iconf[_LO]
     hi = iconf[_HI]
     distance = iconf[_DISTANCE]
-    peak_mad = fconf[0]
-    max_cv = fconf[1]
+    peak_mad = fconf[_PEAK_MAD]
+    max_cv = fconf[_MAX_CV]
     avail = min(end, cap)
     usable = avail - avail % pool
     m = usable // pool
@@ -258,18 +281,7 @@ def _judge_kernel(
                     i = ahead
             i += 1
         # the highest beat first, its neighbours closer than `distance` dropped
-        if n_peaks <= 32:
-            for r in range(n_peaks):
-                order[r] = r
-            for r in range(1, n_peaks):
-                x = order[r]
-                j = r - 1
-                while j >= 0 and heights[order[j]] > heights[x]:
-                    order[j + 1] = order[j]
-                    j -= 1
-                order[j + 1] = x
-        else:
-            order[:n_peaks] = np.argsort(heights[:n_peaks])
+        _order_by(heights, order, n_peaks)
         for r in range(1, n_peaks):
             if heights[order[r]] == heights[order[r - 1]]:
                 return False
@@ -398,15 +410,12 @@ def _ecg_kernel(
     start: int,
     row: int,
     sos: np.ndarray,
-    low_zi: np.ndarray,
     iconf: np.ndarray,
     fconf: np.ndarray,
     acc: np.ndarray,
     zi: np.ndarray,
     amp: np.ndarray,
-    ecg: np.ndarray,
-    misses: np.ndarray,
-    counters: np.ndarray,
+    state: np.ndarray,
 ) -> int:
     """Run the stage over ``raw[start:]`` / ``band[start:]``.
 
@@ -417,11 +426,11 @@ def _ecg_kernel(
     the channels switched on are high-passed from ``band`` into ``out``, and
     the channels are judged at each block boundary. ``sos`` holds the
     sections of the two filters (:data:`_LOW`, :data:`_HIGH`) and ``zi`` their
-    states, ``(2, n_channels, 2, 2)``. Returns ``len(raw)``, or
-    ``-1 - i`` when stopped before sample ``i``: a judgement is due that
-    :func:`_judge_kernel` leaves to numpy (``counters[_SAMPLES] ==
-    counters[_NEXT]``), or a channel is to be filtered while ``out`` is still
-    ``band`` itself (``copied`` false).
+    states, ``(2, n_channels, 2, 2)``; ``state`` the counters, misses and
+    switches. Returns ``len(raw)``, or ``-1 - i`` when stopped before sample
+    ``i``: a judgement is due that :func:`_judge_kernel` leaves to numpy
+    (``state[_SAMPLES] == state[_NEXT]``), or a channel is to be filtered
+    while ``out`` is still ``band`` itself (``copied`` false).
     """
     n, n_ch = raw.shape
     low_sos, hp_sos = sos[_LOW], sos[_HIGH]
@@ -430,11 +439,13 @@ def _ecg_kernel(
     block_samples = iconf[_BLOCK_SAMPLES]
     filtering = iconf[_FILTERING] != 0
     cap = amp.shape[0]
-    samples = counters[_SAMPLES]
-    nxt = counters[_NEXT]
-    frames = counters[_FRAMES]
-    in_frame = counters[_IN_FRAME]
-    started = counters[_STARTED] != 0
+    misses = state[_N_COUNTERS : _N_COUNTERS + n_ch]
+    ecg = state[_N_COUNTERS + n_ch : _N_COUNTERS + 2 * n_ch]
+    samples = state[_SAMPLES]
+    nxt = state[_NEXT]
+    frames = state[_FRAMES]
+    in_frame = state[_IN_FRAME]
+    started = state[_STARTED] != 0
     every = np.arange(n_ch)
     cols = np.empty(n_ch, dtype=np.int64)
     n_on = 0
@@ -481,8 +492,8 @@ def _ecg_kernel(
                 started = True
                 for c in range(n_ch):
                     for s in range(low_sos.shape[0]):
-                        zi_low[c, s, 0] = low_zi[s, 0] * amp[s0, c]
-                        zi_low[c, s, 1] = low_zi[s, 1] * amp[s0, c]
+                        zi_low[c, s, 0] = fconf[_LOW_ZI + 2 * s] * amp[s0, c]
+                        zi_low[c, s, 1] = fconf[_LOW_ZI + 2 * s + 1] * amp[s0, c]
             # a segment has at most a block of frames, the ring at least that
             s1 = s0 + (frames - first_frame)
             _sos2_columns(amp, amp, s0, min(s1, cap), every, n_ch, low_sos, zi_low, True)
@@ -490,7 +501,7 @@ def _ecg_kernel(
                 _sos2_columns(amp, amp, 0, s1 - cap, every, n_ch, low_sos, zi_low, True)
             for _ in range(frames - first_frame):
                 for c in range(n_ch):
-                    flags[row, c] = ecg[c]
+                    flags[row, c] = ecg[c] != 0
                 row += 1
         samples += stop - i
         i = stop
@@ -501,18 +512,18 @@ def _ecg_kernel(
             n_on = 0
             for c in range(n_ch):
                 misses[c] = 0 if found[c] else misses[c] + 1
-                ecg[c] = found[c] or (ecg[c] and misses[c] < _MISSES_OFF)
+                ecg[c] = found[c] or (ecg[c] != 0 and misses[c] < _MISSES_OFF)
                 if ecg[c]:
                     cols[n_on] = c
                     n_on += 1
             nxt += block_samples
-    counters[_SAMPLES] = samples
-    counters[_NEXT] = nxt
-    counters[_FRAMES] = frames
-    counters[_IN_FRAME] = in_frame
-    counters[_STARTED] = 1 if started else 0
-    counters[_N_ON] = n_on
-    counters[_ROW] = row
+    state[_SAMPLES] = samples
+    state[_NEXT] = nxt
+    state[_FRAMES] = frames
+    state[_IN_FRAME] = in_frame
+    state[_STARTED] = 1 if started else 0
+    state[_N_ON] = n_on
+    state[_ROW] = row
     return -1 - i if stopped else n
 
 
@@ -580,8 +591,6 @@ class EcgSuppressor:
         top = min(25.0, 0.4 * self.frame_rate)
         self._low_sos = signal.butter(2, [5.0, top], btype="bandpass", fs=self.frame_rate,
                                       output="sos")
-        # the state of a low-band filter in its steady state for a unit input
-        self._low_zi = signal.sosfilt_zi(self._low_sos)
         self.filtering = self.band_hz[0] < self.highpass_hz < self.band_hz[1]
         self._hp_sos = (
             signal.butter(4, self.highpass_hz, btype="highpass", fs=self.fs, output="sos")
@@ -607,7 +616,9 @@ class EcgSuppressor:
             self.frame_len, self._block_samples, int(self.filtering), self._pool,
             self._lo, self._hi, self._distance,
         )
-        self._fconf = np.array([self.peak_mad, self.max_cv])
+        self._fconf = np.zeros(_LOW_ZI + 4)
+        self._fconf[[_PEAK_MAD, _MAX_CV]] = self.peak_mad, self.max_cv
+        self._fconf[_LOW_ZI:] = signal.sosfilt_zi(self._low_sos).ravel()
         C = self.n_channels
         # the carried state
         self._acc = np.zeros(C)  # sum of the unfinished frame
@@ -616,24 +627,26 @@ class EcgSuppressor:
         # index; only frames written since the reset are ever read, so it is
         # not cleared
         self._amp = np.empty((self._window_frames, C))
-        self._ecg = np.zeros(C, dtype=bool)
-        self._misses = np.zeros(C, dtype=np.int64)
-        self._counters = np.zeros(_N_COUNTERS, dtype=np.int64)
+        self._state = np.zeros(_N_COUNTERS + 2 * C, dtype=np.int64)
+        self._counters = self._state[:_N_COUNTERS]  # views of its parts
+        self._misses = self._state[_N_COUNTERS : _N_COUNTERS + C]
+        self._switches = self._state[_N_COUNTERS + C :]
+        # what every kernel call takes after the chunk (fewer arguments to type)
+        self._kernel_args = (self._sos, self._iconf, self._fconf, self._acc, self._zi,
+                             self._amp, self._state)
         self.reset()
 
     def reset(self) -> None:
         """Forget the detections, the filter states and the kept amplitude."""
         self._acc[:] = 0.0
         self._zi[:] = 0.0
-        self._ecg[:] = False
-        self._misses[:] = 0
-        self._counters[:] = 0
+        self._state[:] = 0
         self._counters[_NEXT] = self._block_samples
 
     @property
     def ecg(self) -> np.ndarray:
         """Which channels carry ECG now (bool, one per channel; a copy)."""
-        return self._ecg.copy()
+        return self._switches != 0
 
     def process(self, raw: np.ndarray, band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Filter one chunk; return it and the ECG flags of the frames it completed.
@@ -657,26 +670,19 @@ class EcgSuppressor:
             raw = np.asarray(raw, dtype=np.float64)
         if band.dtype is not _FLOAT:
             band = np.asarray(band, dtype=np.float64)
-        n = raw.shape[0]
         counters = self._counters
-        flags = np.empty(((int(counters[_IN_FRAME]) + n) // self.frame_len, self.n_channels),
-                         dtype=bool)
+        flags = np.empty(((int(counters[_IN_FRAME]) + raw.shape[0]) // self.frame_len,
+                          self.n_channels), _BOOL)
         out = band.copy() if self.filtering and counters[_N_ON] else band
-        done = _ecg_kernel(
-            raw, band, out, flags, out is not band, 0, 0, self._sos, self._low_zi, self._iconf,
-            self._fconf, self._acc, self._zi, self._amp, self._ecg, self._misses, counters,
-        )
+        done = _ecg_kernel(raw, band, out, flags, out is not band, 0, 0, *self._kernel_args)
         while done < 0:  # rare: a judgement left to numpy, or the first filtered rows
             if counters[_SAMPLES] == counters[_NEXT]:
                 self._judge_exactly()
                 counters[_NEXT] += self._block_samples
             else:
                 out = band.copy()
-            done = _ecg_kernel(
-                raw, band, out, flags, out is not band, -1 - done, int(counters[_ROW]),
-                self._sos, self._low_zi, self._iconf, self._fconf, self._acc, self._zi,
-                self._amp, self._ecg, self._misses, counters,
-            )
+            done = _ecg_kernel(raw, band, out, flags, out is not band, -1 - done,
+                               int(counters[_ROW]), *self._kernel_args)
         return out, flags
 
     def _amplitude(self) -> np.ndarray:
@@ -689,8 +695,8 @@ class EcgSuppressor:
         """Judge the channels with numpy and scipy (the blocks :func:`_judge_kernel` leaves)."""
         found = self._found_exactly()
         self._misses[:] = np.where(found, 0, self._misses + 1)
-        self._ecg[:] = found | (self._ecg & (self._misses < _MISSES_OFF))
-        self._counters[_N_ON] = int(self._ecg.sum())
+        self._switches[:] = found | ((self._switches != 0) & (self._misses < _MISSES_OFF))
+        self._counters[_N_ON] = int(self._switches.sum())
 
     def _found_exactly(self) -> np.ndarray:
         """Which channels show heartbeats in the last ``window_s`` (bool per channel)."""
