@@ -202,33 +202,116 @@ def _interp(x: float, xj: float, xk: float, yj: float, yk: float) -> float:
 
 
 @jit
+def _deciles_by_selection(fine: np.ndarray, jl: int, jh: int) -> tuple[float, float, float, float]:
+    """Values of ranks ``jl, jl + 1, jh, jh + 1`` of ``fine``, by selection (NaN sorted last)."""
+    buf = fine.copy()
+    for i in range(buf.shape[0]):
+        if math.isnan(buf[i]):  # numpy sorts NaN last: take the ranks from a full sort
+            buf = np.sort(buf)
+            return buf[jl], buf[jl + 1], buf[jh], buf[jh + 1]
+    l0 = _select(buf, 0, buf.shape[0] - 1, jl)
+    l1 = np.min(buf[jl + 1 :])
+    h0 = _select(buf, jl + 1, buf.shape[0] - 1, jh)
+    h1 = np.min(buf[jh + 1 :])
+    return l0, l1, h0, h1
+
+
+@jit
 def _deciles(fine: np.ndarray) -> tuple[float, float]:
-    """10th and 90th percentiles of ``fine`` (``n >= 3``): sort, then ``np.interp`` on a grid."""
+    """10th and 90th percentiles of ``fine`` (``n >= 3``): sort, then ``np.interp`` on a grid.
+
+    The grid ``np.linspace(0, 1, n)`` puts 0.1 and 0.9 between ranks ``jl, jl + 1``
+    and ``jh, jh + 1`` with ``jl < jh`` (as ``n >= 3``).
+
+    Only four ranks are needed. The values are counted into buckets of equal
+    width between their minimum and maximum (a monotonic map, so a bucket's
+    values all rank between those of its neighbours), and the ranks are
+    selected among the few values of the buckets holding them.
+    """
     n = fine.shape[0]
     step = 1.0 / (n - 1)
     jl = _grid_index(0.1, n, step)
     jh = _grid_index(0.9, n, step)
-    buf = fine.copy()
-    has_nan = False
+    finite = True
     for i in range(n):
-        if math.isnan(buf[i]):
-            has_nan = True
-            break
-    if has_nan:  # numpy sorts NaN last: take the ranks from a full sort
-        buf = np.sort(buf)
-        l0 = buf[jl]
-        l1 = buf[jl + 1]
-        h0 = buf[jh]
-        h1 = buf[jh + 1]
-    else:
-        l0 = _select(buf, 0, n - 1, jl)
-        l1 = np.min(buf[jl + 1 :])
-        if jh == jl:
-            h0 = l0
-            h1 = l1
+        v = fine[i]
+        finite &= v - v == 0.0
+    # minimum and maximum, four of each side by side (independent chains)
+    a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = fine[0]
+    whole = n - n % 4
+    for i in range(0, whole, 4):
+        a0 = min(a0, fine[i])
+        a1 = min(a1, fine[i + 1])
+        a2 = min(a2, fine[i + 2])
+        a3 = min(a3, fine[i + 3])
+        b0 = max(b0, fine[i])
+        b1 = max(b1, fine[i + 1])
+        b2 = max(b2, fine[i + 2])
+        b3 = max(b3, fine[i + 3])
+    for i in range(whole, n):
+        a0 = min(a0, fine[i])
+        b0 = max(b0, fine[i])
+    vmin = min(min(a0, a1), min(a2, a3))
+    vmax = max(max(b0, b1), max(b2, b3))
+    n_buckets = min(max(n >> 3, 16), 4096)
+    scale = n_buckets / (vmax - vmin) if finite and vmax > vmin else 0.0
+    if not (scale > 0.0 and math.isfinite(scale)):
+        if finite and vmax == vmin:
+            l0 = l1 = h0 = h1 = vmin
         else:
-            h0 = _select(buf, jl + 1, n - 1, jh)
-            h1 = np.min(buf[jh + 1 :])
+            l0, l1, h0, h1 = _deciles_by_selection(fine, jl, jh)
+    else:
+        top = n_buckets - 1
+        which = np.empty(n, dtype=np.int32)
+        for i in range(n):
+            which[i] = min(int((fine[i] - vmin) * scale), top)
+        # four interleaved counts: neighbours (often in one bucket) do not wait on each other
+        counts = np.zeros((4, n_buckets), dtype=np.int64)
+        for i in range(0, whole, 4):
+            counts[0, which[i]] += 1
+            counts[1, which[i + 1]] += 1
+            counts[2, which[i + 2]] += 1
+            counts[3, which[i + 3]] += 1
+        for i in range(whole, n):
+            counts[0, which[i]] += 1
+        ranks = (jl, jl + 1, jh, jh + 1)  # ascending
+        bucket = np.empty(4, dtype=np.int64)
+        below = np.empty(4, dtype=np.int64)
+        seen = 0
+        r = 0
+        for b in range(n_buckets):
+            c = counts[0, b] + counts[1, b] + counts[2, b] + counts[3, b]
+            while r < 4 and ranks[r] < seen + c:
+                bucket[r] = b
+                below[r] = seen
+                r += 1
+            seen += c
+        # the values of the buckets holding ranks jl..jl+1, and of those holding jh..jh+1
+        size_low = 0
+        for b in range(bucket[0], bucket[1] + 1):
+            size_low += counts[0, b] + counts[1, b] + counts[2, b] + counts[3, b]
+        size_high = 0
+        for b in range(bucket[2], bucket[3] + 1):
+            size_high += counts[0, b] + counts[1, b] + counts[2, b] + counts[3, b]
+        low = np.empty(size_low)
+        high = np.empty(size_high)
+        n_low = 0
+        n_high = 0
+        low0, low1, high0, high1 = bucket[0], bucket[1], bucket[2], bucket[3]
+        for i in range(n):
+            b = which[i]
+            if low0 <= b <= low1:
+                low[n_low] = fine[i]
+                n_low += 1
+            if high0 <= b <= high1:
+                high[n_high] = fine[i]
+                n_high += 1
+        k = jl - below[0]
+        l0 = _select(low, 0, n_low - 1, k)
+        l1 = np.min(low[k + 1 : n_low])
+        k = jh - below[2]
+        h0 = _select(high, 0, n_high - 1, k)
+        h1 = np.min(high[k + 1 : n_high])
     lo = _interp(0.1, _grid(jl, n, step), _grid(jl + 1, n, step), l0, l1)
     hi = _interp(0.9, _grid(jh, n, step), _grid(jh + 1, n, step), h0, h1)
     return lo, hi
@@ -257,12 +340,23 @@ def _burst_kernel(
         return 1, 0, math.nan, 0, -1, empty, empty
     n_fine = n - n_avg + 1
     w = 1.0 / n_avg
+    # np.convolve(power, np.full(n_avg, w), "valid"): per value, a running sum from 0.0
+    # over the window in order (written out for the usual window lengths)
     fine = np.empty(n_fine)
-    for i in range(n_fine):
-        acc = 0.0
-        for j in range(n_avg):
-            acc += power[i + j] * w
-        fine[i] = math.sqrt(acc)
+    if n_avg == 4:
+        for i in range(n_fine):
+            acc = (((0.0 + power[i] * w) + power[i + 1] * w) + power[i + 2] * w) + power[i + 3] * w
+            fine[i] = math.sqrt(acc)
+    elif n_avg == 5:
+        for i in range(n_fine):
+            acc = (((0.0 + power[i] * w) + power[i + 1] * w) + power[i + 2] * w) + power[i + 3] * w
+            fine[i] = math.sqrt(acc + power[i + 4] * w)
+    else:
+        for i in range(n_fine):
+            acc = 0.0
+            for j in range(n_avg):
+                acc += power[i + j] * w
+            fine[i] = math.sqrt(acc)
     lo, hi = _deciles(fine)
     mid = 0.5 * (lo + hi)
     band = 0.15 * (hi - lo)

@@ -304,3 +304,30 @@ def test_classify_reads_other_histories_through_read() -> None:
             b = cls.classify(det, *copies)
             expected = _ref_classify(cls, det, env, power, samples)
         assert _same_episode(a, expected) and _same_episode(b, expected)
+
+
+def test_percentiles_equal_sort_and_interp() -> None:
+    from emg_pipeline.classification import _deciles
+
+    rng = np.random.default_rng(11)
+    cases = [
+        np.zeros(3),
+        np.array([0.0, 1.0, 2.0]),
+        np.full(50, 7.0),
+        np.r_[np.zeros(3000), 1e300],
+        np.r_[np.full(999, 1.0), 2.0],
+        np.array([5e-324, 0.0, 1e-320, 3.0]),
+        np.round(rng.exponential(1.0, 5000), 1),
+        np.sort(rng.exponential(1.0, 7000)),
+        rng.exponential(1.0, 100_000),
+        np.abs(np.sin(np.arange(20_000) * 0.01)) + 1.0,
+        np.r_[rng.exponential(1.0, 500), np.inf],
+        np.r_[rng.exponential(1.0, 500), np.nan, 3.0],
+    ]
+    for n in (3, 4, 5, 6, 7, 8, 9, 10, 17, 100, 1000):
+        cases.append(rng.exponential(1.0, n) * 10 ** rng.uniform(-300, 300))
+        cases.append(rng.integers(0, 3, n).astype(float))
+    for x in cases:
+        expected = np.interp([0.1, 0.9], np.linspace(0.0, 1.0, x.shape[0]), np.sort(x))
+        got = _deciles(x)
+        assert np.array_equal(np.array(got), expected, equal_nan=True), (x.shape, got, expected)
