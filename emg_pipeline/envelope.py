@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit
-from .framing import ABS, SQUARES, _frames_into, _moving_sum, _slide
+from .framing import ABS, SQUARES, _frames_into, _moving_sum_into
 
 __all__ = ["Envelope"]
 
@@ -49,7 +49,7 @@ def _envelope_kernel(
     if rms:
         n_rest = _frames_into(x, rest[0], n_rest, power, SQUARES, scale)
         window = tail.shape[0] + 1
-        _moving_sum(_slide(tail, power), window, env, float(window))
+        _moving_sum_into(tail, power, env, float(window))
         for k in range(n_frames):
             for c in range(n_ch):
                 v = env[k, c]

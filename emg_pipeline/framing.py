@@ -140,42 +140,6 @@ def _moving_sum(buf: np.ndarray, length: int, out: np.ndarray, scale: float) -> 
 
 
 @jit
-def _moving_max(buf: np.ndarray, length: int, out: np.ndarray) -> None:
-    """``out[m]`` = the maximum of ``buf[m : m + length]`` (``len(out)`` windows).
-
-    The result of ``np.maximum`` applied oldest first (``np.maximum(a, b)``
-    keeps ``a`` when ``a >= b`` or ``a`` is NaN: a NaN in the window gives
-    NaN, and of equal values the oldest is kept), computed with the van
-    Herk/Gil-Werman scheme (prefix and suffix maxima within blocks of
-    ``length`` rows, three comparisons per value whatever the window): that
-    operation is associative, so the grouping does not change the result.
-    """
-    n, n_ch = buf.shape
-    ahead = np.empty((n, n_ch))  # maximum from the start of the block to the row
-    behind = np.empty((n, n_ch))  # maximum from the row to the end of the block
-    for b0 in range(0, n, length):
-        b1 = min(n, b0 + length)
-        for c in range(n_ch):
-            ahead[b0, c] = buf[b0, c]
-            behind[b1 - 1, c] = buf[b1 - 1, c]
-        for i in range(b0 + 1, b1):
-            for c in range(n_ch):
-                a = ahead[i - 1, c]
-                b = buf[i, c]
-                ahead[i, c] = a if (a >= b) | (a != a) else b
-        for i in range(b1 - 2, b0 - 1, -1):
-            for c in range(n_ch):
-                a = buf[i, c]
-                b = behind[i + 1, c]
-                behind[i, c] = a if (a >= b) | (a != a) else b
-    for m in range(out.shape[0]):
-        for c in range(n_ch):
-            a = behind[m, c]
-            b = ahead[m + length - 1, c]
-            out[m, c] = a if (a >= b) | (a != a) else b
-
-
-@jit
 def _frames_into(
     x: np.ndarray, rest: np.ndarray, n_rest: int, out: np.ndarray, mode: int, scale: float
 ) -> int:
@@ -224,16 +188,109 @@ def _slide(tail: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 @jit
-def _moving_average_kernel(x: np.ndarray, tail: np.ndarray, out: np.ndarray) -> None:
-    """Moving average of the rows of ``x`` over ``len(tail) + 1`` rows (``tail`` updated)."""
-    length = tail.shape[0] + 1
-    _moving_sum(_slide(tail, x), length, out, float(length))
+def _shift(tail: np.ndarray, x: np.ndarray) -> None:
+    """Make ``tail`` the last rows of ``tail`` followed by ``x``, in place."""
+    keep = tail.shape[0]
+    n, n_ch = x.shape
+    if n >= keep:
+        for i in range(keep):
+            for c in range(n_ch):
+                tail[i, c] = x[n - keep + i, c]
+        return
+    for i in range(keep - n):
+        for c in range(n_ch):
+            tail[i, c] = tail[i + n, c]
+    for i in range(n):
+        for c in range(n_ch):
+            tail[keep - n + i, c] = x[i, c]
+
+
+_FEW = 16  # up to this many rows, the window kernels read the tail in place (no buffer)
 
 
 @jit
-def _running_max_kernel(x: np.ndarray, tail: np.ndarray, out: np.ndarray) -> None:
-    """Running maximum of the rows of ``x`` over ``len(tail) + 1`` rows (``tail`` updated)."""
-    _moving_max(_slide(tail, x), tail.shape[0] + 1, out)
+def _moving_sum_into(tail: np.ndarray, x: np.ndarray, out: np.ndarray, scale: float) -> None:
+    """``out[m]`` = the sum of the ``len(tail) + 1`` rows ending at ``x[m]``, over ``scale``.
+
+    The rows come from ``tail`` (the rows before ``x``, oldest first) and
+    ``x``, and are added oldest first; ``tail`` is then moved on. ``out``
+    must not be ``x``.
+    """
+    n, n_ch = x.shape
+    keep = tail.shape[0]
+    if n > _FEW:
+        _moving_sum(_slide(tail, x), keep + 1, out, scale)
+        return
+    for m in range(n):
+        for c in range(n_ch):
+            if m < keep:
+                s = tail[m, c]
+                for j in range(m + 1, keep):
+                    s += tail[j, c]
+                for j in range(0, m + 1):
+                    s += x[j, c]
+            else:
+                s = x[m - keep, c]
+                for j in range(m - keep + 1, m + 1):
+                    s += x[j, c]
+            out[m, c] = s / scale
+    _shift(tail, x)
+
+
+@jit
+def _running_max_into(x: np.ndarray, hold: np.ndarray, pos: int, out: np.ndarray) -> int:
+    """``out[m]`` = the maximum of the ``length`` rows ending at ``x[m]``; returns the new ``pos``.
+
+    The result of ``np.maximum`` applied oldest first: ``np.maximum(a, b)``
+    keeps ``a`` when ``a >= b`` or ``a`` is NaN, so a NaN in the window gives
+    NaN and of equal values the oldest is kept. That operation is
+    associative, so it is computed per block of ``length`` rows aligned on
+    the row clock (van Herk/Gil-Werman): a window is the end of the previous
+    block and the start of the current one; ``hold`` ``(3, length,
+    n_channels)`` holds the current block's ``pos`` rows so far, the maxima
+    of every end of the previous block, and (row 0 of ``hold[2]``) the
+    maximum of the current block so far. Three comparisons per value,
+    whatever the window, and no buffer.
+    """
+    n, n_ch = x.shape
+    length = hold.shape[1]
+    block = hold[0]
+    ends = hold[1]
+    start = hold[2, 0]
+    for m in range(n):
+        for c in range(n_ch):
+            v = x[m, c]
+            block[pos, c] = v
+            if pos:
+                a = start[c]
+                v = a if (a >= v) | (a != a) else v
+            start[c] = v
+            if pos + 1 < length:
+                a = ends[pos + 1, c]
+                v = a if (a >= v) | (a != a) else v
+            out[m, c] = v
+        pos += 1
+        if pos == length:  # the block is complete: the maxima of its ends
+            for c in range(n_ch):
+                ends[length - 1, c] = block[length - 1, c]
+            for i in range(length - 2, -1, -1):
+                for c in range(n_ch):
+                    a = block[i, c]
+                    b = ends[i + 1, c]
+                    ends[i, c] = a if (a >= b) | (a != a) else b
+            pos = 0
+    return pos
+
+
+def _new_hold(length: int, n_channels: int) -> np.ndarray:
+    """The state of :func:`_running_max_into` before any row (the rows before are -inf)."""
+    return np.full((3, length, n_channels), -np.inf)
+
+
+@jit
+def _moving_average_kernel(x: np.ndarray, tail: np.ndarray, out: np.ndarray) -> None:
+    """Moving average of the rows of ``x`` over ``len(tail) + 1`` rows (``tail`` updated)."""
+    _moving_sum_into(tail, x, out, float(tail.shape[0] + 1))
 
 
 # ------------------------------------------------------------ reductions
@@ -401,13 +458,29 @@ class RunningMax:
 
     def reset(self) -> None:
         """Forget the tail (it starts at minus infinity)."""
-        self._tail = np.full((self.length - 1, self.n_channels), -np.inf)
+        self._hold = _new_hold(self.length, self.n_channels)
+        self._pos = 0
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """Running maximum of each row of ``x`` over the last ``length`` rows."""
         out = np.empty((x.shape[0], self.n_channels))
-        _running_max_kernel(np.asarray(x, dtype=np.float64), self._tail, out)
+        self._pos = _running_max_into(np.asarray(x, dtype=np.float64), self._hold, self._pos, out)
         return out
+
+
+@jit
+def _ring_write(buf: np.ndarray, end: int, rows: np.ndarray) -> None:
+    """Write ``rows`` to the ring ``buf`` from absolute row ``end`` on (only the last fit)."""
+    capacity, n_ch = buf.shape
+    n = rows.shape[0]
+    first = n - capacity if n > capacity else 0
+    i = (end + first) % capacity
+    for k in range(first, n):
+        for c in range(n_ch):
+            buf[i, c] = rows[k, c]
+        i += 1
+        if i == capacity:
+            i = 0
 
 
 class History:
@@ -446,15 +519,7 @@ class History:
             return
         if self._buf is None:
             self._buf = np.empty((self.capacity, self.n_channels))
-        if n >= self.capacity:
-            rows = rows[-self.capacity :]
-            self.end += n - self.capacity
-            n = self.capacity
-        i = self.end % self.capacity
-        first = min(n, self.capacity - i)
-        self._buf[i : i + first] = rows[:first]
-        if first < n:
-            self._buf[: n - first] = rows[first:]
+        _ring_write(self._buf, self.end, rows)
         self.end += n
 
     def read(self, start: int, stop: int, channel: int | None = None) -> np.ndarray:

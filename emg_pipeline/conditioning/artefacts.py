@@ -31,9 +31,101 @@ import numpy as np
 from scipy import signal
 
 from .._jit import jit
-from ..framing import SUM, _frames_into, _moving_max, _moving_sum, _slide
+from ..framing import SUM, _frames_into, _moving_sum_into, _new_hold, _running_max_into
 
 __all__ = ["ArtefactGate"]
+
+
+@jit
+def _select(a: np.ndarray, k: int) -> float:
+    """The ``k``-th smallest value of ``a`` (no NaN); ``a`` is reordered."""
+    lo = 0
+    hi = a.shape[0] - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        # median of three as the pivot: sorted and constant runs stay cheap
+        x, y, z = a[lo], a[mid], a[hi]
+        if x > y:
+            x, y = y, x
+        if y > z:
+            y = z
+            if x > y:
+                y = x
+        pivot = y
+        i = lo
+        j = hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                t = a[i]
+                a[i] = a[j]
+                a[j] = t
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            break
+    return a[k]
+
+
+@jit
+def _quantile_into(block: np.ndarray, q: float, level: np.ndarray) -> None:
+    """``level[c]`` = ``np.quantile(block, q, axis=0)[c]`` (the default, linear method).
+
+    numpy's arithmetic, step for step: the virtual index ``(n - 1) * q``, its
+    floor and the next index (both the last one at or past the end, the floor
+    then counted as ``-1``), the two order statistics, and the interpolation
+    ``a + (b - a) * g`` (``b - (b - a) * (1 - g)`` when ``g >= 0.5``). A
+    column with a NaN gives NaN.
+    """
+    n, n_ch = block.shape
+    virtual = (n - 1) * q
+    if virtual >= n - 1:
+        prev_i = n - 1
+        next_i = n - 1
+        gamma = virtual - (-1.0)
+    elif virtual < 0.0:
+        prev_i = 0
+        next_i = 0
+        gamma = virtual - 0.0
+    else:
+        floor = np.floor(virtual)
+        prev_i = int(floor)
+        next_i = prev_i + 1
+        gamma = virtual - floor
+    work = np.empty(n)
+    for c in range(n_ch):
+        nan = 0.0
+        has_nan = False
+        for i in range(n):
+            v = block[i, c]
+            if v != v:
+                if not has_nan:
+                    nan = v
+                has_nan = True
+            work[i] = v
+        if has_nan:
+            level[c] = nan
+            continue
+        b = _select(work, next_i)
+        if prev_i == next_i:
+            a = b
+        else:  # the largest value left of the next index after the selection
+            a = work[0]
+            for i in range(1, next_i):
+                if work[i] > a:
+                    a = work[i]
+        diff = b - a
+        if gamma >= 0.5:
+            level[c] = b - diff * (1 - gamma)
+        else:
+            level[c] = a + diff * gamma
 
 
 @jit
@@ -48,24 +140,25 @@ def _gate_kernel(
     coef: np.ndarray,
     zi: np.ndarray,
     average_tail: np.ndarray,
-    peak_tail: np.ndarray,
+    hold: np.ndarray,
     block: np.ndarray,
     level: np.ndarray,
     fconf: np.ndarray,
     out: np.ndarray,
     artefact: np.ndarray,
     low: np.ndarray,
-) -> int:
+) -> None:
     """The gate for the frames completed by ``raw``.
 
     Fills ``low`` (the held low-band amplitude) for every frame, then ``out``
-    and ``artefact`` frame by frame until the heartbeat-level block completes:
-    returns what :func:`_gate_output` returns. State, updated in place: ``rest[:n_rest]`` the
+    and ``artefact`` (:func:`_gate_output`). State, updated in place: ``rest[:n_rest]`` the
     unfinished frame, ``istate`` (band filter started, frames in the level
-    block), ``zi`` ``(n_channels, n_sections, 2)`` the band filter,
-    ``average_tail`` and ``peak_tail`` the last rows of the moving average and
-    of the hold. ``coef`` holds the sections ``(b0, b1, b2, a0, a1, a2)``
-    followed by the filter's unit steady state (``sosfilt_zi``), two columns.
+    block, ``pos`` of the hold), ``zi`` ``(n_channels, n_sections, 2)`` the
+    band filter, ``average_tail`` the last rows of the moving average and
+    ``hold`` the running maximum's blocks
+    (:func:`~emg_pipeline.framing._running_max_into`). ``coef`` holds the
+    sections ``(b0, b1, b2, a0, a1, a2)`` followed by the filter's unit steady
+    state (``sosfilt_zi``), two columns.
 
     The arithmetic is that of the numpy formulation, in the same order: frame
     means, ``scipy.signal.sosfilt``'s direct form II transposed (started at the
@@ -76,7 +169,7 @@ def _gate_kernel(
     n_sec = coef.shape[0]
     _frames_into(raw, rest, n_rest, low, SUM, float(rest.shape[0]))
     if n_frames == 0:
-        return -1
+        return
     if istate[0] == 0:
         for c in range(n_ch):
             for s in range(n_sec):
@@ -99,13 +192,13 @@ def _gate_kernel(
         for c in range(n_ch):
             low[i, c] = low[i, c] * low[i, c]
     window = average_tail.shape[0] + 1
-    _moving_sum(_slide(average_tail, low), window, out, float(window))
+    _moving_sum_into(average_tail, low, out, float(window))
     for i in range(n_frames):
         for c in range(n_ch):
             v = out[i, c]
             out[i, c] = np.sqrt(v if not v < 0.0 else 0.0)
-    _moving_max(_slide(peak_tail, out), peak_tail.shape[0] + 1, low)
-    return _gate_output(low, envelope, ecg, has_ecg, block, level, istate, fconf, out, artefact, 0)
+    istate[2] = _running_max_into(out, hold, istate[2], low)
+    _gate_output(low, envelope, ecg, has_ecg, block, level, istate, fconf, out, artefact)
 
 
 @jit
@@ -120,22 +213,20 @@ def _gate_output(
     fconf: np.ndarray,
     out: np.ndarray,
     artefact: np.ndarray,
-    start: int,
-) -> int:
-    """Corrected envelope and artefact flags from frame ``start`` on.
+) -> None:
+    """Corrected envelope ``out`` and ``artefact`` flags of every frame.
 
     Every frame's held amplitude joins the heartbeat-level block (``istate[1]``
-    rows of ``block`` so far); the frame that completes the block is the last
-    one done here, and the caller measures the new ``level`` before going on
-    from the index returned. ``-1``: every frame is done and no block
-    completed. ``fconf`` is ``(ratio, ecg_margin)``.
+    rows of ``block`` so far); when the block is complete, the heartbeat
+    ``level`` is measured on it for the frames after it. ``fconf`` is
+    ``(ratio, ecg_margin, quantile)``.
     """
     n_frames, n_ch = low.shape
     ratio = fconf[0]
     margin = fconf[1]
     size = block.shape[0]
     filled = istate[1]
-    for i in range(start, n_frames):
+    for i in range(n_frames):
         for c in range(n_ch):
             held = low[i, c]
             block[filled, c] = held
@@ -151,10 +242,9 @@ def _gate_output(
             out[i, c] = np.sqrt(rest if not rest < 0.0 else 0.0)
         filled += 1
         if filled == size:
-            istate[1] = 0
-            return i + 1
+            _quantile_into(block, fconf[2], level)
+            filled = 0
     istate[1] = filled
-    return -1
 
 
 class ArtefactGate:
@@ -219,7 +309,7 @@ class ArtefactGate:
         self._coef = np.hstack([self._sos, signal.sosfilt_zi(self._sos)])
         self._window = max(1, round(self.window_s * frame_rate))  # frames averaged
         self._hold = max(1, round(self.hold_s * frame_rate))  # frames held
-        self._fconf = np.array([self.ratio, self.ecg_margin])
+        self._fconf = np.array([self.ratio, self.ecg_margin, 0.95])  # 0.95: the level's quantile
         self._no_ecg = np.zeros((0, self.n_channels), dtype=bool)
         self.reset()
 
@@ -228,10 +318,11 @@ class ArtefactGate:
         C = self.n_channels
         self._rest = np.empty((self.frame_len, C))  # the unfinished frame
         self._n_rest = 0
-        self._istate = np.zeros(2, dtype=np.int64)  # band filter started, frames in the block
+        # band filter started, frames in the level block, rows in the hold's block
+        self._istate = np.zeros(3, dtype=np.int64)
         self._zi = np.zeros((C, self._sos.shape[0], 2))
         self._average_tail = np.zeros((self._window - 1, C))
-        self._peak_tail = np.full((self._hold - 1, C), -np.inf)
+        self._peak = _new_hold(self._hold, C)
         self._block = np.empty((self._level_block, C))  # held amplitudes of the level block
         self._level = np.full(C, np.inf)  # heartbeat level, none measured yet
         self.low_band = np.empty((0, C))
@@ -276,18 +367,11 @@ class ArtefactGate:
         has_ecg = ecg is not None
         if not has_ecg:
             ecg = self._no_ecg
-        done = _gate_kernel(
+        _gate_kernel(
             raw, envelope, ecg, has_ecg, self._rest, r, self._istate, self._coef, self._zi,
-            self._average_tail, self._peak_tail, self._block, self._level, self._fconf,
+            self._average_tail, self._peak, self._block, self._level, self._fconf,
             out, artefact, low,
         )
-        while done >= 0:
-            # a level block completed: measure the heartbeat level, go on with it
-            self._level = np.quantile(self._block, 0.95, axis=0)
-            done = _gate_output(
-                low, envelope, ecg, has_ecg, self._block, self._level, self._istate,
-                self._fconf, out, artefact, done,
-            )
         self.low_band = low
         self.artefact = artefact
         return out if n else envelope
