@@ -402,6 +402,21 @@ def _burst_kernel(
 
 
 @jit
+def _taper(x: np.ndarray, cosines: np.ndarray) -> None:
+    """``x *= np.hanning(len(x))`` in place, from the cosines of the window's first half.
+
+    ``np.hanning`` is ``0.5 + 0.5 * cos(angle)`` with angles symmetric about the
+    middle, so the second half mirrors the first (the middle value of an odd
+    length is 1).
+    """
+    n = x.shape[0]
+    for i in range(cosines.shape[0]):
+        h = 0.5 + 0.5 * cosines[i]
+        x[i] = x[i] * h
+        x[n - 1 - i] = x[n - 1 - i] * h
+
+
+@jit
 def _gather(buf: np.ndarray, row: int, n: int, channel: int, out: np.ndarray) -> None:
     """``out[:n]`` = column ``channel`` of the ring buffer ``buf`` from ``row`` on (wrapping)."""
     first = min(n, buf.shape[0] - row)
@@ -585,12 +600,7 @@ def _burst_rate(
 ) -> tuple[float, float]:
     """Strongest envelope modulation in bins ``k0..k1`` and its depth (``detrended`` is used up)."""
     n = detrended.shape[0]
-    half = angles.shape[0]
-    hann = np.cos(angles)  # the first half of np.hanning(n); the window is symmetric
-    hann *= 0.5
-    hann += 0.5
-    detrended[:half] *= hann
-    detrended[n - half :] *= hann[::-1]
+    _taper(detrended, np.cos(angles))
     magnitude = np.abs(np.fft.rfft(detrended)[k0 : k1 + 1])
     j = int(np.argmax(magnitude))
     rate = (k0 + j) * (1.0 / (n * (1.0 / frame_rate)))
