@@ -66,7 +66,7 @@ _FLOAT = np.dtype(np.float64)
 _BOOL = np.dtype(bool)
 _LOW, _HIGH = 0, 1  # the low-band filter of the frame means, the high-pass of the band
 # the configuration handed to the kernel: integers (indices into ``_iconf``)
-_FRAME_LEN, _BLOCK_SAMPLES, _FILTERING, _POOL, _LO, _HI, _DISTANCE = range(7)
+_FRAME_LEN, _BLOCK_SAMPLES, _FILTERING, _POOL, _LO, _HI, _DISTANCE, _WINDOW = range(8)
 # and floats (indices into ``_fconf``; the low-band filter's steady state for
 # a unit input, ``sosfilt_zi``'s (2, 2), from _LOW_ZI on)
 _PEAK_MAD, _MAX_CV, _LOW_ZI = 0, 1, 2
@@ -217,7 +217,7 @@ def _judge_kernel(
     distance = iconf[_DISTANCE]
     peak_mad = fconf[_PEAK_MAD]
     max_cv = fconf[_MAX_CV]
-    avail = min(end, cap)
+    avail = min(end, iconf[_WINDOW])
     usable = avail - avail % pool
     m = usable // pool
     if m == 0:
@@ -266,7 +266,7 @@ def _judge_kernel(
         # local maxima (the middle of a plateau) that reach the height; the
         # height is tested first, as it is reached in few places (a rise is
         # found every other value: a branch on it is mispredicted half the time)
-        n_peaks = 0
+        n_peaks = np.int64(0)  # not a literal: one compiled version of the callees
         i = 1
         i_max = m - 1
         while i < i_max:
@@ -298,7 +298,7 @@ def _judge_kernel(
             while k < n_peaks and peaks[k] - peaks[j] < distance:
                 keep[k] = False
                 k += 1
-        n_kept = 0
+        n_kept = np.int64(0)
         for r in range(n_peaks):
             if keep[r]:
                 peaks[n_kept] = peaks[r]
@@ -328,14 +328,13 @@ def _judge_kernel(
 @jit
 def _sos2_one(
     x: np.ndarray, y: np.ndarray, start: int, stop: int, c: int, sos: np.ndarray,
-    zi: np.ndarray, rectify: bool,
+    zi: np.ndarray,
 ) -> None:
     """Two second-order sections on rows ``[start, stop)`` of column ``c``, ``x`` into ``y``.
 
     The arithmetic of ``scipy.signal.sosfilt`` (direct form II transposed),
     with the state ``zi[c]`` held in registers over the rows: the recursion
     costs a few cycles per sample instead of a round trip through memory.
-    ``rectify`` stores the absolute value of the output.
     """
     b00, b01, b02, a01, a02 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
     b10, b11, b12, a11, a12 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
@@ -349,14 +348,14 @@ def _sos2_one(
         xc = b10 * xn + s10
         s10 = b11 * xn - a11 * xc + s11
         s11 = b12 * xn - a12 * xc
-        y[t, c] = abs(xc) if rectify else xc
+        y[t, c] = xc
     zi[c, 0, 0], zi[c, 0, 1], zi[c, 1, 0], zi[c, 1, 1] = s00, s01, s10, s11
 
 
 @jit
 def _sos2_two(
     x: np.ndarray, y: np.ndarray, start: int, stop: int, c: int, d: int, sos: np.ndarray,
-    zi: np.ndarray, rectify: bool,
+    zi: np.ndarray,
 ) -> None:
     """:func:`_sos2_one` on columns ``c`` and ``d`` at once (their recursions overlap)."""
     b00, b01, b02, a01, a02 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
@@ -380,8 +379,8 @@ def _sos2_two(
         r10 = b11 * yn - a11 * yc + r11
         s11 = b12 * xn - a12 * xc
         r11 = b12 * yn - a12 * yc
-        y[t, c] = abs(xc) if rectify else xc
-        y[t, d] = abs(yc) if rectify else yc
+        y[t, c] = xc
+        y[t, d] = yc
     zi[c, 0, 0], zi[c, 0, 1], zi[c, 1, 0], zi[c, 1, 1] = s00, s01, s10, s11
     zi[d, 0, 0], zi[d, 0, 1], zi[d, 1, 0], zi[d, 1, 1] = r00, r01, r10, r11
 
@@ -389,15 +388,15 @@ def _sos2_two(
 @jit
 def _sos2_columns(
     x: np.ndarray, y: np.ndarray, start: int, stop: int, cols: np.ndarray, n_cols: int,
-    sos: np.ndarray, zi: np.ndarray, rectify: bool,
+    sos: np.ndarray, zi: np.ndarray,
 ) -> None:
     """:func:`_sos2_one` on the columns ``cols[:n_cols]``, two at a time."""
     q = 0
     while q + 1 < n_cols:
-        _sos2_two(x, y, start, stop, cols[q], cols[q + 1], sos, zi, rectify)
+        _sos2_two(x, y, start, stop, cols[q], cols[q + 1], sos, zi)
         q += 2
     if q < n_cols:
-        _sos2_one(x, y, start, stop, cols[q], sos, zi, rectify)
+        _sos2_one(x, y, start, stop, cols[q], sos, zi)
 
 
 @jit
@@ -448,7 +447,7 @@ def _ecg_kernel(
     started = state[_STARTED] != 0
     every = np.arange(n_ch)
     cols = np.empty(n_ch, dtype=np.int64)
-    n_on = 0
+    n_on = np.int64(0)  # not a literal: one compiled version of the callees
     for c in range(n_ch):
         if ecg[c]:
             cols[n_on] = c
@@ -463,7 +462,7 @@ def _ecg_kernel(
             if not copied:
                 stopped = True
                 break
-            _sos2_columns(band, out, i, stop, cols, n_on, hp_sos, zi_hp, False)
+            _sos2_columns(band, out, i, stop, cols, n_on, hp_sos, zi_hp)
         # frame means into the ring, then the low band in place
         first_frame = frames
         t = i
@@ -494,13 +493,13 @@ def _ecg_kernel(
                     for s in range(low_sos.shape[0]):
                         zi_low[c, s, 0] = fconf[_LOW_ZI + 2 * s] * amp[s0, c]
                         zi_low[c, s, 1] = fconf[_LOW_ZI + 2 * s + 1] * amp[s0, c]
-            # a segment has at most a block of frames, the ring at least that
+            # the frames of a segment lie in one block, and the ring holds
+            # whole blocks: they are consecutive rows of the ring
             s1 = s0 + (frames - first_frame)
-            _sos2_columns(amp, amp, s0, min(s1, cap), every, n_ch, low_sos, zi_low, True)
-            if s1 > cap:
-                _sos2_columns(amp, amp, 0, s1 - cap, every, n_ch, low_sos, zi_low, True)
-            for _ in range(frames - first_frame):
+            _sos2_columns(amp, amp, s0, s1, every, n_ch, low_sos, zi_low)
+            for f in range(s0, s1):
                 for c in range(n_ch):
+                    amp[f, c] = abs(amp[f, c])
                     flags[row, c] = ecg[c] != 0
                 row += 1
         samples += stop - i
@@ -509,7 +508,7 @@ def _ecg_kernel(
             if not _judge_kernel(amp, frames, iconf, fconf, found):
                 stopped = True
                 break
-            n_on = 0
+            n_on = np.int64(0)
             for c in range(n_ch):
                 misses[c] = 0 if found[c] else misses[c] + 1
                 ecg[c] = found[c] or (ecg[c] != 0 and misses[c] < _MISSES_OFF)
@@ -611,10 +610,11 @@ class EcgSuppressor:
         self._sos[_LOW] = self._low_sos
         if self._hp_sos is not None:
             self._sos[_HIGH] = self._hp_sos
-        self._iconf = np.zeros(7, dtype=np.int64)
-        self._iconf[[_FRAME_LEN, _BLOCK_SAMPLES, _FILTERING, _POOL, _LO, _HI, _DISTANCE]] = (
+        self._iconf = np.zeros(8, dtype=np.int64)
+        self._iconf[[_FRAME_LEN, _BLOCK_SAMPLES, _FILTERING, _POOL, _LO, _HI, _DISTANCE,
+                     _WINDOW]] = (
             self.frame_len, self._block_samples, int(self.filtering), self._pool,
-            self._lo, self._hi, self._distance,
+            self._lo, self._hi, self._distance, self._window_frames,
         )
         self._fconf = np.zeros(_LOW_ZI + 4)
         self._fconf[[_PEAK_MAD, _MAX_CV]] = self.peak_mad, self.max_cv
@@ -624,9 +624,10 @@ class EcgSuppressor:
         self._acc = np.zeros(C)  # sum of the unfinished frame
         self._zi = np.zeros((2, C, 2, 2))  # filter states, the layout of sosfilt_state
         # amplitude of the last window_s, a ring addressed by absolute frame
-        # index; only frames written since the reset are ever read, so it is
-        # not cleared
-        self._amp = np.empty((self._window_frames, C))
+        # index, of whole blocks (the frames of a block are consecutive rows);
+        # only frames written since the reset are ever read, so it is not cleared
+        blocks = -(-self._window_frames // self._block_frames)
+        self._amp = np.empty((blocks * self._block_frames, C))
         self._state = np.zeros(_N_COUNTERS + 2 * C, dtype=np.int64)
         self._counters = self._state[:_N_COUNTERS]  # views of its parts
         self._misses = self._state[_N_COUNTERS : _N_COUNTERS + C]
@@ -688,8 +689,8 @@ class EcgSuppressor:
     def _amplitude(self) -> np.ndarray:
         """The kept amplitude, oldest frame first ``(n_frames, n_channels)``."""
         end = int(self._counters[_FRAMES])
-        cap = self._amp.shape[0]
-        return self._amp[np.arange(max(0, end - cap), end) % cap]
+        rows = np.arange(max(0, end - self._window_frames), end)
+        return self._amp[rows % self._amp.shape[0]]
 
     def _judge_exactly(self) -> None:
         """Judge the channels with numpy and scipy (the blocks :func:`_judge_kernel` leaves)."""
