@@ -341,8 +341,8 @@ class Framer:
         Number of channels.
     reduce : callable
         Maps ``(n_frames, frame_len, n_channels)`` to ``(n_frames, n_channels)``.
-        :func:`frame_sum` and :func:`frame_sum_squares` of float64 samples run
-        in one compiled call that reads the samples in place.
+        :func:`frame_sum` and :func:`frame_sum_squares` run in one compiled
+        call that reads the samples in place (in float64).
 
     Examples
     --------
@@ -374,7 +374,9 @@ class Framer:
         F = self.frame_len
         r = self._n_rest
         n_frames = (r + x.shape[0]) // F
-        if self._mode >= 0 and x.dtype == np.float64:
+        if self._mode >= 0:
+            if x.dtype != np.float64:
+                x = x.astype(np.float64)
             out = np.empty((n_frames, self.n_channels))
             self._n_rest = _frames_into(x, self._rest, r, out, self._mode, 1.0)
             return out
