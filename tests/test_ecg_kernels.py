@@ -155,11 +155,20 @@ def test_non_finite_samples_are_judged_like_numpy(rng: np.random.Generator) -> N
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 10, 11, 64, 999, 1000, 2001])
-def test_median_kernel_is_numpy_median(rng: np.random.Generator, n: int) -> None:
+def test_median_kernels_are_numpy_median(rng: np.random.Generator, n: int) -> None:
     scratch = (np.empty(n), np.empty(n))
+    hist = np.empty(E._BINS, dtype=np.int64)
+    spike = rng.random(n)
+    spike[n // 3] = 1e300  # every other value in the first bin
     for values in (rng.random(n), np.floor(rng.random(n) * 3), np.sort(rng.random(n)),
-                   np.exp(3 * rng.standard_normal(n)), np.zeros(n)):
-        assert E._median_of(values, *scratch) == np.median(values)
+                   np.exp(3 * rng.standard_normal(n)), np.zeros(n), spike):
+        assert E._median_of(values, *scratch, hist) == np.median(values)
+        for k in {0, n // 3, n // 2, n - 1}:
+            part = np.sort(values)
+            below = part[k - 1] if k else -np.inf
+            assert E._kth_pair(values, n, k, *scratch) == (below, part[k])
+    signed = rng.standard_normal(n)
+    assert E._kth_pair(signed, n, n // 2, *scratch)[1] == np.sort(signed)[n // 2]
 
 
 def _ring(rng: np.random.Generator, kind: int, shape: tuple[int, int]) -> np.ndarray:

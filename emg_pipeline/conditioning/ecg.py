@@ -64,6 +64,7 @@ _N_COUNTERS = 7  # then misses (n_channels), then the switches (n_channels, 0 or
 
 _FLOAT = np.dtype(np.float64)
 _BOOL = np.dtype(bool)
+_BINS = 512  # bins of the medians' first pass
 _LOW, _HIGH = 0, 1  # the low-band filter of the frame means, the high-pass of the band
 # the configuration handed to the kernel: integers (indices into ``_iconf``)
 _FRAME_LEN, _BLOCK_SAMPLES, _FILTERING, _POOL, _LO, _HI, _DISTANCE, _WINDOW = range(8)
@@ -95,23 +96,19 @@ def _robust_sd(values: np.ndarray) -> float:
 
 
 @jit
-def _median_of(x: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
-    """Median of finite ``x`` as :func:`_median_rows` gives it (``x`` is not modified).
+def _kth_pair(src: np.ndarray, count: int, k: int, low: np.ndarray, high: np.ndarray
+              ) -> tuple[float, float]:
+    """The ``k - 1``-th and ``k``-th smallest of the finite ``src[:count]``.
 
-    A quickselect whose partitions write every value to both scratch arrays
-    ``low`` and ``high`` (each as long as ``x``) and advance only the cursor
-    of its side: no branch depends on the data, which costs a few times less
-    than a swapping partition on a thousand amplitudes (those branches are
-    mispredicted half of the time). Values equal to the pivot are counted and
-    dropped, so repeated values cost no more than distinct ones. For an even
-    length the value below the upper middle one is tracked on the way: the
-    largest value dropped on the left, or the largest of the last left part.
+    The first is ``-inf`` for ``k == 0``. A quickselect whose partitions write
+    every value to both scratch arrays ``low`` and ``high`` (as long as
+    ``count``; ``src`` may be one of them) and advance only the cursor of its
+    side: no branch depends on the data (a swapping partition mispredicts
+    half of its branches). Values equal to the pivot are counted and dropped,
+    so repeated values cost no more than distinct ones. The value below the
+    ``k``-th is tracked on the way: the largest value dropped on the left, or
+    the largest of the last left part.
     """
-    n = x.shape[0]
-    k = n // 2
-    want_lower = n % 2 == 0
-    src = x
-    count = n
     below = -np.inf  # largest value dropped on the left of the range
     while True:
         a = src[0]
@@ -134,22 +131,68 @@ def _median_of(x: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
             src = low
             count = n_low
         elif k < n_low + n_equal:
-            if not want_lower:
-                return pivot
             if k > n_low:
-                lower = pivot
-            elif n_low > 0:
+                return pivot, pivot
+            if n_low > 0:
                 lower = low[0]
                 for i in range(1, n_low):
                     lower = max(lower, low[i])
-            else:
-                lower = below
-            return 0.5 * (lower + pivot)
+                return lower, pivot
+            return below, pivot
         else:
             k -= n_low + n_equal
             below = pivot
             src = high
             count = n_high
+
+
+@jit
+def _median_of(x: np.ndarray, low: np.ndarray, high: np.ndarray, hist: np.ndarray) -> float:
+    """Median of the finite, non-negative ``x`` as :func:`_median_rows` gives it.
+
+    The bit patterns of non-negative doubles are in the order of their
+    values: one pass counts them in ``len(hist)`` bins of consecutive bit
+    patterns (a few dozen per octave of the data), which tells the bin of the
+    middle value; a second pass collects that bin into ``low``, and
+    :func:`_kth_pair` finishes on those few values (for an even length the
+    value below the middle one may take a third pass, over the lower bins).
+    ``x`` is not modified; ``low`` and ``high`` are as long as ``x``. About
+    1.7 times as fast as :func:`_kth_pair` alone on a thousand amplitudes,
+    and slower than it by no more than these passes when the values crowd
+    into one bin (a far outlier).
+    """
+    n = x.shape[0]
+    k = n // 2
+    bits = x.view(np.int64)
+    first = bits[0]
+    last = bits[0]
+    for i in range(1, n):
+        first = min(first, bits[i])
+        last = max(last, bits[i])
+    shift = 0
+    while (last - first) >> shift >= hist.shape[0]:
+        shift += 1
+    hist[:] = 0
+    for i in range(n):
+        hist[(bits[i] - first) >> shift] += 1
+    before = 0  # values in the bins below the middle one's
+    middle = 0
+    while before + hist[middle] <= k:
+        before += hist[middle]
+        middle += 1
+    m = 0
+    for i in range(n):
+        low[m] = x[i]
+        m += ((bits[i] - first) >> shift) == middle
+    lower, upper = _kth_pair(low, m, k - before, low, high)
+    if n % 2:
+        return upper
+    if k == before:  # the value below the middle one is in a lower bin
+        lower = -np.inf
+        for i in range(n):
+            if ((bits[i] - first) >> shift) < middle:
+                lower = max(lower, x[i])
+    return 0.5 * (lower + upper)
 
 
 @jit
@@ -224,6 +267,7 @@ def _judge_kernel(
         return False
     min_beats = max(4, int(0.8 * m / hi))
     dev = np.empty(m)
+    hist = np.empty(_BINS, dtype=np.int64)
     low = np.empty(m)
     high = np.empty(m)
     peaks = np.empty(m // 2 + 1, dtype=np.int64)
@@ -256,10 +300,10 @@ def _judge_kernel(
         return False
     for c in range(n_ch):
         row = rows[c]
-        median = _median_of(row, low, high)
+        median = _median_of(row, low, high, hist)
         for k in range(m):
             dev[k] = abs(row[k] - median)
-        mad = _median_of(dev, low, high)
+        mad = _median_of(dev, low, high, hist)
         if 1e-12 > mad:
             mad = 1e-12
         height = median + peak_mad * mad
