@@ -61,8 +61,9 @@ _KINDS: tuple[Literal["onset", "sustained", "end"], ...] = ("onset", "sustained"
 _ONSET, _SUSTAINED, _END = 0, 1, 2
 
 # integer state: row 0 holds the scalars, the other rows one entry per channel
-_FRAME, _READY, _INIT_BLOCKS, _PHASE, _ROW = 0, 1, 2, 3, 4
-_N_SCALARS = 5
+# (_UNLOGGED: some frames of the current block came without their log)
+_FRAME, _READY, _INIT_BLOCKS, _PHASE, _ROW, _UNLOGGED = range(6)
+_N_SCALARS = 6
 (_H, _LAST_BELOW, _LAST_ON, _FROZEN, _RUN_START, _RUN_MIN_ON, _RUN_IN_EP, _CAND_ONSET,
  _EP_ACTIVE, _EP_ONSET, _EP_LAST, _EP_SUSTAINED) = range(1, 13)
 _N_IROWS = 13
@@ -71,8 +72,10 @@ _N_IROWS = 13
 (_LOG_FLOOR, _LOG_SPREAD, _ON_THR, _OFF_THR, _FLOOR, _EP_FLOOR) = range(6)
 _EXP_IN, _EXP_OUT = 6, 9
 _N_FROWS = 12
-# planes of the block buffer: envelope, envelope clipped for the log, its log, quiet flag
-_RAW, _CLIPPED, _LOG, _QUIET = range(4)
+# planes of the block buffer, (plane, channel, frame of the block): the envelope
+# clipped for the log, its log, and whether the frame is quiet
+_CLIPPED, _LOG, _QUIET = range(3)
+_NOT_QUIET, _QUIET_EMPTY, _QUIET_SIGNAL = 0.0, 1.0, 2.0  # quiet with an envelope <= 0, > 0
 # configuration (one float64 vector; integers are exact)
 (_C_BLOCK, _C_GAP, _C_MIN_ON, _C_MIN_ON_ECG, _C_SPASM, _C_BACKTRACK, _C_WARMUP, _C_FREEZE,
  _C_INIT_MAX, _C_ABSOLUTE, _C_RISE, _C_FALL, _C_SPREAD_GAIN, _C_ON_SD, _C_OFF_SD,
@@ -173,8 +176,10 @@ class Detector:
         cfg[_C_ON_UV] = settings.on_uv
         cfg[_C_OFF_UV] = settings.off_uv
         self._cfg = cfg
-        # room for the decisions of the longest segment (a block) on every channel
-        self._dec = np.zeros((self.n_channels * (3 * self._block + 3) + 16, 6))
+        # room for the decisions of the longest segment (a block) on every
+        # channel; the floor column holds float64 bits
+        self._dec = np.zeros((self.n_channels * (3 * self._block + 3) + 16, 6), dtype=np.int64)
+        self._dec_floor = self._dec[:, _D_FLOOR].view(np.float64)
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -192,7 +197,7 @@ class Detector:
         fst[_EP_FLOOR] = np.nan
         self._istate = ist
         self._fstate = fst
-        self._buf = np.zeros((4, self._block, C))
+        self._buf = np.zeros((3, C, self._block))
         # views handed to numpy's log and exp at the end of a block
         self._log_in, self._log_out = self._buf[_CLIPPED], self._buf[_LOG]
         self._exp_in = fst[_EXP_IN : _EXP_IN + 3]
@@ -245,24 +250,29 @@ class Detector:
         marks frames without signal (a flat line): they count as artefact, and
         no onset is dated back into them.
         """
-        args = (env, artefact, ecg, no_signal, self._istate, self._fstate, self._buf,
+        # a long chunk brings the logarithms of its blocks in one numpy call
+        logs = np.log(np.maximum(env, 1e-12)) if env.shape[0] >= self._block else None
+        args = (env, artefact, ecg, no_signal, logs, self._istate, self._fstate, self._buf,
                 self._dec, self._cfg)
         r = _detect(*args)
-        if r == 0:  # the usual live chunk: no decision, no block end
+        if r == _DONE:  # the usual live chunk: no decision, no block end
             return []
         out: list[Detection] = []
         while True:
-            n, status = r >> 2, r & 3
-            if n:
-                for kind, c, frame, onset, offset, floor in self._dec[:n].tolist():
-                    out.append(Detection(_KINDS[int(kind)], int(c), int(frame), int(onset),
-                                         int(offset), floor))
-            if status == _DONE:
-                return out
-            if status == _NEED_LOG:
-                np.log(self._log_in, out=self._log_out)
-            elif status == _NEED_EXP:
+            if r >= 4:
+                n = r >> 2
+                rows = self._dec[:n].tolist()
+                for (kind, c, frame, onset, offset, _), floor in zip(
+                    rows, self._dec_floor[:n].tolist(), strict=True
+                ):
+                    out.append(Detection(_KINDS[kind], c, frame, onset, offset, floor))
+            status = r & 3
+            if status == _NEED_EXP:
                 np.exp(self._exp_in, out=self._exp_out)
+            elif status == _DONE:
+                return out
+            elif status == _NEED_LOG:
+                np.log(self._log_in, out=self._log_out)
             r = _detect(*args)
 
     def flush(self) -> list[Detection]:
@@ -318,42 +328,92 @@ def _nan_to_num(a: float, nan: float) -> float:
 
 @jit
 def _select(a: np.ndarray, lo: int, hi: int, k: int) -> None:
-    """Partially order ``a[lo:hi]`` so that ``a[k]`` is its ``k - lo``-th smallest.
+    """Partially order ``a[lo:hi]`` so that ``a[k]`` is its ``k - lo``-th smallest value.
 
-    Afterwards ``a[lo:k] <= a[k] <= a[k + 1:hi]`` (Wirth's selection; no NaN).
+    Afterwards ``a[lo:k] <= a[k] <= a[k + 1:hi]``. Quickselect with a median
+    of three and a branch-free Lomuto partition (the comparisons of envelope
+    values are unpredictable, mispredicted branches would dominate); no NaN.
     """
-    m = hi - 1
-    while lo < m:
-        x = a[k]
-        i = lo
-        j = m
-        while i <= j:
-            while a[i] < x:
-                i += 1
-            while x < a[j]:
-                j -= 1
-            if i <= j:
-                t = a[i]
-                a[i] = a[j]
-                a[j] = t
-                i += 1
-                j -= 1
-        if j < k:
-            lo = i
-        if k < i:
-            m = j
+    hi -= 1
+    while hi > lo:
+        if hi == lo + 1:
+            if a[hi] < a[lo]:
+                t = a[lo]
+                a[lo] = a[hi]
+                a[hi] = t
+            return
+        mid = (lo + hi) >> 1
+        x0 = a[lo]
+        x1 = a[mid]
+        x2 = a[hi]
+        if x1 < x0:
+            x0, x1 = x1, x0
+        if x2 < x1:
+            x1, x2 = x2, x1
+            if x1 < x0:
+                x0, x1 = x1, x0
+        # the median goes last (the pivot), the others to the ends
+        a[lo] = x0
+        a[mid] = x2
+        a[hi] = x1
+        s = lo
+        for i in range(lo, hi):
+            ui = np.uint64(i)  # unsigned indices: no test for negative ones
+            us = np.uint64(s)
+            v = a[ui]
+            w = a[us]
+            lt = v < x1
+            a[ui] = w if lt else v
+            a[us] = v if lt else w
+            s += 1 if lt else 0
+        a[hi] = a[s]
+        a[s] = x1
+        if s == k:
+            return
+        if k < s:
+            hi = s - 1
+        elif s > lo:
+            lo = s + 1
+        else:
+            # the pivot is the least value: gather its copies (runs of equal
+            # values, an envelope clipped to its floor) instead of peeling
+            # them off one pass at a time
+            s += 1
+            for i in range(s, hi + 1):
+                ui = np.uint64(i)
+                us = np.uint64(s)
+                v = a[ui]
+                w = a[us]
+                eq = v <= x1
+                a[ui] = w if eq else v
+                a[us] = v if eq else w
+                s += 1 if eq else 0
+            if k < s:
+                return
+            lo = s
+
+
+@jit
+def _pick(vals: np.ndarray, k: int, n_val: int, n_fill: int) -> float:
+    """Element ``k`` of the sorted column: a value, then the +inf fill, then NaN."""
+    if k < n_val:
+        return vals[k]
+    if k < n_val + n_fill:
+        return np.inf
+    return np.nan
 
 
 @jit
 def _quantiles3(
     vals: np.ndarray, n_val: int, n_nan: int, n_rows: int, q0: float, q1: float, q2: float
 ) -> tuple[float, float, float]:
-    """Three quantiles (lower interpolation) of a masked column, as numpy would sort it.
+    """Three quantiles (lower interpolation, ``q0 <= q1 <= q2``) of a masked column.
 
-    ``vals[:n_val]`` are the selected non-NaN values (reordered in place),
-    ``n_nan`` the selected NaN values, ``n_rows`` the column length: unselected
-    rows count as +inf, after the selected values and before the NaNs. NaN
-    where nothing is selected.
+    The result is what numpy gives by sorting the column with the unselected
+    rows set to +inf and picking ``floor(q * (count - 1))``: ``vals[:n_val]``
+    are the selected non-NaN values (reordered in place), ``n_nan`` the number
+    of selected NaN values (numpy sorts NaN last, after the +inf fill) and
+    ``n_rows`` the column length. NaN where nothing is selected.
     """
     count = n_val + n_nan
     if count == 0:
@@ -361,152 +421,139 @@ def _quantiles3(
     k0 = max(int(q0 * (count - 1)), 0)
     k1 = max(int(q1 * (count - 1)), 0)
     k2 = max(int(q2 * (count - 1)), 0)
-    # nearest-rank picks, in increasing order (k0 <= k1 <= k2)
     if k1 < n_val:
         _select(vals, 0, n_val, k1)
         if k0 < k1:
             _select(vals, 0, k1, k0)
-        if k2 > k1 and k2 < n_val:
+        if k1 < k2 < n_val:
             _select(vals, k1 + 1, n_val, k2)
     elif k0 < n_val:
         _select(vals, 0, n_val, k0)
-    fills = n_rows - count
-    out = np.empty(3)
-    for i, k in enumerate((k0, k1, k2)):
-        if k < n_val:
-            out[i] = vals[k]
-        elif k < n_val + fills:
-            out[i] = np.inf
-        else:
-            out[i] = np.nan
-    return out[0], out[1], out[2]
+    n_fill = n_rows - count
+    return (_pick(vals, k0, n_val, n_fill), _pick(vals, k1, n_val, n_fill),
+            _pick(vals, k2, n_val, n_fill))
 
 
 @jit
-def _gather(
-    buf: np.ndarray, c: int, mode: int, first: int, warmup: int, vals: np.ndarray
-) -> tuple[int, int]:
-    """Collect the log-envelope of channel ``c`` on the block rows selected by ``mode``.
+def _gather(buf: np.ndarray, c: int, least: float, first: int, vals: np.ndarray) -> tuple[int, int]:
+    """Collect the block's log-envelope of channel ``c`` on rows whose quiet code is >= ``least``.
 
-    ``mode``: 0 quiet rows, 1 every row, 2 quiet rows with a positive envelope,
-    3 those of them past the warm-up (row ``t`` is frame ``first + t``).
-    Returns the number of non-NaN values written to ``vals`` and of NaN values.
+    Only rows from ``first`` on count. Returns the numbers of non-NaN values
+    (written to ``vals``) and of NaN values.
     """
     n_val = 0
     n_nan = 0
-    for t in range(buf.shape[1]):
-        if mode != 1:
-            if buf[3, t, c] == 0.0:
-                continue
-            if mode >= 2 and not buf[0, t, c] > 0.0:
-                continue
-            if mode == 3 and first + t < warmup:
-                continue
-        v = buf[2, t, c]
-        if v != v:
-            n_nan += 1
-        else:
-            vals[n_val] = v
-            n_val += 1
+    quiet = buf[_QUIET, c]
+    logs = buf[_LOG, c]
+    for t in range(first, buf.shape[2]):
+        ut = np.uint64(t)
+        if quiet[ut] >= least:
+            v = logs[ut]
+            if v != v:
+                n_nan += 1
+            else:
+                vals[n_val] = v
+                n_val += 1
     return n_val, n_nan
 
 
 @jit
 def _block_stats(ist: np.ndarray, fst: np.ndarray, buf: np.ndarray, cfg: np.ndarray) -> bool:
-    """Update the floor and spread from the finished block (its log in ``buf[2]``).
+    """Update the floor and spread from the block just finished (its log in ``buf[_LOG]``).
 
-    Returns whether the thresholds must be set (then ``fst[6:9]`` holds the
-    arguments of their exponentials).
+    Returns whether the thresholds must be set; then ``fst[_EXP_IN:_EXP_IN + 3]``
+    holds the arguments of their exponentials (the floor, the on and off
+    ratios).
     """
     C = fst.shape[1]
-    block = buf.shape[1]
+    block = buf.shape[2]
     vals = np.empty(block)
-    if ist[0, 1] == 0:
-        # the first floor: see Detector._end_block in the documentation above
-        first = ist[0, 0] - block
-        warmup = int(cfg[6])
-        ist[0, 2] += 1
+    if ist[0, _READY] == 0:
+        # the first floor comes from quiet frames past the envelope's warm-up
+        # (its window is still filling), not marked as artefact and not empty
+        # (an envelope the artefact gate emptied says nothing about rest);
+        # without enough of them on every channel, wait for the next block
+        # (at most _INIT_MAX_BLOCKS, then take what there is); a channel that
+        # carries ECG needs a few seconds before its heartbeats are filtered out
+        skip = min(block, max(0, int(cfg[_C_WARMUP]) - (ist[0, _FRAME] - block)))
+        ist[0, _INIT_BLOCKS] += 1
         enough = np.empty(C, dtype=np.bool_)
         all_enough = True
         for c in range(C):
             cnt = 0
-            for t in range(block):
-                if buf[3, t, c] != 0.0 and buf[0, t, c] > 0.0 and first + t >= warmup:
+            for t in range(skip, block):
+                if buf[_QUIET, c, t] == _QUIET_SIGNAL:
                     cnt += 1
             enough[c] = cnt >= 0.25 * block
-            if not enough[c]:
-                all_enough = False
-        if not all_enough and ist[0, 2] < int(cfg[8]):
+            all_enough = all_enough and enough[c]
+        if not all_enough and ist[0, _INIT_BLOCKS] < int(cfg[_C_INIT_MAX]):
             return False
+        # after the wait, any quiet frame will do, but a channel without one
+        # (a flat line all along) keeps waiting: a floor must come from signal
         for c in range(C):
             found = False
-            for t in range(block):
-                if buf[3, t, c] != 0.0 and buf[0, t, c] > 0.0 and (
-                    not enough[c] or first + t >= warmup
-                ):
+            for t in range(skip if enough[c] else 0, block):
+                if buf[_QUIET, c, t] == _QUIET_SIGNAL:
                     found = True
                     break
             if not found:
                 return False
         for c in range(C):
-            n_val, n_nan = _gather(buf, c, 3 if enough[c] else 2, first, warmup, vals)
+            n_val, n_nan = _gather(buf, c, _QUIET_SIGNAL, skip if enough[c] else 0, vals)
             q10, q30, q40 = _quantiles3(vals, n_val, n_nan, block, 0.1, 0.3, 0.4)
             spread = _npmax(_nan_to_num((q40 - q10) / 1.028, 1e-3), 1e-3)
-            fst[1, c] = spread
-            fst[0, c] = _nan_to_num(q30, 0.0) + 0.524 * spread
-        ist[0, 1] = 1
+            fst[_LOG_SPREAD, c] = spread
+            fst[_LOG_FLOOR, c] = _nan_to_num(q30, 0.0) + 0.524 * spread
+        ist[0, _READY] = 1
     else:
-        freeze = int(cfg[7])
-        rise = cfg[10]
-        fall = cfg[11]
-        gain = cfg[12]
+        freeze = int(cfg[_C_FREEZE])
         for c in range(C):
-            cnt = 0
-            for t in range(block):
-                if buf[3, t, c] != 0.0:
-                    cnt += 1
-            usable = cnt >= 0.5 * block
+            # a block with less than half of its frames quiet leaves the floor
+            # unchanged, unless the channel has been frozen for too long
+            n_val, n_nan = _gather(buf, c, _QUIET_EMPTY, 0, vals)
+            usable = n_val + n_nan >= 0.5 * block
             if usable:
-                ist[4, c] = 0
+                ist[_FROZEN, c] = 0
             else:
-                ist[4, c] += 1
-            thawed = not usable and ist[4, c] >= freeze
-            n_val, n_nan = _gather(buf, c, 1 if thawed else 0, 0, 0, vals)
+                ist[_FROZEN, c] += 1
+                if ist[_FROZEN, c] < freeze:
+                    continue  # no statistic needed
+                n_val, n_nan = _gather(buf, c, _NOT_QUIET, 0, vals)  # thawed: every frame
             q10, q50, q90 = _quantiles3(vals, n_val, n_nan, block, 0.1, 0.5, 0.9)
-            log_floor = fst[0, c]
-            if usable or thawed:
-                rate = fall if q50 < log_floor else rise
-                fst[0, c] = log_floor + rate * (q50 - log_floor)
-            spread = _npmax((q90 - q10) / 2.563, 1e-3)
+            log_floor = fst[_LOG_FLOOR, c]
+            rate = cfg[_C_FALL] if q50 < log_floor else cfg[_C_RISE]
+            fst[_LOG_FLOOR, c] = log_floor + rate * (q50 - log_floor)
             if usable:
-                fst[1, c] = fst[1, c] + gain * (spread - fst[1, c])
-    absolute = cfg[9] != 0.0
+                spread = _npmax((q90 - q10) / 2.563, 1e-3)
+                log_spread = fst[_LOG_SPREAD, c]
+                fst[_LOG_SPREAD, c] = log_spread + cfg[_C_SPREAD_GAIN] * (spread - log_spread)
+    absolute = cfg[_C_ABSOLUTE] != 0.0
     for c in range(C):
-        fst[6, c] = fst[0, c]
+        fst[_EXP_IN, c] = fst[_LOG_FLOOR, c]
         if absolute:
-            fst[7, c] = 0.0
-            fst[8, c] = 0.0
+            fst[_EXP_IN + 1, c] = 0.0
+            fst[_EXP_IN + 2, c] = 0.0
         else:
-            fst[7, c] = cfg[13] * fst[1, c]
-            fst[8, c] = cfg[14] * fst[1, c]
+            fst[_EXP_IN + 1, c] = cfg[_C_ON_SD] * fst[_LOG_SPREAD, c]
+            fst[_EXP_IN + 2, c] = cfg[_C_OFF_SD] * fst[_LOG_SPREAD, c]
     return True
 
 
 @jit
 def _set_thresholds(fst: np.ndarray, cfg: np.ndarray) -> None:
-    """Floor and thresholds from the exponentials in ``fst[9:12]``."""
-    absolute = cfg[9] != 0.0
+    """Floor and thresholds from the exponentials in ``fst[_EXP_OUT:_EXP_OUT + 3]``."""
+    absolute = cfg[_C_ABSOLUTE] != 0.0
     for c in range(fst.shape[1]):
-        floor = fst[9, c]
-        fst[4, c] = floor
+        floor = fst[_EXP_OUT, c]
+        fst[_FLOOR, c] = floor
         if absolute:
-            fst[2, c] = floor + cfg[17]
-            fst[3, c] = floor + cfg[18]
+            fst[_ON_THR, c] = floor + cfg[_C_ON_UV]
+            fst[_OFF_THR, c] = floor + cfg[_C_OFF_UV]
         else:
-            on = _npmax(fst[10, c], cfg[15])
-            off = _npmax(fst[11, c], cfg[16])
-            fst[2, c] = floor * on
-            fst[3, c] = floor * _npmin(off, on)
+            on = _npmax(fst[_EXP_OUT + 1, c], cfg[_C_MIN_ON_RATIO])
+            off = _npmax(fst[_EXP_OUT + 2, c], cfg[_C_MIN_OFF_RATIO])
+            fst[_ON_THR, c] = floor * on
+            fst[_OFF_THR, c] = floor * _npmin(off, on)
 
 
 @jit
@@ -514,44 +561,47 @@ def _emit(
     dec: np.ndarray, nd: int, kind: int, c: int, frame: int, onset: int, offset: int,
     floor: float,
 ) -> int:
-    dec[nd, 0] = kind
-    dec[nd, 1] = c
-    dec[nd, 2] = frame
-    dec[nd, 3] = onset
-    dec[nd, 4] = offset
-    dec[nd, 5] = floor
+    """Write one decision to row ``nd`` of the table; return the next row."""
+    dec[nd, _D_KIND] = kind
+    dec[nd, _D_CHANNEL] = c
+    dec[nd, _D_FRAME] = frame
+    dec[nd, _D_ONSET] = onset
+    dec[nd, _D_OFFSET] = offset
+    dec.view(np.float64)[nd, _D_FLOOR] = floor
     return nd + 1
 
 
 @jit
-def _end_episode(ist: np.ndarray, fst: np.ndarray, dec: np.ndarray, nd: int, c: int,
-                 gap: int) -> int:
-    last = ist[11, c]
-    nd = _emit(dec, nd, 2, c, last + gap - 1, ist[10, c], last, fst[5, c])
-    ist[9, c] = 0
+def _end_episode(
+    ist: np.ndarray, fst: np.ndarray, dec: np.ndarray, nd: int, c: int, gap: int
+) -> int:
+    last = ist[_EP_LAST, c]
+    nd = _emit(dec, nd, _END, c, last + gap - 1, ist[_EP_ONSET, c], last, fst[_EP_FLOOR, c])
+    ist[_EP_ACTIVE, c] = 0
     return nd
 
 
 @jit
-def _advance_run(ist: np.ndarray, fst: np.ndarray, dec: np.ndarray, nd: int, c: int, upto: int,
-                 spasm: int) -> int:
+def _advance_run(
+    ist: np.ndarray, fst: np.ndarray, dec: np.ndarray, nd: int, c: int, upto: int, spasm: int
+) -> int:
     """Account for active frames of the current run up to frame ``upto`` (exclusive)."""
-    start = ist[5, c]
-    if ist[7, c] == 0:
-        confirm = start + ist[6, c] - 1
+    start = ist[_RUN_START, c]
+    if ist[_RUN_IN_EP, c] == 0:
+        confirm = start + ist[_RUN_MIN_ON, c] - 1
         if confirm >= upto:
             return nd
-        ist[9, c] = 1
-        ist[10, c] = ist[8, c]
-        ist[12, c] = 0
-        fst[5, c] = fst[4, c]
-        ist[7, c] = 1
-        nd = _emit(dec, nd, 0, c, confirm, ist[10, c], -1, fst[5, c])
-    if ist[12, c] == 0:
-        t = max(start, ist[10, c] + spasm - 1)
+        ist[_EP_ACTIVE, c] = 1
+        ist[_EP_ONSET, c] = ist[_CAND_ONSET, c]
+        ist[_EP_SUSTAINED, c] = 0
+        fst[_EP_FLOOR, c] = fst[_FLOOR, c]
+        ist[_RUN_IN_EP, c] = 1
+        nd = _emit(dec, nd, _ONSET, c, confirm, ist[_EP_ONSET, c], -1, fst[_EP_FLOOR, c])
+    if ist[_EP_SUSTAINED, c] == 0:
+        t = max(start, ist[_EP_ONSET, c] + spasm - 1)
         if t < upto:
-            ist[12, c] = 1
-            nd = _emit(dec, nd, 1, c, t, ist[10, c], -1, fst[5, c])
+            ist[_EP_SUSTAINED, c] = 1
+            nd = _emit(dec, nd, _SUSTAINED, c, t, ist[_EP_ONSET, c], -1, fst[_EP_FLOOR, c])
     return nd
 
 
@@ -561,64 +611,77 @@ def _detect(
     art: np.ndarray,
     ecg: np.ndarray | None,
     ns: np.ndarray | None,
+    logs: np.ndarray | None,
     ist: np.ndarray,
     fst: np.ndarray,
     buf: np.ndarray,
     dec: np.ndarray,
     cfg: np.ndarray,
 ) -> int:
-    """Run the detector over ``env`` from row ``ist[0, 4]`` until done or numpy is needed.
+    """Run the detector over the chunk from row ``ist[0, _ROW]`` until done or numpy is needed.
 
-    Returns ``4 * n_decisions + status``: the decisions are in ``dec[:n]``;
-    status 0 done (the next call starts a new chunk), 1 the block ended and
-    needs ``log(buf[1])`` in ``buf[2]``, 2 the new floor needs ``exp(fst[6:9])``
-    in ``fst[9:12]``, 3 the decision table is full (read it and call again).
+    The chunk is cut at block boundaries into segments; within a segment every
+    channel is walked frame by frame (hysteresis, run and episode state
+    machine, quiet flags for the block statistics). ``logs``, if given, is
+    numpy's ``log(maximum(env, 1e-12))``: a block whose frames all came with
+    it needs no call to numpy for its statistics. Returns
+    ``4 * n_decisions + status``, the decisions being in ``dec[:n_decisions]``;
+    status ``_DONE``: the chunk is consumed (the next call starts a new one);
+    ``_NEED_LOG``: a block ended, ``buf[_LOG]`` must receive
+    ``log(buf[_CLIPPED])``; ``_NEED_EXP``: ``fst[_EXP_OUT:_EXP_OUT + 3]`` must
+    receive ``exp(fst[_EXP_IN:_EXP_IN + 3])``; ``_FULL``: the table is full.
+    Call again after each.
     """
     n = env.shape[0]
     C = fst.shape[1]
-    block = int(cfg[0])
-    gap = int(cfg[1])
-    min_on = int(cfg[2])
-    min_on_ecg = int(cfg[3])
-    spasm = int(cfg[4])
-    backtrack = int(cfg[5])
+    block = buf.shape[2]
+    gap = int(cfg[_C_GAP])
+    min_on = int(cfg[_C_MIN_ON])
+    min_on_ecg = int(cfg[_C_MIN_ON_ECG])
+    spasm = int(cfg[_C_SPASM])
+    backtrack = int(cfg[_C_BACKTRACK])
     nd = 0
-    phase = ist[0, 3]
-    if phase == 1:
+    phase = ist[0, _PHASE]
+    ist[0, _PHASE] = _DONE
+    if phase == _NEED_LOG:
         if _block_stats(ist, fst, buf, cfg):
-            ist[0, 3] = 2
-            return 2
-        ist[0, 3] = 0
-    elif phase == 2:
+            ist[0, _PHASE] = _NEED_EXP
+            return _NEED_EXP
+    elif phase == _NEED_EXP:
         _set_thresholds(fst, cfg)
-        ist[0, 3] = 0
-    row = ist[0, 4]
+    row = ist[0, _ROW]
     while row < n:
-        f0 = ist[0, 0]
+        f0 = ist[0, _FRAME]
         pos = f0 % block
         m = min(n - row, block - pos)
         if nd + C * (3 * m + 3) > dec.shape[0]:
-            ist[0, 4] = row
-            return 4 * nd + 3
-        ready = ist[0, 1] != 0
+            ist[0, _ROW] = row
+            return 4 * nd + _FULL
+        ready = ist[0, _READY] != 0
         seg_end = f0 + m
+        if logs is None:
+            ist[0, _UNLOGGED] = 1
         for c in range(C):
-            on_thr = fst[2, c]
-            off_thr = fst[3, c]
-            h = ist[1, c] != 0
-            last_below = ist[2, c]
-            last_on = ist[3, c]
+            on_thr = fst[_ON_THR, c]
+            off_thr = fst[_OFF_THR, c]
+            h = ist[_H, c] != 0
+            last_below = ist[_LAST_BELOW, c]
+            last_on = ist[_LAST_ON, c]
+            uc = np.uint64(c)  # unsigned indices: no test for negative ones
             for t in range(m):
-                r = row + t
+                r = np.uint64(row + t)
                 f = f0 + t
-                e = env[r, c]
+                e = env[r, uc]
                 flat = False
                 if ns is not None:
-                    flat = ns[r, c] != 0
-                a = (art[r, c] != 0) or flat
+                    flat = ns[r, uc] != 0
+                a = (art[r, uc] != 0) or flat
                 if ready:
                     above = (e > on_thr) and not a
                     resting = (e <= off_thr) or a
+                    # an artefact frame (a heartbeat during the rise of a
+                    # contraction) is no evidence of rest, but nothing is
+                    # dated back into a stretch without signal
                     at_rest = (resting and not a) or flat
                 else:
                     above = False
@@ -634,42 +697,51 @@ def _detect(
                     h_new = h
                 if h_new != h:
                     h = h_new
-                    if h:
-                        # a run begins
-                        if ist[9, c] != 0 and f - ist[11, c] >= gap:
+                    if h:  # a run begins
+                        if ist[_EP_ACTIVE, c] != 0 and f - ist[_EP_LAST, c] >= gap:
                             nd = _end_episode(ist, fst, dec, nd, c, gap)
-                        ist[5, c] = f
-                        ist[7, c] = ist[9, c]
-                        ist[8, c] = max(last_below + 1, f - backtrack)
+                        ist[_RUN_START, c] = f
+                        ist[_RUN_IN_EP, c] = ist[_EP_ACTIVE, c]
+                        ist[_CAND_ONSET, c] = max(last_below + 1, f - backtrack)
                         on_ecg = False
                         if ecg is not None:
-                            on_ecg = ecg[r, c] != 0
-                        ist[6, c] = min_on_ecg if on_ecg else min_on
-                    else:
-                        # the run ends
+                            on_ecg = ecg[r, uc] != 0
+                        ist[_RUN_MIN_ON, c] = min_on_ecg if on_ecg else min_on
+                    else:  # the run ends
                         nd = _advance_run(ist, fst, dec, nd, c, f, spasm)
-                        if ist[7, c] != 0:
-                            ist[11, c] = f
+                        if ist[_RUN_IN_EP, c] != 0:
+                            ist[_EP_LAST, c] = f
                 if h:
                     last_on = f
-                p = pos + t
-                buf[0, p, c] = e
-                buf[1, p, c] = e if (e >= 1e-12 or e != e) else 1e-12
-                buf[3, p, c] = 1.0 if (not h and not a and f - last_on >= gap) else 0.0
+                p = np.uint64(pos + t)
+                buf[_CLIPPED, uc, p] = e if (e >= 1e-12 or e != e) else 1e-12
+                if logs is not None:
+                    buf[_LOG, uc, p] = logs[r, uc]
+                if h or a or f - last_on < gap:
+                    buf[_QUIET, uc, p] = _NOT_QUIET
+                elif e > 0.0:
+                    buf[_QUIET, uc, p] = _QUIET_SIGNAL
+                else:
+                    buf[_QUIET, uc, p] = _QUIET_EMPTY
             if h:
                 nd = _advance_run(ist, fst, dec, nd, c, seg_end, spasm)
-                if ist[7, c] != 0:
-                    ist[11, c] = seg_end
-            elif ist[9, c] != 0 and seg_end - ist[11, c] >= gap:
+                if ist[_RUN_IN_EP, c] != 0:
+                    ist[_EP_LAST, c] = seg_end
+            elif ist[_EP_ACTIVE, c] != 0 and seg_end - ist[_EP_LAST, c] >= gap:
                 nd = _end_episode(ist, fst, dec, nd, c, gap)
-            ist[1, c] = 1 if h else 0
-            ist[2, c] = last_below
-            ist[3, c] = last_on
+            ist[_H, c] = 1 if h else 0
+            ist[_LAST_BELOW, c] = last_below
+            ist[_LAST_ON, c] = last_on
         row += m
-        ist[0, 0] = seg_end
+        ist[0, _FRAME] = seg_end
         if seg_end % block == 0:
-            ist[0, 4] = row
-            ist[0, 3] = 1
-            return 4 * nd + 1
-    ist[0, 4] = 0
-    return 4 * nd
+            ist[0, _ROW] = row
+            if ist[0, _UNLOGGED] != 0:
+                ist[0, _UNLOGGED] = 0
+                ist[0, _PHASE] = _NEED_LOG
+                return 4 * nd + _NEED_LOG
+            if _block_stats(ist, fst, buf, cfg):
+                ist[0, _PHASE] = _NEED_EXP
+                return 4 * nd + _NEED_EXP
+    ist[0, _ROW] = 0
+    return 4 * nd + _DONE
