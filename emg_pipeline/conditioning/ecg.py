@@ -180,7 +180,7 @@ def _median_of(x: np.ndarray, low: np.ndarray, high: np.ndarray, hist: np.ndarra
     while before + hist[middle] <= k:
         before += hist[middle]
         middle += 1
-    m = 0
+    m = np.int64(0)  # not a literal: one compiled version of the callee
     for i in range(n):
         low[m] = x[i]
         m += ((bits[i] - first) >> shift) == middle
