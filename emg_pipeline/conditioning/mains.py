@@ -29,11 +29,20 @@ Only harmonics inside the band that reaches this stage are modelled. With
 ``mains="auto"`` the stage looks for a line at 50 or 60 Hz that stands out of
 the spectrum around it and locks onto the one it finds; until then it passes
 the signal through unchanged.
+
+The per-sample work and every block's fit and update run in one compiled
+kernel per call (:func:`_cancel_kernel`); the matrix products of the fit and
+of the model go to BLAS.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from numpy.linalg import LinAlgError
+
+from .._jit import jit
 
 __all__ = ["MainsCanceller"]
 
@@ -50,6 +59,348 @@ _ACTIVE_RATIO = 2.0  # a block whose residual power exceeds the quiet one this m
 _ACTIVE_POWER = 0.005  # a harmonic is modelled while its power exceeds this share of the noise
 # prior covariance (row-major 2x2) of the grid frequency (Hz) and its rate (Hz per block)
 _FREQ_COV0 = (0.1**2, 0.0, 0.0, 0.01**2)
+
+# constant expressions of the model, evaluated once
+_TWO_PI = 2 * np.pi
+_MEAS_SCALE = _COLOUR * 4.0
+_AMP_FLOOR_VAR = _AMP_DRIFT_UV**2
+_FREQ_DRIFT_VAR = _FREQ_DRIFT_HZ**2
+_FREQ_RATE_DRIFT_VAR = _FREQ_RATE_DRIFT_HZ**2
+_OFF_PRIOR = 2.0 * _ACTIVE_POWER
+
+_ANCHOR = 32  # the fundamental's phasor is evaluated exactly every this many samples
+
+# layout of the carried scalars
+_F, _RATE, _C00, _C01, _C10, _C11, _ADVANCE = range(7)  # float state
+_POS, _UPDATES, _BUILT = range(3)  # integer state: place in the block, blocks fitted, basis built
+
+
+# ---------------------------------------------------------------- kernels
+@jit
+def _phasors(basis: np.ndarray, rows: np.ndarray, top: int, fs: float, freq: float,
+             rate: float) -> float:
+    """Fill the basis of the next block for harmonics ``rows + 1``; return its phase advance.
+
+    The phase ``theta(n)`` follows the tracked frequency and its drift (a
+    linear chirp through the block's middle), so the model stays in phase
+    with a grid whose frequency is moving. With ``K = rows.size`` the rows of
+    ``basis`` (n_rows, L) become: ``cos(k theta)`` of each harmonic (K rows),
+    ``sin(k theta)`` (K rows), then ``mid * cos(theta)`` and ``mid * sin(theta)``,
+    ``mid`` being the distance to the block's middle (the fundamental's phase
+    slope, i.e. the frequency error). ``top`` is the highest harmonic in
+    ``rows``, which always holds the fundamental.
+
+    The fundamental's phasor ``z(n) = exp(1j theta(n))`` is evaluated exactly
+    at the first sample of every ``_ANCHOR`` and carried to the next ones by
+    its per-sample turn, ``z(n + 1) = z(n) d(n)`` with ``d(n + 1) = d(n) r``
+    (the turn of a chirp turns at a constant rate): a few roundings from the
+    exact phasor, no more than the rounding of ``theta(n)`` itself brings at
+    the end of a block. Harmonics are the fundamental's powers,
+    ``z_k = z_(k-1) z``.
+    """
+    L = basis.shape[1]
+    K = rows.size
+    f_start = freq - 0.5 * rate
+    scale = _TWO_PI / fs
+    curve = 0.5 * rate / L
+    half = (L - 1) / 2
+    step = 2.0 * scale * curve  # change of the per-sample turn per sample
+    rr = math.cos(step)
+    ri = math.sin(step)
+    zr = basis[0]
+    zi = basis[K]
+    u = basis[2 * K]
+    v = basis[2 * K + 1]
+    c = s = dr = di = 0.0
+    for n in range(L):
+        t = float(n)
+        if n % _ANCHOR == 0:
+            theta = scale * (f_start * t + curve * t * t)
+            c = math.cos(theta)
+            s = math.sin(theta)
+            turn = scale * (f_start + curve * (2.0 * t + 1.0))
+            dr = math.cos(turn)
+            di = math.sin(turn)
+        else:
+            c, s = c * dr - s * di, c * di + s * dr
+            dr, di = dr * rr - di * ri, dr * ri + di * rr
+        zr[n] = c
+        zi[n] = s
+        mid = t - half
+        u[n] = mid * c
+        v[n] = mid * s
+    # powers: straight into the basis for the harmonics in it, else into scratch rows
+    spare = np.empty((2, L))
+    pr, pi = zr, zi
+    a = 1
+    for k in range(1, top):
+        if a < K and rows[a] == k:
+            qr, qi = basis[a], basis[K + a]
+            a += 1
+        else:
+            qr, qi = spare[0], spare[1]
+        for n in range(L):
+            r = pr[n] * zr[n] - pi[n] * zi[n]
+            i = pr[n] * zi[n] + pi[n] * zr[n]
+            qr[n] = r
+            qi[n] = i
+        pr, pi = qr, qi
+    return _TWO_PI * freq * L / fs
+
+
+@jit
+def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.linalg.solve(a, b)``: LU with partial pivoting (LAPACK's gesv), for small systems."""
+    m = a.shape[0]
+    lu = a.copy()
+    x = b.copy()
+    for j in range(m):
+        p = j
+        big = abs(lu[j, j])
+        for i in range(j + 1, m):
+            if abs(lu[i, j]) > big:
+                big = abs(lu[i, j])
+                p = i
+        if lu[p, j] == 0.0:
+            raise LinAlgError("Singular matrix")
+        if p != j:
+            for k in range(m):
+                lu[j, k], lu[p, k] = lu[p, k], lu[j, k]
+            for k in range(x.shape[1]):
+                x[j, k], x[p, k] = x[p, k], x[j, k]
+        inv = 1.0 / lu[j, j]
+        for i in range(j + 1, m):
+            f = lu[i, j] * inv
+            lu[i, j] = f
+            for k in range(j + 1, m):
+                lu[i, k] -= f * lu[j, k]
+            for k in range(x.shape[1]):
+                x[i, k] -= f * x[j, k]
+    for j in range(m - 1, -1, -1):
+        for k in range(x.shape[1]):
+            v = x[j, k]
+            for i in range(j + 1, m):
+                v -= lu[j, i] * x[i, k]
+            x[j, k] = v / lu[j, j]
+    return x
+
+
+@jit
+def _energy(block: np.ndarray) -> np.ndarray:
+    """Sum of squares of each column of ``block`` (L, C).
+
+    The block is walked as rows of ``g`` samples (at least 32 values, so
+    the additions run in vector registers), each position of a row summing
+    its own samples; the positions of a channel are added at the end.
+    """
+    L, C = block.shape
+    x = block.reshape(L * C)
+    g = max(1, (32 + C - 1) // C)
+    w = g * C
+    rows = L // g
+    acc = np.zeros(w)
+    for r in range(rows):
+        seg = x[r * w : r * w + w]
+        for j in range(w):
+            acc[j] += seg[j] * seg[j]
+    out = np.zeros(C)
+    for j in range(w):
+        out[j % C] += acc[j]
+    for n in range(rows * g, L):
+        for c in range(C):
+            out[c] += x[n * C + c] * x[n * C + c]
+    return out
+
+
+@jit
+def _build_model(model: np.ndarray, basis: np.ndarray, amp: np.ndarray, keep: np.ndarray,
+                 st: np.ndarray, ist: np.ndarray, fs: float) -> None:
+    """Build the next block's basis and evaluate its model once (chunking-independent)."""
+    n_all, C = amp.shape
+    # the next fit reads the active harmonics, or all of them when it rechecks
+    # (harmonics not modelled have a zero amplitude)
+    if ist[_UPDATES] % _RECHECK_BLOCKS == 0:
+        rows = np.arange(n_all)
+    else:
+        rows = np.flatnonzero(keep)
+    K = rows.size
+    st[_ADVANCE] = _phasors(basis, rows, rows[K - 1] + 1, fs, st[_F], st[_RATE])
+    ist[_BUILT] = 1
+    coef = np.empty((2 * K, C))
+    for a in range(K):
+        for c in range(C):
+            v = amp[rows[a], c]
+            coef[a, c] = v.real
+            coef[K + a, c] = -v.imag
+    np.dot(basis[: 2 * K].T, coef, model)
+
+
+@jit
+def _update(block: np.ndarray, model: np.ndarray, basis: np.ndarray, amp: np.ndarray,
+            amp_var: np.ndarray, quiet: np.ndarray, keep: np.ndarray, st: np.ndarray,
+            ist: np.ndarray, fs: float, mains_hz: float, fs_rad2: float) -> None:
+    """Fit the finished block, update the model, and build the next block's model."""
+    n_all = amp.shape[0]
+    if n_all == 0:
+        return
+    L, C = block.shape
+    recheck = ist[_UPDATES] % _RECHECK_BLOCKS == 0
+    rows = np.arange(n_all) if recheck else np.flatnonzero(keep)
+    K = rows.size
+    freq = st[_F]
+    w_fit = _TWO_PI * freq / fs
+    # the basis this block's model was built with (same frequency and drift)
+    if ist[_BUILT] == 0:
+        st[_ADVANCE] = _phasors(basis, rows, rows[K - 1] + 1, fs, freq, st[_RATE])
+        ist[_BUILT] = 1
+    # least squares on cos/sin of the harmonics plus the fundamental's cos/sin
+    # weighted by the distance to the block middle (its phase slope, i.e. the
+    # frequency error); amplitudes are at the block middle
+    m = 2 * K + 2
+    fit = basis[:m]
+    gram = np.dot(fit, fit.T)
+    theta = _solve(gram, np.dot(fit, block))  # (2K + 2, C)
+    gt = np.dot(gram, theta)
+    energy = _energy(block)
+    meas_var = np.empty(C)
+    info = np.empty(C)
+    cross = np.empty(C)
+    for c in range(C):
+        fitted = 0.0
+        for i in range(m):
+            fitted += theta[i, c] * gt[i, c]
+        fitted /= L
+        residual = max(energy[c] / L - fitted, 1e-30)
+        q = min(quiet[c] * 1.02, residual)
+        quiet[c] = q
+        # variance of one complex amplitude measured over the block, and of its slope;
+        # sEMG is coloured (its power peaks near 60-100 Hz, where the harmonics are)
+        mv = _MEAS_SCALE * residual / L
+        # a block carrying a contraction measures the grid badly, and a model
+        # nudged by it leaves a residual in the next block that looks like
+        # activity: such blocks only carry the model forward (a residual far
+        # below the mains power itself, as on a synthetic pure tone, is no
+        # sign of activity)
+        if residual > _ACTIVE_RATIO * max(q, 1e-3 * fitted):
+            mv = math.inf
+        meas_var[c] = mv
+        slope_var = 12.0 * mv / (L * L)
+        # the fundamental at the block middle and its phase slope (= j dw amp1)
+        amp1 = complex(theta[0, c], -theta[K, c])
+        slope1 = complex(theta[2 * K, c], -theta[2 * K + 1, c])
+        info[c] = abs(amp1) ** 2 / slope_var
+        cross[c] = (slope1 * amp1.conjugate()).imag / slope_var
+    # grid frequency: inverse-variance mean of the channels' fundamentals
+    info_sum = info.sum()
+    w_fit_meas = w_fit
+    # grid frequency and its rate of change (Hz per block): a two-state Kalman
+    # filter, so that blocks skipped during activity keep following a drift;
+    # the transition F = [[1, 1], [0, 1]] only adds, so F x and F P F' are
+    # written out term by term
+    f = freq
+    r = st[_RATE]
+    p00, p01, p10, p11 = st[_C00], st[_C01], st[_C10], st[_C11]
+    f_pred = f + r
+    r_pred = r
+    c00 = (p00 + p10) + (p01 + p11) + _FREQ_DRIFT_VAR
+    c01 = p01 + p11
+    c10 = p10 + p11
+    c11 = p11 + _FREQ_RATE_DRIFT_VAR
+    if info_sum > 0 and np.isfinite(info).all():
+        dw = cross.sum() / info_sum
+        f_meas = (w_fit + dw) * fs / _TWO_PI
+        w_fit_meas = w_fit + dw
+        f_meas_var = fs_rad2 / info_sum
+        g0 = c00 / (c00 + f_meas_var)
+        g1 = c10 / (c00 + f_meas_var)
+        # the measurement is of this block; the state predicts it one block on
+        innovation = f_meas - (f_pred - r_pred)
+        f_pred = f_pred + g0 * innovation
+        r_pred = r_pred + g1 * innovation
+        c00, c01, c10, c11 = c00 - g0 * c00, c01 - g0 * c01, c10 - g1 * c00, c11 - g1 * c01
+    st[_C00], st[_C01], st[_C10], st[_C11] = c00, c01, c10, c11
+    rate_max = 0.01 * mains_hz
+    st[_RATE] = min(max(r_pred, -rate_max), rate_max)
+    st[_F] = min(max(f_pred, 0.97 * mains_hz), 1.03 * mains_hz)
+    # amplitudes at the next block's start: the basis' own phase advance over
+    # the block, plus the measured phase slope from the middle on; every
+    # harmonic is carried forward and the fitted ones follow their measurement
+    advance = st[_ADVANCE]
+    shift = advance + (w_fit_meas - w_fit) * (L - (L - 1) / 2)
+    a = 0
+    for h in range(n_all):
+        k = float(h + 1)
+        turn = complex(math.cos(k * advance), math.sin(k * advance))
+        fitted_row = a < K and rows[a] == h
+        if fitted_row:
+            turn_meas = complex(math.cos(k * shift), math.sin(k * shift))
+        for c in range(C):
+            prior = amp[h, c] * turn
+            var = amp_var[h, c] + ((_AMP_DRIFT * abs(prior)) ** 2 + _AMP_FLOOR_VAR)
+            if fitted_row:
+                measured = complex(theta[a, c], -theta[K + a, c]) * turn_meas
+                gain = var / (var + meas_var[c])
+                prior += gain * (measured - prior)
+                var = (1.0 - gain) * var
+            amp[h, c] = prior
+            amp_var[h, c] = var
+        if fitted_row:
+            a += 1
+    if recheck:
+        for h in range(n_all):
+            kept = h == 0  # the fundamental carries the frequency tracking
+            for c in range(C):
+                power = abs(amp[h, c]) ** 2
+                if 0.5 * power > _ACTIVE_POWER * quiet[c] and power > 4.0 * amp_var[h, c]:
+                    kept = True
+            keep[h] = kept
+            if not kept:
+                # prior of a harmonic not modelled now: just the power that would
+                # make it worth modelling (an "unknown" prior would let one block
+                # carrying a contraction switch it on with a noise amplitude)
+                for c in range(C):
+                    amp[h, c] = 0.0
+                    amp_var[h, c] = _OFF_PRIOR * quiet[c]
+    ist[_UPDATES] += 1
+    _build_model(model, basis, amp, keep, st, ist, fs)
+
+
+@jit
+def _cancel_kernel(x: np.ndarray, out: np.ndarray, buf: np.ndarray, model: np.ndarray,
+                   basis: np.ndarray, amp: np.ndarray, amp_var: np.ndarray, quiet: np.ndarray,
+                   keep: np.ndarray, st: np.ndarray, ist: np.ndarray, fs: float,
+                   mains_hz: float, fs_rad2: float) -> None:
+    """Subtract the current block's model from ``x`` into ``out``, fitting each finished block.
+
+    The fit always reads the same owned buffer ``buf``, so nothing depends on
+    where the chunks were cut.
+    """
+    n, C = x.shape
+    L = buf.shape[0]
+    # samples of one block are contiguous in every array: walk them flat
+    x_flat = x.reshape(n * C)
+    out_flat = out.reshape(n * C)
+    buf_flat = buf.reshape(L * C)
+    model_flat = model.reshape(L * C)
+    pos = ist[_POS]
+    i = 0
+    while i < n:
+        seg = min(n - i, L - pos)
+        k = seg * C
+        src = x_flat[i * C : i * C + k]
+        dst = out_flat[i * C : i * C + k]
+        kept = buf_flat[pos * C : pos * C + k]
+        sub = model_flat[pos * C : pos * C + k]
+        for j in range(k):
+            v = src[j]
+            dst[j] = v - sub[j]
+            kept[j] = v
+        i += seg
+        pos += seg
+        if pos == L:
+            _update(buf, model, basis, amp, amp_var, quiet, keep, st, ist, fs, mains_hz, fs_rad2)
+            pos = 0
+    ist[_POS] = pos
 
 
 class MainsCanceller:
@@ -105,9 +456,7 @@ class MainsCanceller:
         self.band_hz = (float(band_hz[0]), float(band_hz[1]))
         self.block_s = float(block_s)
         self._block = max(8, round(self.block_s * self.fs))
-        self._n = np.arange(self._block, dtype=float)
-        self._mid = self._n - (self._block - 1) / 2
-        self._mid_energy = float(self._mid @ self._mid)
+        self._fs_rad2 = (self.fs / (2 * np.pi)) ** 2  # variance scale from rad/sample to Hz
         self._search_n = round(_SEARCH_S * self.fs)
         self.reset()
 
@@ -115,24 +464,33 @@ class MainsCanceller:
     def reset(self) -> None:
         """Forget the model, the detected frequency and every buffer."""
         self.mains_hz: float | None = None if self.mains in ("auto", "off") else float(self.mains)
-        self.frequency_hz: float | None = self.mains_hz
-        self._k = 0 if self.mains_hz is None else self._n_harmonics(self.mains_hz)
-        # complex amplitude of each harmonic on each channel at the current block start
-        self._amp = np.zeros((self._k, self.n_channels), dtype=complex)
-        self._active: tuple[int, ...] = tuple(range(1, self._k + 1))
-        self._amp_var = np.full((self._k, self.n_channels), _UNKNOWN)  # Kalman variances
-        self._freq_cov = _FREQ_COV0
-        self._freq_rate = 0.0
-        self._sets: dict[tuple[int, ...], tuple[np.ndarray | None, np.ndarray]] = {}
-        self._updates = 0
-        self._quiet = np.full(self.n_channels, np.inf)  # residual power of a quiet block
-        self._pos = 0  # position inside the current block
-        self._buf = np.empty((self._block, self.n_channels))
+        self._buf = np.zeros((self._block, self.n_channels))
         self._model_block = np.zeros((self._block, self.n_channels))
-        self._z: np.ndarray | None = None  # phasors the current block's model was built with
-        self._advance = 0.0  # their phase advance over the block
+        self._quiet = np.full(self.n_channels, np.inf)  # residual power of a quiet block
+        self._start_model(0 if self.mains_hz is None else self._n_harmonics(self.mains_hz))
         self._search: list[np.ndarray] = []
         self._search_len = 0
+
+    def _start_model(self, k: int) -> None:
+        """A model of ``k`` harmonics at the nominal frequency, never fitted."""
+        self._k = k
+        # complex amplitude of each harmonic on each channel at the current block start
+        self._amp = np.zeros((k, self.n_channels), dtype=complex)
+        self._amp_var = np.full((k, self.n_channels), _UNKNOWN)  # Kalman variances
+        self._keep = np.ones(k, dtype=bool)  # harmonics modelled now
+        # basis of the current block's model and fit (rows: cos and sin of the
+        # harmonics, then the fundamental's phase-slope terms)
+        self._basis = np.zeros((2 * k + 2, self._block))
+        # frequency, its rate (Hz per block), their covariance, the phasors' advance
+        f0 = np.nan if self.mains_hz is None else self.mains_hz
+        self._state = np.array([f0, 0.0, *_FREQ_COV0, 0.0])
+        # position in the block, blocks fitted, basis built
+        self._istate = np.array([0, 0, 0], dtype=np.int64)
+
+    @property
+    def frequency_hz(self) -> float | None:
+        """Tracked grid frequency (None until the grid frequency is known)."""
+        return None if self.mains_hz is None else float(self._state[_F])
 
     def _n_harmonics(self, f0: float) -> int:
         lo, hi = self.band_hz
@@ -153,179 +511,13 @@ class MainsCanceller:
         return self._cancel(x)
 
     def _cancel(self, x: np.ndarray) -> np.ndarray:
+        assert self.mains_hz is not None
+        x = np.ascontiguousarray(x)
         out = np.empty_like(x)
-        i = 0
-        n = x.shape[0]
-        while i < n:
-            j = min(n, i + self._block - self._pos)
-            seg = x[i:j]
-            np.subtract(seg, self._model_block[self._pos : self._pos + j - i], out=out[i:j])
-            # the fit always reads the same owned buffer: BLAS may sum in another
-            # order for differently aligned memory, and results must not depend
-            # on how the stream was chunked
-            self._buf[self._pos : self._pos + j - i] = seg
-            self._pos += j - i
-            if self._pos == self._block:
-                self._update(self._buf)
-                self._pos = 0
-            i = j
+        _cancel_kernel(x, out, self._buf, self._model_block, self._basis, self._amp,
+                       self._amp_var, self._quiet, self._keep, self._state, self._istate,
+                       self.fs, self.mains_hz, self._fs_rad2)
         return out
-
-    def _harmonic_set(self, harmonics: tuple[int, ...]) -> tuple[np.ndarray | None, np.ndarray]:
-        """Row indices (None when every harmonic is in) and ``1j * k`` of a harmonic set.
-
-        Blocks come ~100 times a minute per stream, each with a few dozen small
-        array operations: these constant arrays are built once per set, and
-        selecting every row (the usual case) becomes no copy at all.
-        """
-        cached = self._sets.get(harmonics)
-        if cached is None:
-            rows = None if harmonics == tuple(range(1, self._k + 1)) else np.array(harmonics) - 1
-            jk = 1j * np.array(harmonics, dtype=float)[:, None]
-            cached = self._sets[harmonics] = (rows, jk)
-        return cached
-
-    def _update(self, block: np.ndarray) -> None:
-        """Fit the finished block, update the model, and build the next block's model."""
-        if self._k == 0:
-            return
-        assert self.frequency_hz is not None and self.mains_hz is not None
-        L = self._block
-        recheck = self._updates % _RECHECK_BLOCKS == 0
-        harmonics = tuple(range(1, self._k + 1)) if recheck else self._active
-        rows, jk = self._harmonic_set(harmonics)
-        w_fit = 2 * np.pi * self.frequency_hz / self.fs
-        # the phasors the model of this block was built with (same frequency and drift)
-        if self._z is None:
-            self._make_phasors()
-        assert self._z is not None
-        z = self._z if rows is None else self._z[:, rows]  # (L, K)
-        # least squares on cos/sin of every harmonic plus the fundamental's
-        # cos/sin weighted by the distance to the block middle (its phase
-        # slope, i.e. the frequency error); amplitudes are at the block middle
-        K = len(harmonics)
-        basis = np.empty((L, 2 * K + 2))
-        basis[:, :K] = z.real
-        basis[:, K : 2 * K] = z.imag
-        np.multiply(self._mid, z[:, 0].real, out=basis[:, 2 * K])
-        np.multiply(self._mid, z[:, 0].imag, out=basis[:, 2 * K + 1])
-        gram = basis.T @ basis
-        theta = np.linalg.solve(gram, basis.T @ block)  # (2K + 2, C)
-        amp_mid = theta[:K] - 1j * theta[K : 2 * K]
-        amp1 = amp_mid[0]
-        slope1 = theta[2 * K] - 1j * theta[2 * K + 1]  # = j dw amp_mid[0]
-        fitted = np.einsum("ij,ij->j", theta, gram @ theta) / L
-        residual = np.maximum(np.einsum("ij,ij->j", block, block) / L - fitted, 1e-30)
-        self._quiet = np.minimum(self._quiet * 1.02, residual)
-        # variance of one complex amplitude measured over the block, and of its slope;
-        # sEMG is coloured (its power peaks near 60-100 Hz, where the harmonics are)
-        meas_var = _COLOUR * 4.0 * residual / L
-        # a block carrying a contraction measures the grid badly, and a model
-        # nudged by it leaves a residual in the next block that looks like
-        # activity: such blocks only carry the model forward
-        # (a residual far below the mains power itself, as on a synthetic pure tone, is no
-        # sign of activity)
-        quiet = np.maximum(self._quiet, 1e-3 * fitted)
-        meas_var[residual > _ACTIVE_RATIO * quiet] = np.inf
-        slope_var = 12.0 * meas_var / (L * L)
-        # grid frequency: inverse-variance mean of the channels' fundamentals
-        power1 = np.abs(amp1) ** 2
-        info = power1 / slope_var
-        info_sum = info.sum()
-        w_fit_meas = w_fit
-        # grid frequency and its rate of change (Hz per block): a two-state Kalman
-        # filter, so that blocks skipped during activity keep following a drift.
-        # Two states are cheaper in Python floats than in 2x2 arrays; the
-        # transition F = [[1, 1], [0, 1]] only adds, so F x and F P F' are
-        # written out term by term (the same roundings as the matrix products)
-        f, r = self.frequency_hz, self._freq_rate
-        p00, p01, p10, p11 = self._freq_cov
-        f_pred, r_pred = f + r, r
-        c00 = (p00 + p10) + (p01 + p11) + _FREQ_DRIFT_HZ**2
-        c01 = p01 + p11
-        c10 = p10 + p11
-        c11 = p11 + _FREQ_RATE_DRIFT_HZ**2
-        if info_sum > 0 and np.isfinite(info).all():
-            dw = float(np.sum((slope1 * np.conj(amp1)).imag / slope_var) / info_sum)
-            f_meas = (w_fit + dw) * self.fs / (2 * np.pi)
-            w_fit_meas = w_fit + dw
-            f_meas_var = float((self.fs / (2 * np.pi)) ** 2 / info_sum)
-            g0 = c00 / (c00 + f_meas_var)
-            g1 = c10 / (c00 + f_meas_var)
-            # the measurement is of this block; the state predicts it one block on
-            innovation = f_meas - (f_pred - r_pred)
-            f_pred, r_pred = f_pred + g0 * innovation, r_pred + g1 * innovation
-            c00, c01, c10, c11 = c00 - g0 * c00, c01 - g0 * c01, c10 - g1 * c00, c11 - g1 * c01
-        self._freq_cov = (c00, c01, c10, c11)
-        rate_max = 0.01 * self.mains_hz
-        self._freq_rate = float(min(max(r_pred, -rate_max), rate_max))
-        self.frequency_hz = float(min(max(f_pred, 0.97 * self.mains_hz), 1.03 * self.mains_hz))
-        # amplitudes at the next block's start: the basis' own phase advance over
-        # the block, plus the measured phase slope from the middle on
-        n_mid = (L - 1) / 2
-        advance = self._advance
-        measured = amp_mid * np.exp(jk * (advance + (w_fit_meas - w_fit) * (L - n_mid)))
-        _, jk_all = self._harmonic_set(tuple(range(1, self._k + 1)))
-        amp = self._amp * np.exp(jk_all * advance)  # carry every harmonic forward
-        drift = (_AMP_DRIFT * np.abs(amp)) ** 2 + _AMP_DRIFT_UV**2
-        amp_var = self._amp_var + drift
-        if rows is None:
-            gain = amp_var / (amp_var + meas_var[None, :])
-            amp += gain * (measured - amp)
-            amp_var = (1.0 - gain) * amp_var
-        else:
-            prior = amp_var[rows]
-            gain = prior / (prior + meas_var[None, :])
-            amp[rows] += gain * (measured - amp[rows])
-            amp_var[rows] = (1.0 - gain) * prior
-        self._amp, self._amp_var = amp, amp_var
-        if recheck:
-            power = np.abs(amp) ** 2
-            worth = 0.5 * power > _ACTIVE_POWER * self._quiet[None, :]
-            sure = power > 4.0 * amp_var  # two standard deviations
-            keep = (worth & sure).any(axis=1)
-            keep[0] = True  # the fundamental carries the frequency tracking
-            self._active = tuple(int(h) + 1 for h in np.flatnonzero(keep))
-            amp[~keep] = 0.0
-            # prior of a harmonic not modelled now: just the power that would make
-            # it worth modelling (an "unknown" prior would let one block carrying
-            # a contraction switch it on with a noise amplitude)
-            amp_var[~keep] = 2.0 * _ACTIVE_POWER * self._quiet[None, :]
-        self._updates += 1
-        self._build_model()
-
-    def _make_phasors(self, top: int | None = None) -> None:
-        """Phasors ``exp(1j k theta(n))`` of every harmonic over the next block.
-
-        ``theta`` follows the tracked frequency and its drift (a linear chirp
-        through the block's middle), so the model stays in phase with a grid
-        whose frequency is moving. Harmonics are powers of the fundamental's
-        phasor: one complex exponential per sample, not one per sample and
-        harmonic. Only harmonics up to ``top`` (default: all) are evaluated; the
-        columns above it are left unset and must not be read.
-        """
-        assert self.frequency_hz is not None
-        L = self._block
-        f_start = self.frequency_hz - 0.5 * self._freq_rate
-        n = self._n
-        theta = (2 * np.pi / self.fs) * (f_start * n + (0.5 * self._freq_rate / L) * n * n)
-        self._advance = 2 * np.pi * self.frequency_hz * L / self.fs  # theta at n = L
-        z = np.empty((L, self._k), dtype=complex)
-        z[:, 0] = np.exp(1j * theta)
-        for j in range(1, self._k if top is None else top):
-            np.multiply(z[:, j - 1], z[:, 0], out=z[:, j])
-        self._z = z
-
-    def _build_model(self) -> None:
-        """Evaluate the model over the whole next block once (chunking-independent)."""
-        rows, _ = self._harmonic_set(self._active)
-        # the next fit reads the active harmonics, or all of them when it rechecks
-        recheck = self._updates % _RECHECK_BLOCKS == 0
-        self._make_phasors(None if recheck else self._active[-1])
-        assert self._z is not None
-        z = self._z if rows is None else self._z[:, rows]
-        amp = self._amp if rows is None else self._amp[rows]
-        self._model_block = z.real @ amp.real - z.imag @ amp.imag
 
     # ---------------------------------------------------------- auto-detect
     def _look_for_mains(self, x: np.ndarray) -> int:
@@ -367,13 +559,4 @@ class MainsCanceller:
     def _lock(self, f0: float) -> None:
         """Start modelling at ``f0``; the block clock starts at the next sample."""
         self.mains_hz = f0
-        self.frequency_hz = f0
-        self._k = self._n_harmonics(f0)
-        self._amp = np.zeros((self._k, self.n_channels), dtype=complex)
-        self._amp_var = np.full((self._k, self.n_channels), _UNKNOWN)
-        self._freq_cov = _FREQ_COV0
-        self._freq_rate = 0.0
-        self._sets = {}
-        self._active = tuple(range(1, self._k + 1))
-        self._z = None
-        self._pos = 0
+        self._start_model(self._n_harmonics(f0))
