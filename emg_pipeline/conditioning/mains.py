@@ -70,9 +70,11 @@ _OFF_PRIOR = 2.0 * _ACTIVE_POWER
 
 _ANCHOR = 32  # the fundamental's phasor is evaluated exactly every this many samples
 
-# layout of the carried scalars
-_F, _RATE, _C00, _C01, _C10, _C11, _ADVANCE = range(7)  # float state
-_POS, _UPDATES, _BUILT = range(3)  # integer state: place in the block, blocks fitted, basis built
+# layout of the carried state: frequency, its rate (Hz per block), their
+# covariance, the basis' phase advance over a block, then the configuration
+_F, _RATE, _C00, _C01, _C10, _C11, _ADVANCE, _FS, _MAINS, _FS_RAD2 = range(10)
+# place in the block, blocks fitted, basis built, then one flag per harmonic (modelled now)
+_POS, _UPDATES, _BUILT, _KEEP = range(4)
 
 
 # ---------------------------------------------------------------- kernels
@@ -366,16 +368,18 @@ def _update(block: np.ndarray, model: np.ndarray, basis: np.ndarray, amp: np.nda
 
 
 @jit
-def _cancel_kernel(x: np.ndarray, out: np.ndarray, buf: np.ndarray, model: np.ndarray,
-                   basis: np.ndarray, amp: np.ndarray, amp_var: np.ndarray, quiet: np.ndarray,
-                   keep: np.ndarray, st: np.ndarray, ist: np.ndarray, fs: float,
-                   mains_hz: float, fs_rad2: float) -> None:
+def _cancel_kernel(x: np.ndarray, out: np.ndarray, samples: np.ndarray, basis: np.ndarray,
+                   amp: np.ndarray, var: np.ndarray, st: np.ndarray, ist: np.ndarray) -> None:
     """Subtract the current block's model from ``x`` into ``out``, fitting each finished block.
 
-    The fit always reads the same owned buffer ``buf``, so nothing depends on
-    where the chunks were cut.
+    ``samples`` holds the block's samples so far and its model (2, L, C);
+    ``var`` the amplitudes' variances and, last row, the quiet residual power.
+    The fit always reads the same owned buffer, so nothing depends on where
+    the chunks were cut.
     """
     n, C = x.shape
+    buf = samples[0]
+    model = samples[1]
     L = buf.shape[0]
     # samples of one block are contiguous in every array: walk them flat
     x_flat = x.reshape(n * C)
@@ -398,7 +402,8 @@ def _cancel_kernel(x: np.ndarray, out: np.ndarray, buf: np.ndarray, model: np.nd
         i += seg
         pos += seg
         if pos == L:
-            _update(buf, model, basis, amp, amp_var, quiet, keep, st, ist, fs, mains_hz, fs_rad2)
+            _update(buf, model, basis, amp, var[:-1], var[-1], ist[_KEEP:], st, ist, st[_FS],
+                    st[_MAINS], st[_FS_RAD2])
             pos = 0
     ist[_POS] = pos
 
@@ -464,9 +469,6 @@ class MainsCanceller:
     def reset(self) -> None:
         """Forget the model, the detected frequency and every buffer."""
         self.mains_hz: float | None = None if self.mains in ("auto", "off") else float(self.mains)
-        self._buf = np.zeros((self._block, self.n_channels))
-        self._model_block = np.zeros((self._block, self.n_channels))
-        self._quiet = np.full(self.n_channels, np.inf)  # residual power of a quiet block
         self._start_model(0 if self.mains_hz is None else self._n_harmonics(self.mains_hz))
         self._search: list[np.ndarray] = []
         self._search_len = 0
@@ -474,23 +476,31 @@ class MainsCanceller:
     def _start_model(self, k: int) -> None:
         """A model of ``k`` harmonics at the nominal frequency, never fitted."""
         self._k = k
-        # complex amplitude of each harmonic on each channel at the current block start
-        self._amp = np.zeros((k, self.n_channels), dtype=complex)
-        self._amp_var = np.full((k, self.n_channels), _UNKNOWN)  # Kalman variances
-        self._keep = np.ones(k, dtype=bool)  # harmonics modelled now
+        C = self.n_channels
+        # the current block's samples so far, and its model
+        self._samples = np.zeros((2, self._block, C))
         # basis of the current block's model and fit (rows: cos and sin of the
         # harmonics, then the fundamental's phase-slope terms)
         self._basis = np.zeros((2 * k + 2, self._block))
-        # frequency, its rate (Hz per block), their covariance, the phasors' advance
+        # complex amplitude of each harmonic on each channel at the current block start
+        self._amp = np.zeros((k, C), dtype=complex)
+        # their Kalman variances, then the residual power of a quiet block
+        self._var = np.full((k + 1, C), _UNKNOWN)
+        self._var[k] = np.inf
         f0 = np.nan if self.mains_hz is None else self.mains_hz
-        self._state = np.array([f0, 0.0, *_FREQ_COV0, 0.0])
-        # position in the block, blocks fitted, basis built
-        self._istate = np.array([0, 0, 0], dtype=np.int64)
+        self._state = np.array([f0, 0.0, *_FREQ_COV0, 0.0, self.fs, f0, self._fs_rad2])
+        self._istate = np.zeros(_KEEP + k, dtype=np.int64)
+        self._istate[_KEEP:] = 1
 
     @property
     def frequency_hz(self) -> float | None:
         """Tracked grid frequency (None until the grid frequency is known)."""
         return None if self.mains_hz is None else float(self._state[_F])
+
+    @property
+    def _active(self) -> tuple[int, ...]:
+        """Harmonics modelled now."""
+        return tuple(int(h) + 1 for h in np.flatnonzero(self._istate[_KEEP:]))
 
     def _n_harmonics(self, f0: float) -> int:
         lo, hi = self.band_hz
@@ -511,12 +521,10 @@ class MainsCanceller:
         return self._cancel(x)
 
     def _cancel(self, x: np.ndarray) -> np.ndarray:
-        assert self.mains_hz is not None
         x = np.ascontiguousarray(x)
         out = np.empty_like(x)
-        _cancel_kernel(x, out, self._buf, self._model_block, self._basis, self._amp,
-                       self._amp_var, self._quiet, self._keep, self._state, self._istate,
-                       self.fs, self.mains_hz, self._fs_rad2)
+        _cancel_kernel(x, out, self._samples, self._basis, self._amp, self._var, self._state,
+                       self._istate)
         return out
 
     # ---------------------------------------------------------- auto-detect
