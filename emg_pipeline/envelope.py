@@ -4,7 +4,7 @@ Conditioned samples are squared (or rectified) and reduced to frames, then
 smoothed: a moving RMS over ``window_s`` (default) or a first-order low-pass of
 the rectified signal. Both smoothers are causal with carried state, so the
 envelope is the same, bit for bit, whatever the chunking. One ``process`` is one
-compiled call.
+compiled call (:func:`_rms_kernel` or :func:`_lowpass_kernel`).
 """
 
 from __future__ import annotations
@@ -18,43 +18,47 @@ __all__ = ["Envelope"]
 
 
 @jit
-def _envelope_kernel(
-    x: np.ndarray,
-    rest: np.ndarray,
-    n_rest: int,
-    tail: np.ndarray,
-    coef: np.ndarray,
-    zi: np.ndarray,
-    rms: bool,
-    env: np.ndarray,
-    power: np.ndarray,
+def _rms_kernel(
+    x: np.ndarray, rest: np.ndarray, n_rest: int, tail: np.ndarray,
+    env: np.ndarray, power: np.ndarray,
 ) -> int:
-    """Envelope ``env`` and frame mean square ``power`` of the frames completed by ``x``.
+    """Moving RMS ``env`` and frame mean square ``power`` of the frames completed by ``x``.
 
-    ``rest`` ``(2, frame_len, n_channels)`` holds the unfinished frame (its first
-    ``n_rest`` rows; the low-pass frames it twice, rectified and squared),
-    ``tail`` the last frame powers of the moving RMS (its window less one),
-    ``zi`` ``(n_channels, 2)`` the low-pass state and ``coef`` its
-    ``(b0, b1, b2, a1, a2, gain)``. The state arrays are updated in place; the
-    new ``n_rest`` is returned.
+    ``rest`` ``(frame_len, n_channels)`` holds the unfinished frame (its first
+    ``n_rest`` rows) and ``tail`` the last frame powers (the window less one);
+    both are updated in place, and the new ``n_rest`` is returned.
 
     The arithmetic is that of the numpy formulation, in the same order: frame
-    sums of squares (or of absolute values) from the first sample of a frame,
-    divided by ``frame_len``; the moving average adds its window oldest first
-    and divides by its length; the low-pass is ``scipy.signal.sosfilt``'s
-    direct form II transposed.
+    sums of squares from the first sample of a frame, divided by
+    ``frame_len``; the moving average adds its window oldest first and divides
+    by its length; then ``sqrt(max(., 0))``.
+    """
+    n_frames, n_ch = env.shape
+    n_rest = _frames_into(x, rest, n_rest, power, SQUARES, float(rest.shape[0]))
+    _moving_sum_into(tail, power, env, float(tail.shape[0] + 1))
+    for k in range(n_frames):
+        for c in range(n_ch):
+            v = env[k, c]
+            env[k, c] = np.sqrt(v if not v < 0.0 else 0.0)
+    return n_rest
+
+
+@jit
+def _lowpass_kernel(
+    x: np.ndarray, rest: np.ndarray, n_rest: int, coef: np.ndarray, zi: np.ndarray,
+    env: np.ndarray, power: np.ndarray,
+) -> int:
+    """Low-passed rectified ``env`` and frame mean square ``power`` of the frames of ``x``.
+
+    ``rest`` ``(2, frame_len, n_channels)`` holds the unfinished frame twice
+    (its first ``n_rest`` rows; framed rectified and squared), ``zi``
+    ``(n_channels, 2)`` the low-pass state and ``coef`` its ``(b0, b1, b2,
+    a1, a2, gain)``; the state is updated in place, and the new ``n_rest`` is
+    returned. The filter is ``scipy.signal.sosfilt``'s direct form II
+    transposed, in the same order.
     """
     n_frames, n_ch = env.shape
     scale = float(rest.shape[1])
-    if rms:
-        n_rest = _frames_into(x, rest[0], n_rest, power, SQUARES, scale)
-        window = tail.shape[0] + 1
-        _moving_sum_into(tail, power, env, float(window))
-        for k in range(n_frames):
-            for c in range(n_ch):
-                v = env[k, c]
-                env[k, c] = np.sqrt(v if not v < 0.0 else 0.0)
-        return n_rest
     _frames_into(x, rest[1], n_rest, power, SQUARES, scale)
     n_rest = _frames_into(x, rest[0], n_rest, env, ABS, scale)
     b0, b1, b2, a1, a2, gain = coef[0], coef[1], coef[2], coef[3], coef[4], coef[5]
@@ -121,7 +125,9 @@ class Envelope:
 
     def reset(self) -> None:
         """Forget the smoother state and the unfinished frame."""
-        self._rest = np.empty((2, self.frame_len, self.n_channels))  # the unfinished frame
+        # the unfinished frame (twice for the low-pass: rectified and squared)
+        shape = (self.frame_len, self.n_channels)
+        self._rest = np.empty(shape if self.kind == "rms" else (2, *shape))
         self._n_rest = 0
         self._tail = np.zeros((self._window - 1, self.n_channels))  # last frame powers
         self._zi = np.zeros((self.n_channels, 2))  # low-pass state
@@ -135,9 +141,9 @@ class Envelope:
         n_frames = (r + x.shape[0]) // self.frame_len
         env = np.empty((n_frames, self.n_channels))
         power = np.empty((n_frames, self.n_channels))
-        rms = self.kind == "rms"
-        self._n_rest = _envelope_kernel(
-            x, self._rest, r, self._tail, self._coef, self._zi, rms, env, power
-        )
+        if self.kind == "rms":
+            self._n_rest = _rms_kernel(x, self._rest, r, self._tail, env, power)
+        else:
+            self._n_rest = _lowpass_kernel(x, self._rest, r, self._coef, self._zi, env, power)
         self.frame_power = power
         return env

@@ -39,75 +39,34 @@ SUM, SQUARES, ABS = 0, 1, 2  # what the frame kernels add up: x, x * x or |x|
 
 
 @jit
-def _term(v: float, mode: int) -> float:
-    """The value a frame sum adds for sample ``v`` (see :data:`SUM`)."""
-    if mode == SQUARES:
-        return v * v
-    if mode == ABS:
-        return abs(v)
-    return v
-
-
-@jit
 def _sum_windows(
     src: np.ndarray, start: int, step: int, length: int, count: int, mode: int,
     out: np.ndarray, k0: int, scale: float,
 ) -> None:
     """``out[k0 + m] = (t(src[i]) + t(src[i + 1]) + ... + t(src[i + length - 1])) / scale``.
 
-    For ``m`` in ``range(count)`` and ``i = start + m * step``: frames when
-    ``step == length``, a moving window when ``step == 1``. The rows are added
-    left to right, one at a time (``t`` per ``mode``: :data:`SUM`,
-    :data:`SQUARES` or :data:`ABS`), four channels at a time in registers.
+    For ``m`` in ``range(count)`` and ``i = start + m * step`` (frames when
+    ``step == length``). The rows are added left to right, one at a time;
+    ``t`` is ``x``, ``x * x`` or ``|x|`` per ``mode`` (:data:`SUM`,
+    :data:`SQUARES`, :data:`ABS`), written ``v * v`` or ``v * 1.0`` (exact).
     """
     n_ch = src.shape[1]
+    square = mode == SQUARES
+    rectify = mode == ABS
     for m in range(count):
         a = start + m * step
-        b = a + length
         k = k0 + m
-        c = 0
-        while c + 4 <= n_ch:
-            if mode == SQUARES:
-                s0 = src[a, c] * src[a, c]
-                s1 = src[a, c + 1] * src[a, c + 1]
-                s2 = src[a, c + 2] * src[a, c + 2]
-                s3 = src[a, c + 3] * src[a, c + 3]
-                for j in range(a + 1, b):
-                    s0 += src[j, c] * src[j, c]
-                    s1 += src[j, c + 1] * src[j, c + 1]
-                    s2 += src[j, c + 2] * src[j, c + 2]
-                    s3 += src[j, c + 3] * src[j, c + 3]
-            elif mode == ABS:
-                s0 = abs(src[a, c])
-                s1 = abs(src[a, c + 1])
-                s2 = abs(src[a, c + 2])
-                s3 = abs(src[a, c + 3])
-                for j in range(a + 1, b):
-                    s0 += abs(src[j, c])
-                    s1 += abs(src[j, c + 1])
-                    s2 += abs(src[j, c + 2])
-                    s3 += abs(src[j, c + 3])
-            else:
-                s0 = src[a, c]
-                s1 = src[a, c + 1]
-                s2 = src[a, c + 2]
-                s3 = src[a, c + 3]
-                for j in range(a + 1, b):
-                    s0 += src[j, c]
-                    s1 += src[j, c + 1]
-                    s2 += src[j, c + 2]
-                    s3 += src[j, c + 3]
-            out[k, c] = s0 / scale
-            out[k, c + 1] = s1 / scale
-            out[k, c + 2] = s2 / scale
-            out[k, c + 3] = s3 / scale
-            c += 4
-        while c < n_ch:
-            s0 = _term(src[a, c], mode)
-            for j in range(a + 1, b):
-                s0 += _term(src[j, c], mode)
-            out[k, c] = s0 / scale
-            c += 1
+        for c in range(n_ch):
+            v = src[a, c]
+            v = abs(v) if rectify else v
+            out[k, c] = v * (v if square else 1.0)
+        for j in range(a + 1, a + length):
+            for c in range(n_ch):
+                v = src[j, c]
+                v = abs(v) if rectify else v
+                out[k, c] += v * (v if square else 1.0)
+        for c in range(n_ch):
+            out[k, c] = out[k, c] / scale
 
 
 @jit
@@ -129,7 +88,9 @@ def _moving_sum(buf: np.ndarray, length: int, out: np.ndarray, scale: float) -> 
     while q0 < total:
         q1 = min(q0 + block, total)
         acc = dst[q0:q1]
-        acc[:] = src[q0:q1]
+        first = src[q0:q1]
+        for q in range(q1 - q0):
+            acc[q] = first[q]
         for j in range(1, length):
             lag = src[q0 + j * n_ch : q1 + j * n_ch]
             for q in range(q1 - q0):
@@ -181,31 +142,16 @@ def _slide(tail: np.ndarray, x: np.ndarray) -> np.ndarray:
     keep = tail.shape[0]
     n, n_ch = x.shape
     buf = np.empty((keep + n, n_ch))
-    buf[:keep] = tail
-    buf[keep:] = x
-    tail[:] = buf[n:]
-    return buf
-
-
-@jit
-def _shift(tail: np.ndarray, x: np.ndarray) -> None:
-    """Make ``tail`` the last rows of ``tail`` followed by ``x``, in place."""
-    keep = tail.shape[0]
-    n, n_ch = x.shape
-    if n >= keep:
-        for i in range(keep):
-            for c in range(n_ch):
-                tail[i, c] = x[n - keep + i, c]
-        return
-    for i in range(keep - n):
+    for i in range(keep):
         for c in range(n_ch):
-            tail[i, c] = tail[i + n, c]
+            buf[i, c] = tail[i, c]
     for i in range(n):
         for c in range(n_ch):
-            tail[keep - n + i, c] = x[i, c]
-
-
-_FEW = 16  # up to this many rows, the window kernels read the tail in place (no buffer)
+            buf[keep + i, c] = x[i, c]
+    for i in range(keep):
+        for c in range(n_ch):
+            tail[i, c] = buf[n + i, c]
+    return buf
 
 
 @jit
@@ -213,28 +159,10 @@ def _moving_sum_into(tail: np.ndarray, x: np.ndarray, out: np.ndarray, scale: fl
     """``out[m]`` = the sum of the ``len(tail) + 1`` rows ending at ``x[m]``, over ``scale``.
 
     The rows come from ``tail`` (the rows before ``x``, oldest first) and
-    ``x``, and are added oldest first; ``tail`` is then moved on. ``out``
-    must not be ``x``.
+    ``x``, and are added oldest first (:func:`_moving_sum`); ``tail`` is then
+    moved on.
     """
-    n, n_ch = x.shape
-    keep = tail.shape[0]
-    if n > _FEW:
-        _moving_sum(_slide(tail, x), keep + 1, out, scale)
-        return
-    for m in range(n):
-        for c in range(n_ch):
-            if m < keep:
-                s = tail[m, c]
-                for j in range(m + 1, keep):
-                    s += tail[j, c]
-                for j in range(0, m + 1):
-                    s += x[j, c]
-            else:
-                s = x[m - keep, c]
-                for j in range(m - keep + 1, m + 1):
-                    s += x[j, c]
-            out[m, c] = s / scale
-    _shift(tail, x)
+    _moving_sum(_slide(tail, x), tail.shape[0] + 1, out, scale)
 
 
 @jit
