@@ -26,15 +26,17 @@ The detector works on envelope frames. Its pieces:
   active frame. A ``sustained`` event is emitted at the first active frame at
   which the episode has lasted ``spasm_min_s``.
 
-The frames go through one compiled kernel (:func:`_detect`) that walks each
-block segment channel by channel, frame by frame, with the whole state in two
-small arrays, and writes its rare decisions to a preallocated table that Python
-turns into :class:`Detection` values. Logarithms and exponentials (the block
+The frames go through one compiled kernel (``_detect``) that walks each block
+segment channel by channel, frame by frame, with the whole state in two small
+arrays, and writes its rare decisions to a preallocated table that Python turns
+into :class:`Detection` values. Logarithms and exponentials (the block
 statistics live on the log-envelope) are left to numpy, whose vectorised
-``log``/``exp`` differ in the last bit from the C library's: at the end of a
-block the kernel returns, numpy takes the logarithm of the block (and then the
-exponentials of the new floor and spreads), and the kernel resumes where it
-stopped.
+``log``/``exp`` differ in the last bit from the C library's: a long chunk comes
+with the logarithm of its envelope, taken in one call; otherwise the kernel
+returns at the end of a block for numpy to take the block's. With the new floor
+and spreads, it returns once more for their exponentials (the thresholds), then
+resumes where it stopped. The quantiles of a block are found by selection, not
+sorting.
 """
 
 from __future__ import annotations
@@ -77,10 +79,10 @@ _N_FROWS = 12
 _CLIPPED, _LOG, _QUIET = range(3)
 _NOT_QUIET, _QUIET_EMPTY, _QUIET_SIGNAL = 0.0, 1.0, 2.0  # quiet with an envelope <= 0, > 0
 # configuration (one float64 vector; integers are exact)
-(_C_BLOCK, _C_GAP, _C_MIN_ON, _C_MIN_ON_ECG, _C_SPASM, _C_BACKTRACK, _C_WARMUP, _C_FREEZE,
+(_C_GAP, _C_MIN_ON, _C_MIN_ON_ECG, _C_SPASM, _C_BACKTRACK, _C_WARMUP, _C_FREEZE,
  _C_INIT_MAX, _C_ABSOLUTE, _C_RISE, _C_FALL, _C_SPREAD_GAIN, _C_ON_SD, _C_OFF_SD,
- _C_MIN_ON_RATIO, _C_MIN_OFF_RATIO, _C_ON_UV, _C_OFF_UV) = range(19)
-_N_CFG = 19
+ _C_MIN_ON_RATIO, _C_MIN_OFF_RATIO, _C_ON_UV, _C_OFF_UV) = range(18)
+_N_CFG = 18
 # columns of the decision table
 _D_KIND, _D_CHANNEL, _D_FRAME, _D_ONSET, _D_OFFSET, _D_FLOOR = range(6)
 
@@ -156,7 +158,6 @@ class Detector:
         self._freeze_blocks = max(1, math.ceil(settings.floor_freeze_max_s / block_s))
         self._warmup = math.ceil(settings.window_s * fr - 1e-9)  # envelope window filling
         cfg = np.zeros(_N_CFG)
-        cfg[_C_BLOCK] = self._block
         cfg[_C_GAP] = self._gap
         cfg[_C_MIN_ON] = self._min_on
         cfg[_C_MIN_ON_ECG] = self._min_on_ecg
@@ -180,6 +181,7 @@ class Detector:
         # channel; the floor column holds float64 bits
         self._dec = np.zeros((self.n_channels * (3 * self._block + 3) + 16, 6), dtype=np.int64)
         self._dec_floor = self._dec[:, _D_FLOOR].view(np.float64)
+        self._no_logs = np.empty((0, self.n_channels))
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -216,12 +218,12 @@ class Detector:
     @property
     def on_threshold(self) -> np.ndarray:
         """On threshold per channel (envelope units; inf before the first floor)."""
-        return self._fstate[_ON_THR]
+        return self._fstate[_ON_THR].copy()
 
     @property
     def off_threshold(self) -> np.ndarray:
         """Off threshold per channel (envelope units; inf before the first floor)."""
-        return self._fstate[_OFF_THR]
+        return self._fstate[_OFF_THR].copy()
 
     @property
     def floor(self) -> np.ndarray:
@@ -251,12 +253,17 @@ class Detector:
         no onset is dated back into them.
         """
         # a long chunk brings the logarithms of its blocks in one numpy call
-        logs = np.log(np.maximum(env, 1e-12)) if env.shape[0] >= self._block else None
+        logs = np.log(np.maximum(env, 1e-12)) if env.shape[0] >= self._block else self._no_logs
         args = (env, artefact, ecg, no_signal, logs, self._istate, self._fstate, self._buf,
                 self._dec, self._cfg)
         r = _detect(*args)
-        if r == _DONE:  # the usual live chunk: no decision, no block end
-            return []
+        if r <= _DONE:
+            if r == _DONE:  # the usual live chunk: no decision, no block end
+                return []
+            raise ValueError(
+                f"expected envelope, artefact, ecg and no-signal frames of one shape "
+                f"(n_frames, {self.n_channels})"
+            )
         out: list[Detection] = []
         while True:
             if r >= 4:
@@ -611,7 +618,7 @@ def _detect(
     art: np.ndarray,
     ecg: np.ndarray | None,
     ns: np.ndarray | None,
-    logs: np.ndarray | None,
+    logs: np.ndarray,
     ist: np.ndarray,
     fst: np.ndarray,
     buf: np.ndarray,
@@ -622,18 +629,25 @@ def _detect(
 
     The chunk is cut at block boundaries into segments; within a segment every
     channel is walked frame by frame (hysteresis, run and episode state
-    machine, quiet flags for the block statistics). ``logs``, if given, is
-    numpy's ``log(maximum(env, 1e-12))``: a block whose frames all came with
-    it needs no call to numpy for its statistics. Returns
+    machine, quiet flags for the block statistics). ``logs`` is numpy's
+    ``log(maximum(env, 1e-12))``, or has no row: a block whose frames all came
+    with their log needs no call to numpy for its statistics. Returns
     ``4 * n_decisions + status``, the decisions being in ``dec[:n_decisions]``;
     status ``_DONE``: the chunk is consumed (the next call starts a new one);
     ``_NEED_LOG``: a block ended, ``buf[_LOG]`` must receive
     ``log(buf[_CLIPPED])``; ``_NEED_EXP``: ``fst[_EXP_OUT:_EXP_OUT + 3]`` must
     receive ``exp(fst[_EXP_IN:_EXP_IN + 3])``; ``_FULL``: the table is full.
-    Call again after each.
+    Call again after each. Returns -1 (and does nothing) if the inputs do not
+    all have the shape ``(n_frames, n_channels)``.
     """
     n = env.shape[0]
     C = fst.shape[1]
+    if env.shape[1] != C or art.shape[0] != n or art.shape[1] != C:
+        return -1
+    if ecg is not None and (ecg.shape[0] != n or ecg.shape[1] != C):
+        return -1
+    if ns is not None and (ns.shape[0] != n or ns.shape[1] != C):
+        return -1
     block = buf.shape[2]
     gap = int(cfg[_C_GAP])
     min_on = int(cfg[_C_MIN_ON])
@@ -649,6 +663,7 @@ def _detect(
             return _NEED_EXP
     elif phase == _NEED_EXP:
         _set_thresholds(fst, cfg)
+    have_logs = logs.shape[0] != 0
     row = ist[0, _ROW]
     while row < n:
         f0 = ist[0, _FRAME]
@@ -659,7 +674,7 @@ def _detect(
             return 4 * nd + _FULL
         ready = ist[0, _READY] != 0
         seg_end = f0 + m
-        if logs is None:
+        if not have_logs:
             ist[0, _UNLOGGED] = 1
         for c in range(C):
             on_thr = fst[_ON_THR, c]
@@ -715,7 +730,7 @@ def _detect(
                     last_on = f
                 p = np.uint64(pos + t)
                 buf[_CLIPPED, uc, p] = e if (e >= 1e-12 or e != e) else 1e-12
-                if logs is not None:
+                if have_logs:
                     buf[_LOG, uc, p] = logs[r, uc]
                 if h or a or f - last_on < gap:
                     buf[_QUIET, uc, p] = _NOT_QUIET
