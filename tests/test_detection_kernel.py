@@ -445,3 +445,16 @@ def test_scalar_helpers_follow_numpy() -> None:
     for a in values:
         for nan in (0.0, 1e-3):
             assert _nan_to_num(a, nan) == float(np.nan_to_num(a, nan=nan))
+
+
+def test_frames_of_another_shape_are_an_error() -> None:
+    det = Detector(2, FRAME_S, PipelineSettings(), True)
+    env, art = np.ones((4, 2)), np.zeros((4, 2), dtype=bool)
+    for args in ((np.ones((4, 3)), np.zeros((4, 3), dtype=bool)),
+                 (env, np.zeros((5, 2), dtype=bool)),
+                 (env, art, np.zeros((3, 2), dtype=bool)),
+                 (env, art, None, np.zeros((4, 1), dtype=bool))):
+        with pytest.raises(ValueError, match="one shape"):
+            det.process(*args)
+    assert det.frame_index == 0  # nothing was consumed
+    assert det.process(env, art) == [] and det.frame_index == 4
