@@ -174,17 +174,16 @@ def _running_max_into(x: np.ndarray, hold: np.ndarray, pos: int, out: np.ndarray
     NaN and of equal values the oldest is kept. That operation is
     associative, so it is computed per block of ``length`` rows aligned on
     the row clock (van Herk/Gil-Werman): a window is the end of the previous
-    block and the start of the current one; ``hold`` ``(3, length,
+    block and the start of the current one; ``hold`` ``(2 * length + 1,
     n_channels)`` holds the current block's ``pos`` rows so far, the maxima
-    of every end of the previous block, and (row 0 of ``hold[2]``) the
-    maximum of the current block so far. Three comparisons per value,
-    whatever the window, and no buffer.
+    of every end of the previous block, and the maximum of the current block
+    so far. Three comparisons per value, whatever the window, and no buffer.
     """
     n, n_ch = x.shape
-    length = hold.shape[1]
-    block = hold[0]
-    ends = hold[1]
-    start = hold[2, 0]
+    length = hold.shape[0] // 2
+    block = hold[:length]
+    ends = hold[length : 2 * length]
+    start = hold[2 * length]
     for m in range(n):
         for c in range(n_ch):
             v = x[m, c]
@@ -208,11 +207,6 @@ def _running_max_into(x: np.ndarray, hold: np.ndarray, pos: int, out: np.ndarray
                     ends[i, c] = a if (a >= b) | (a != a) else b
             pos = 0
     return pos
-
-
-def _new_hold(length: int, n_channels: int) -> np.ndarray:
-    """The state of :func:`_running_max_into` before any row (the rows before are -inf)."""
-    return np.full((3, length, n_channels), -np.inf)
 
 
 @jit
@@ -388,7 +382,8 @@ class RunningMax:
 
     def reset(self) -> None:
         """Forget the tail (it starts at minus infinity)."""
-        self._hold = _new_hold(self.length, self.n_channels)
+        # see _running_max_into: the rows before the stream are minus infinity
+        self._hold = np.full((2 * self.length + 1, self.n_channels), -np.inf)
         self._pos = 0
 
     def process(self, x: np.ndarray) -> np.ndarray:

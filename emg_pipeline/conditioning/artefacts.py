@@ -27,18 +27,38 @@ envelope.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import signal
 
 from .._jit import jit
-from ..framing import SUM, _frames_into, _moving_sum_into, _new_hold, _running_max_into
+from ..framing import SUM, _frames_into, _moving_sum_into, _running_max_into
 
 __all__ = ["ArtefactGate"]
 
 
+def _quantile_ranks(n: int, q: float) -> tuple[int, int, float]:
+    """The two ranks and the weight of ``np.quantile(values, q)`` over ``n`` values.
+
+    numpy's default (linear) method, step for step: the virtual index
+    ``(n - 1) * q``, its floor and the next rank (both the last rank at or past
+    the end, the floor then counted as ``-1``); the weight is the virtual
+    index less that floor.
+    """
+    virtual = (n - 1) * q
+    if virtual >= n - 1:
+        return n - 1, n - 1, virtual - (-1.0)
+    floor = math.floor(virtual)
+    return floor, floor + 1, virtual - floor
+
+
 @jit
 def _select(a: np.ndarray, k: int) -> float:
-    """The ``k``-th smallest value of ``a`` (no NaN); ``a`` is reordered."""
+    """The ``k``-th smallest value of ``a`` (no NaN); ``a`` is reordered.
+
+    Afterwards no value left of ``k`` is larger than ``a[k]``.
+    """
     lo = 0
     hi = a.shape[0] - 1
     while lo < hi:
@@ -75,52 +95,63 @@ def _select(a: np.ndarray, k: int) -> float:
 
 
 @jit
-def _quantile_into(block: np.ndarray, q: float, level: np.ndarray) -> None:
-    """``level[c]`` = ``np.quantile(block, q, axis=0)[c]`` (the default, linear method).
+def _ranks(a: np.ndarray, lower: int, upper: int) -> tuple[float, float]:
+    """The values at ranks ``lower`` and ``upper`` (the same, or the next) of ``a``."""
+    high = _select(a, upper)
+    if lower == upper:
+        return high, high
+    low = a[0]  # the largest value left of the upper rank
+    for i in range(1, upper):
+        if a[i] > low:
+            low = a[i]
+    return low, high
 
-    numpy's arithmetic, step for step: the virtual index ``(n - 1) * q``, its
-    floor and the next index (both the last one at or past the end, the floor
-    then counted as ``-1``), the two order statistics, and the interpolation
-    ``a + (b - a) * g`` (``b - (b - a) * (1 - g)`` when ``g >= 0.5``). A
-    column with a NaN gives NaN.
+
+@jit
+def _level_of(
+    block: np.ndarray, lower: int, upper: int, gamma: float, level: np.ndarray
+) -> None:
+    """``level`` = ``np.quantile(block, q, axis=0)`` for the ranks and weight of ``q``.
+
+    The values at the two ranks (:func:`_quantile_ranks`), then numpy's
+    interpolation ``a + (b - a) * g``, or ``b - (b - a) * (1 - g)`` when ``g >=
+    0.5``; a column with a NaN gives NaN. When the ranks are near the top,
+    only the values above a pivot taken from every eighth value are searched.
     """
     n, n_ch = block.shape
-    virtual = (n - 1) * q
-    if virtual >= n - 1:
-        prev_i = n - 1
-        next_i = n - 1
-        gamma = virtual - (-1.0)
-    elif virtual < 0.0:
-        prev_i = 0
-        next_i = 0
-        gamma = virtual - 0.0
-    else:
-        floor = np.floor(virtual)
-        prev_i = int(floor)
-        next_i = prev_i + 1
-        gamma = virtual - floor
-    work = np.empty(n)
+    columns = np.empty((n_ch, n))  # each channel's values, contiguous
+    for i in range(n):
+        for c in range(n_ch):
+            columns[c, i] = block[i, c]
+    scratch = np.empty(n)
+    need = n - lower  # values at or above the lower rank
+    m = n // 8
     for c in range(n_ch):
+        values = columns[c]
         nan = 0.0
-        has_nan = False
         for i in range(n):
-            v = block[i, c]
-            if v != v:
-                if not has_nan:
-                    nan = v
-                has_nan = True
-            work[i] = v
-        if has_nan:
+            if values[i] != values[i]:
+                nan = values[i]
+                break
+        if nan != nan:
             level[c] = nan
             continue
-        b = _select(work, next_i)
-        if prev_i == next_i:
-            a = b
-        else:  # the largest value left of the next index after the selection
-            a = work[0]
-            for i in range(1, next_i):
-                if work[i] > a:
-                    a = work[i]
+        found = False
+        if 4 * need < n and m >= 16:
+            sample = scratch[:m]
+            for i in range(m):
+                sample[i] = values[8 * i]
+            pivot = _select(sample, m - (need + 7) // 8 - 2)
+            count = 0
+            for i in range(n):
+                if values[i] >= pivot:
+                    scratch[count] = values[i]
+                    count += 1
+            if count >= need:  # every value below the pivot ranks below `lower`
+                a, b = _ranks(scratch[:count], lower - (n - count), upper - (n - count))
+                found = True
+        if not found:
+            a, b = _ranks(values, lower, upper)
         diff = b - a
         if gamma >= 0.5:
             level[c] = b - diff * (1 - gamma)
@@ -129,21 +160,36 @@ def _quantile_into(block: np.ndarray, q: float, level: np.ndarray) -> None:
 
 
 @jit
+def _gate_views(state: np.ndarray, shape: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The parts of the gate's state, rows of ``state`` ``(n_rows, n_channels)``.
+
+    ``shape`` is ``(frame_len, n_sections, window, hold, level_block, lower,
+    upper)``. The parts: the unfinished frame (``frame_len`` rows), the band
+    filter's state (two rows per section), the moving average's last rows
+    (``window - 1``), the hold (``2 * hold + 1`` rows, see
+    :func:`~emg_pipeline.framing._running_max_into`), the level block
+    (``level_block`` rows) and the heartbeat level (one row).
+    """
+    frame_len, n_sec, window, hold, block = shape[0], shape[1], shape[2], shape[3], shape[4]
+    i0 = frame_len
+    i1 = i0 + 2 * n_sec
+    i2 = i1 + window - 1
+    i3 = i2 + 2 * hold + 1
+    i4 = i3 + block
+    return state[:i0], state[i0:i1], state[i1:i2], state[i2:i3], state[i3:i4], state[i4]
+
+
+@jit
 def _gate_kernel(
     raw: np.ndarray,
     envelope: np.ndarray,
     ecg: np.ndarray,
     has_ecg: bool,
-    rest: np.ndarray,
     n_rest: int,
+    state: np.ndarray,
     istate: np.ndarray,
-    coef: np.ndarray,
-    zi: np.ndarray,
-    average_tail: np.ndarray,
-    hold: np.ndarray,
-    block: np.ndarray,
-    level: np.ndarray,
-    fconf: np.ndarray,
+    conf: np.ndarray,
+    shape: np.ndarray,
     out: np.ndarray,
     artefact: np.ndarray,
     low: np.ndarray,
@@ -151,14 +197,13 @@ def _gate_kernel(
     """The gate for the frames completed by ``raw``.
 
     Fills ``low`` (the held low-band amplitude) for every frame, then ``out``
-    and ``artefact`` (:func:`_gate_output`). State, updated in place: ``rest[:n_rest]`` the
-    unfinished frame, ``istate`` (band filter started, frames in the level
-    block, ``pos`` of the hold), ``zi`` ``(n_channels, n_sections, 2)`` the
-    band filter, ``average_tail`` the last rows of the moving average and
-    ``hold`` the running maximum's blocks
-    (:func:`~emg_pipeline.framing._running_max_into`). ``coef`` holds the
-    sections ``(b0, b1, b2, a0, a1, a2)`` followed by the filter's unit steady
-    state (``sosfilt_zi``), two columns.
+    and ``artefact`` (:func:`_gate_output`). ``state`` and ``istate`` (band
+    filter started, frames in the level block, rows in the hold's block) are
+    updated in place; the parts of ``state`` are in :func:`_gate_views`.
+    ``conf`` is ``(ratio, ecg_margin, quantile)`` in its first row, then the
+    band filter's sections ``(b0, b1, b2, a0, a1, a2)``, each followed by its
+    unit steady state (``sosfilt_zi``, two columns). ``n_rest`` samples of the
+    unfinished frame were seen before ``raw``.
 
     The arithmetic is that of the numpy formulation, in the same order: frame
     means, ``scipy.signal.sosfilt``'s direct form II transposed (started at the
@@ -166,15 +211,17 @@ def _gate_kernel(
     window oldest first, ``sqrt(max(., 0))``, and the running maximum.
     """
     n_frames, n_ch = low.shape
+    rest, zi, average_tail, hold, block, level = _gate_views(state, shape)
+    coef = conf[1:]
     n_sec = coef.shape[0]
     _frames_into(raw, rest, n_rest, low, SUM, float(rest.shape[0]))
     if n_frames == 0:
         return
     if istate[0] == 0:
-        for c in range(n_ch):
-            for s in range(n_sec):
-                zi[c, s, 0] = coef[s, 6] * low[0, c]
-                zi[c, s, 1] = coef[s, 7] * low[0, c]
+        for s in range(n_sec):
+            for c in range(n_ch):
+                zi[2 * s, c] = coef[s, 6] * low[0, c]
+                zi[2 * s + 1, c] = coef[s, 7] * low[0, c]
         istate[0] = 1
     for i in range(n_frames):
         for s in range(n_sec):
@@ -183,11 +230,13 @@ def _gate_kernel(
             b2 = coef[s, 2]
             a1 = coef[s, 4]
             a2 = coef[s, 5]
+            z0 = zi[2 * s]
+            z1 = zi[2 * s + 1]
             for c in range(n_ch):
                 xn = low[i, c]
-                xc = b0 * xn + zi[c, s, 0]
-                zi[c, s, 0] = b1 * xn - a1 * xc + zi[c, s, 1]
-                zi[c, s, 1] = b2 * xn - a2 * xc
+                xc = b0 * xn + z0[c]
+                z0[c] = b1 * xn - a1 * xc + z1[c]
+                z1[c] = b2 * xn - a2 * xc
                 low[i, c] = xc
         for c in range(n_ch):
             low[i, c] = low[i, c] * low[i, c]
@@ -198,7 +247,7 @@ def _gate_kernel(
             v = out[i, c]
             out[i, c] = np.sqrt(v if not v < 0.0 else 0.0)
     istate[2] = _running_max_into(out, hold, istate[2], low)
-    _gate_output(low, envelope, ecg, has_ecg, block, level, istate, fconf, out, artefact)
+    _gate_output(low, envelope, ecg, has_ecg, block, level, shape, istate, conf, out, artefact)
 
 
 @jit
@@ -209,8 +258,9 @@ def _gate_output(
     has_ecg: bool,
     block: np.ndarray,
     level: np.ndarray,
+    shape: np.ndarray,
     istate: np.ndarray,
-    fconf: np.ndarray,
+    conf: np.ndarray,
     out: np.ndarray,
     artefact: np.ndarray,
 ) -> None:
@@ -218,13 +268,13 @@ def _gate_output(
 
     Every frame's held amplitude joins the heartbeat-level block (``istate[1]``
     rows of ``block`` so far); when the block is complete, the heartbeat
-    ``level`` is measured on it for the frames after it. ``fconf`` is
-    ``(ratio, ecg_margin, quantile)``.
+    ``level`` is measured on it (:func:`_level_of`, at the ranks ``shape[5:7]``
+    with the weight ``conf[0, 2]``) for the frames after it. ``conf[0]`` is
+    ``(ratio, ecg_margin, weight)``.
     """
     n_frames, n_ch = low.shape
-    ratio = fconf[0]
-    margin = fconf[1]
-    size = block.shape[0]
+    ratio = conf[0, 0]
+    margin = conf[0, 1]
     filled = istate[1]
     for i in range(n_frames):
         for c in range(n_ch):
@@ -241,8 +291,8 @@ def _gate_output(
             rest = power - explained
             out[i, c] = np.sqrt(rest if not rest < 0.0 else 0.0)
         filled += 1
-        if filled == size:
-            _quantile_into(block, fconf[2], level)
+        if filled == block.shape[0]:
+            _level_of(block, shape[5], shape[6], conf[0, 2], level)
             filled = 0
     istate[1] = filled
 
@@ -304,27 +354,38 @@ class ArtefactGate:
             signal.butter(4, self.band_hz[1], btype="lowpass", fs=frame_rate, output="sos"),
             signal.butter(2, self.band_hz[0], btype="highpass", fs=frame_rate, output="sos"),
         ])
-        # the sections, then their unit steady state (the filter starts at the
-        # steady state of the first frame)
-        self._coef = np.hstack([self._sos, signal.sosfilt_zi(self._sos)])
-        self._window = max(1, round(self.window_s * frame_rate))  # frames averaged
-        self._hold = max(1, round(self.hold_s * frame_rate))  # frames held
-        self._fconf = np.array([self.ratio, self.ecg_margin, 0.95])  # 0.95: the level's quantile
+        window = max(1, round(self.window_s * frame_rate))  # frames averaged
+        hold = max(1, round(self.hold_s * frame_rate))  # frames held
+        n_sec = self._sos.shape[0]
+        # the level is the 0.95 quantile of a block: the values at two ranks and
+        # a weight
+        lower, upper, weight = _quantile_ranks(self._level_block, 0.95)
+        self._shape = np.array(
+            [self.frame_len, n_sec, window, hold, self._level_block, lower, upper]
+        )
+        # each section is followed by its unit steady state (the filter starts
+        # at the steady state of the first frame)
+        self._conf = np.zeros((1 + n_sec, 8))
+        self._conf[0, :3] = self.ratio, self.ecg_margin, weight
+        self._conf[1:] = np.hstack([self._sos, signal.sosfilt_zi(self._sos)])
+        # rows of the state (see _gate_views), and those of the hold
+        first = self.frame_len + 2 * n_sec + window - 1
+        self._hold_rows = (first, first + 2 * hold + 1)
+        self._rows = self._hold_rows[1] + self._level_block + 1
         self._no_ecg = np.zeros((0, self.n_channels), dtype=bool)
         self.reset()
 
     def reset(self) -> None:
         """Forget filter states and the hold."""
         C = self.n_channels
-        self._rest = np.empty((self.frame_len, C))  # the unfinished frame
-        self._n_rest = 0
+        self._n_rest = 0  # samples of the unfinished frame
         # band filter started, frames in the level block, rows in the hold's block
         self._istate = np.zeros(3, dtype=np.int64)
-        self._zi = np.zeros((C, self._sos.shape[0], 2))
-        self._average_tail = np.zeros((self._window - 1, C))
-        self._peak = _new_hold(self._hold, C)
-        self._block = np.empty((self._level_block, C))  # held amplitudes of the level block
-        self._level = np.full(C, np.inf)  # heartbeat level, none measured yet
+        # the parts are in _gate_views: zero filter state and average, the hold
+        # at minus infinity, no heartbeat level measured yet (infinite)
+        self._state = np.zeros((self._rows, C))
+        self._state[self._hold_rows[0] : self._hold_rows[1]] = -np.inf
+        self._state[-1] = np.inf
         self.low_band = np.empty((0, C))
         self.artefact = np.zeros((0, C), dtype=bool)
 
@@ -368,8 +429,7 @@ class ArtefactGate:
         if not has_ecg:
             ecg = self._no_ecg
         _gate_kernel(
-            raw, envelope, ecg, has_ecg, self._rest, r, self._istate, self._coef, self._zi,
-            self._average_tail, self._peak, self._block, self._level, self._fconf,
+            raw, envelope, ecg, has_ecg, r, self._state, self._istate, self._conf, self._shape,
             out, artefact, low,
         )
         self.low_band = low
