@@ -33,10 +33,13 @@ into :class:`Detection` values. Logarithms and exponentials (the block
 statistics live on the log-envelope) are left to numpy, whose vectorised
 ``log``/``exp`` differ in the last bit from the C library's: a long chunk comes
 with the logarithm of its envelope, taken in one call; otherwise the kernel
-returns at the end of a block for numpy to take the block's. With the new floor
-and spreads, it returns once more for their exponentials (the thresholds), then
-resumes where it stopped. The quantiles of a block are found by selection, not
-sorting.
+returns at the end of a block for numpy to take the block's. The thresholds of
+the new block are first computed with the C library's exponentials; they are
+used while no frame comes within 1e-12 (relative) of them, which makes every
+comparison the same as with numpy's. Otherwise, and at the end of the chunk, the
+kernel returns for numpy's exponentials and resumes where it stopped, so the
+state between chunks, and every decision, is exactly that of numpy's
+thresholds. The quantiles of a block are found by selection, not sorting.
 """
 
 from __future__ import annotations
@@ -63,15 +66,16 @@ _KINDS: tuple[Literal["onset", "sustained", "end"], ...] = ("onset", "sustained"
 _ONSET, _SUSTAINED, _END = 0, 1, 2
 
 # integer state: row 0 holds the scalars, the other rows one entry per channel
-# (_UNLOGGED: some frames of the current block came without their log)
-_FRAME, _READY, _INIT_BLOCKS, _PHASE, _ROW, _UNLOGGED = range(6)
-_N_SCALARS = 6
+# (_UNLOGGED: some frames of the current block came without their log;
+# _PROVISIONAL: the thresholds are the C library's, numpy's are still to come)
+_FRAME, _READY, _INIT_BLOCKS, _PHASE, _ROW, _UNLOGGED, _PROVISIONAL = range(7)
+_N_SCALARS = 7
 (_H, _LAST_BELOW, _LAST_ON, _FROZEN, _RUN_START, _RUN_MIN_ON, _RUN_IN_EP, _CAND_ONSET,
  _EP_ACTIVE, _EP_ONSET, _EP_LAST, _EP_SUSTAINED) = range(1, 13)
 _N_IROWS = 13
 # float state, one entry per channel in each row; the last six rows are the
 # arguments and results of the block's exponentials
-(_LOG_FLOOR, _LOG_SPREAD, _ON_THR, _OFF_THR, _FLOOR, _EP_FLOOR) = range(6)
+(_LOG_FLOOR, _LOG_SPREAD, _ON_THR, _OFF_THR, _FLOOR, _EP_LOG_FLOOR) = range(6)
 _EXP_IN, _EXP_OUT = 6, 9
 _N_FROWS = 12
 # planes of the block buffer, (plane, channel, frame of the block): the envelope
@@ -83,8 +87,13 @@ _NOT_QUIET, _QUIET_EMPTY, _QUIET_SIGNAL = 0.0, 1.0, 2.0  # quiet with an envelop
  _C_INIT_MAX, _C_ABSOLUTE, _C_RISE, _C_FALL, _C_SPREAD_GAIN, _C_ON_SD, _C_OFF_SD,
  _C_MIN_ON_RATIO, _C_MIN_OFF_RATIO, _C_ON_UV, _C_OFF_UV) = range(18)
 _N_CFG = 18
-# columns of the decision table
-_D_KIND, _D_CHANNEL, _D_FRAME, _D_ONSET, _D_OFFSET, _D_FLOOR = range(6)
+# columns of the decision table (the last one: the log of the floor, float64 bits)
+_D_KIND, _D_CHANNEL, _D_FRAME, _D_ONSET, _D_OFFSET, _D_LOG_FLOOR = range(6)
+# a provisional threshold is trusted where no envelope frame of the segment
+# comes within this relative distance of it (numpy's and the C library's
+# exponentials differ by an ulp or two, 2e-16 relative)
+_PROVISIONAL_TOL = 1e-12
+_EXP_SAFE = 700.0  # exponentials of larger arguments (overflow, underflow) are left to numpy
 
 
 @dataclass(frozen=True)
@@ -177,10 +186,9 @@ class Detector:
         cfg[_C_ON_UV] = settings.on_uv
         cfg[_C_OFF_UV] = settings.off_uv
         self._cfg = cfg
-        # room for the decisions of the longest segment (a block) on every
-        # channel; the floor column holds float64 bits
+        # room for the decisions of the longest segment (a block) on every channel
         self._dec = np.zeros((self.n_channels * (3 * self._block + 3) + 16, 6), dtype=np.int64)
-        self._dec_floor = self._dec[:, _D_FLOOR].view(np.float64)
+        self._dec_log_floor = self._dec[:, _D_LOG_FLOOR].view(np.float64)
         self._no_logs = np.empty((0, self.n_channels))
         self.reset()
 
@@ -196,7 +204,7 @@ class Detector:
         fst[_ON_THR] = np.inf
         fst[_OFF_THR] = np.inf
         fst[_FLOOR] = np.exp(fst[_LOG_FLOOR])
-        fst[_EP_FLOOR] = np.nan
+        fst[_EP_LOG_FLOOR] = np.nan
         self._istate = ist
         self._fstate = fst
         self._buf = np.zeros((3, C, self._block))
@@ -269,9 +277,8 @@ class Detector:
             if r >= 4:
                 n = r >> 2
                 rows = self._dec[:n].tolist()
-                for (kind, c, frame, onset, offset, _), floor in zip(
-                    rows, self._dec_floor[:n].tolist(), strict=True
-                ):
+                floors = np.exp(self._dec_log_floor[:n]).tolist()  # numpy's, as the floor's
+                for (kind, c, frame, onset, offset, _), floor in zip(rows, floors, strict=True):
                     out.append(Detection(_KINDS[kind], c, frame, onset, offset, floor))
             status = r & 3
             if status == _NEED_EXP:
@@ -293,8 +300,8 @@ class Detector:
             still_on = bool(ist[_H, c])
             last = end if still_on else int(ist[_EP_LAST, c])
             truncated = still_on or (end - last) < self._gap
-            out.append(Detection("end", c, end - 1, int(ist[_EP_ONSET, c]), last,
-                                 float(fst[_EP_FLOOR, c]), truncated))
+            floor = float(np.exp(fst[_EP_LOG_FLOOR, c]))
+            out.append(Detection("end", c, end - 1, int(ist[_EP_ONSET, c]), last, floor, truncated))
             ist[_EP_ACTIVE, c] = 0
         ist[_H] = 0
         return out
@@ -564,9 +571,56 @@ def _set_thresholds(fst: np.ndarray, cfg: np.ndarray) -> None:
 
 
 @jit
+def _provisional_thresholds(fst: np.ndarray, cfg: np.ndarray) -> bool:
+    """Thresholds from the C library's exponentials of ``fst[_EXP_IN:_EXP_IN + 3]``.
+
+    They stand in for numpy's (the exact ones) while no frame comes near them
+    (see :func:`_near_thresholds`). Returns False, the thresholds being
+    unusable, where an argument or a threshold is out of the safe range.
+    """
+    absolute = cfg[_C_ABSOLUTE] != 0.0
+    for c in range(fst.shape[1]):
+        x0 = fst[_EXP_IN, c]
+        x1 = fst[_EXP_IN + 1, c]
+        x2 = fst[_EXP_IN + 2, c]
+        if not (abs(x0) <= _EXP_SAFE and abs(x1) <= _EXP_SAFE and abs(x2) <= _EXP_SAFE):
+            return False
+        floor = math.exp(x0)
+        if absolute:
+            on_thr = floor + cfg[_C_ON_UV]
+            off_thr = floor + cfg[_C_OFF_UV]
+        else:
+            on = _npmax(math.exp(x1), cfg[_C_MIN_ON_RATIO])
+            off = _npmax(math.exp(x2), cfg[_C_MIN_OFF_RATIO])
+            on_thr = floor * on
+            off_thr = floor * _npmin(off, on)
+        if not (0.0 < on_thr < np.inf and 0.0 < off_thr < np.inf):
+            return False
+        fst[_ON_THR, c] = on_thr
+        fst[_OFF_THR, c] = off_thr
+    return True
+
+
+@jit
+def _near_thresholds(env: np.ndarray, row: int, m: int, fst: np.ndarray) -> bool:
+    """Whether a frame of ``env[row:row + m]`` comes near a (provisional) threshold."""
+    for c in range(fst.shape[1]):
+        uc = np.uint64(c)
+        on_thr = fst[_ON_THR, c]
+        off_thr = fst[_OFF_THR, c]
+        on_tol = _PROVISIONAL_TOL * on_thr
+        off_tol = _PROVISIONAL_TOL * off_thr
+        for t in range(m):
+            e = env[np.uint64(row + t), uc]
+            if abs(e - on_thr) <= on_tol or abs(e - off_thr) <= off_tol:
+                return True
+    return False
+
+
+@jit
 def _emit(
     dec: np.ndarray, nd: int, kind: int, c: int, frame: int, onset: int, offset: int,
-    floor: float,
+    log_floor: float,
 ) -> int:
     """Write one decision to row ``nd`` of the table; return the next row."""
     dec[nd, _D_KIND] = kind
@@ -574,7 +628,7 @@ def _emit(
     dec[nd, _D_FRAME] = frame
     dec[nd, _D_ONSET] = onset
     dec[nd, _D_OFFSET] = offset
-    dec.view(np.float64)[nd, _D_FLOOR] = floor
+    dec.view(np.float64)[nd, _D_LOG_FLOOR] = log_floor
     return nd + 1
 
 
@@ -583,7 +637,7 @@ def _end_episode(
     ist: np.ndarray, fst: np.ndarray, dec: np.ndarray, nd: int, c: int, gap: int
 ) -> int:
     last = ist[_EP_LAST, c]
-    nd = _emit(dec, nd, _END, c, last + gap - 1, ist[_EP_ONSET, c], last, fst[_EP_FLOOR, c])
+    nd = _emit(dec, nd, _END, c, last + gap - 1, ist[_EP_ONSET, c], last, fst[_EP_LOG_FLOOR, c])
     ist[_EP_ACTIVE, c] = 0
     return nd
 
@@ -601,14 +655,16 @@ def _advance_run(
         ist[_EP_ACTIVE, c] = 1
         ist[_EP_ONSET, c] = ist[_CAND_ONSET, c]
         ist[_EP_SUSTAINED, c] = 0
-        fst[_EP_FLOOR, c] = fst[_FLOOR, c]
+        fst[_EP_LOG_FLOOR, c] = fst[_LOG_FLOOR, c]
         ist[_RUN_IN_EP, c] = 1
-        nd = _emit(dec, nd, _ONSET, c, confirm, ist[_EP_ONSET, c], -1, fst[_EP_FLOOR, c])
+        nd = _emit(dec, nd, _ONSET, c, confirm, ist[_EP_ONSET, c], -1, fst[_EP_LOG_FLOOR, c])
     if ist[_EP_SUSTAINED, c] == 0:
         t = max(start, ist[_EP_ONSET, c] + spasm - 1)
         if t < upto:
             ist[_EP_SUSTAINED, c] = 1
-            nd = _emit(dec, nd, _SUSTAINED, c, t, ist[_EP_ONSET, c], -1, fst[_EP_FLOOR, c])
+            nd = _emit(
+                dec, nd, _SUSTAINED, c, t, ist[_EP_ONSET, c], -1, fst[_EP_LOG_FLOOR, c]
+            )
     return nd
 
 
@@ -636,8 +692,9 @@ def _detect(
     status ``_DONE``: the chunk is consumed (the next call starts a new one);
     ``_NEED_LOG``: a block ended, ``buf[_LOG]`` must receive
     ``log(buf[_CLIPPED])``; ``_NEED_EXP``: ``fst[_EXP_OUT:_EXP_OUT + 3]`` must
-    receive ``exp(fst[_EXP_IN:_EXP_IN + 3])``; ``_FULL``: the table is full.
-    Call again after each. Returns -1 (and does nothing) if the inputs do not
+    receive ``exp(fst[_EXP_IN:_EXP_IN + 3])`` (the provisional thresholds are
+    replaced with numpy's); ``_FULL``: the table is full. Call again after
+    each. Returns -1 (and does nothing) if the inputs do not
     all have the shape ``(n_frames, n_channels)``.
     """
     n = env.shape[0]
@@ -659,10 +716,17 @@ def _detect(
     ist[0, _PHASE] = _DONE
     if phase == _NEED_LOG:
         if _block_stats(ist, fst, buf, cfg):
-            ist[0, _PHASE] = _NEED_EXP
-            return _NEED_EXP
+            # the thresholds: the C library's exponentials stand in for numpy's
+            # (which take a return to Python) until a frame comes near them,
+            # or the chunk ends
+            if _provisional_thresholds(fst, cfg):
+                ist[0, _PROVISIONAL] = 1
+            else:
+                ist[0, _PHASE] = _NEED_EXP
+                return _NEED_EXP
     elif phase == _NEED_EXP:
         _set_thresholds(fst, cfg)
+        ist[0, _PROVISIONAL] = 0
     have_logs = logs.shape[0] != 0
     row = ist[0, _ROW]
     while row < n:
@@ -672,6 +736,10 @@ def _detect(
         if nd + C * (3 * m + 3) > dec.shape[0]:
             ist[0, _ROW] = row
             return 4 * nd + _FULL
+        if ist[0, _PROVISIONAL] != 0 and _near_thresholds(env, row, m, fst):
+            ist[0, _ROW] = row
+            ist[0, _PHASE] = _NEED_EXP
+            return 4 * nd + _NEED_EXP
         ready = ist[0, _READY] != 0
         seg_end = f0 + m
         if not have_logs:
@@ -756,7 +824,15 @@ def _detect(
                 ist[0, _PHASE] = _NEED_LOG
                 return 4 * nd + _NEED_LOG
             if _block_stats(ist, fst, buf, cfg):
-                ist[0, _PHASE] = _NEED_EXP
-                return 4 * nd + _NEED_EXP
+                if _provisional_thresholds(fst, cfg):
+                    ist[0, _PROVISIONAL] = 1
+                else:
+                    ist[0, _PHASE] = _NEED_EXP
+                    return 4 * nd + _NEED_EXP
+    ist[0, _ROW] = row
+    if ist[0, _PROVISIONAL] != 0:
+        # the state between chunks holds numpy's thresholds
+        ist[0, _PHASE] = _NEED_EXP
+        return 4 * nd + _NEED_EXP
     ist[0, _ROW] = 0
     return 4 * nd + _DONE

@@ -458,3 +458,29 @@ def test_frames_of_another_shape_are_an_error() -> None:
             det.process(*args)
     assert det.frame_index == 0  # nothing was consumed
     assert det.process(env, art) == [] and det.frame_index == 4
+
+
+def test_frames_at_the_thresholds(rng: np.random.Generator) -> None:
+    # frames exactly at, and one ulp around, the thresholds in force: the
+    # comparisons must be made against numpy's thresholds, bit for bit
+    settings = PipelineSettings()
+    n_channels, block, n = 8, 100, 3000
+    env = np.exp(0.3 * rng.standard_normal((n, n_channels)))
+    env[1500:1700, 2] *= 30.0
+    art = np.zeros(env.shape, dtype=bool)
+    for b in range(3, n // block):
+        ref = _Reference(n_channels, FRAME_S, settings)
+        ref.process(env[: b * block], art[: b * block])
+        rows = b * block + rng.choice(block, size=12, replace=False)
+        for i, thr in enumerate((ref.on_threshold, ref.off_threshold)):
+            for j, shift in enumerate((-np.inf, 0.0, np.inf)):
+                value = thr if shift == 0.0 else np.nextafter(thr, shift)
+                env[rows[6 * i + 2 * j : 6 * i + 2 * j + 2]] = value
+    ref = _Reference(n_channels, FRAME_S, settings)
+    expected = _run(ref, (env, art, None, None), [0, n])
+    assert _run(Detector(n_channels, FRAME_S, settings, True), (env, art, None, None), [0, n]) \
+        == expected
+    bounds = [0, *random_splits(rng, n, 40), n]
+    got = _run(Detector(n_channels, FRAME_S, settings, True), (env, art, None, None), bounds)
+    assert sorted(k for d in got[0] for k in d) == sorted(k for d in expected[0] for k in d)
+    assert got[1][-1] == expected[1][-1]
