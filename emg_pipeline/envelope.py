@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit
-from .framing import ABS, SQUARES, _frames_into, _moving_sum_into
+from .framing import ABS, FLOAT64, SQUARES, _frames_into, _moving_sum_into
 
 __all__ = ["Envelope"]
 
@@ -135,7 +135,7 @@ class Envelope:
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """Envelope values of the frames completed by ``x``, shape ``(n_frames, n_channels)``."""
-        if x.dtype != np.float64:
+        if x.dtype is not FLOAT64:
             x = x.astype(np.float64)
         r = self._n_rest
         n_frames = (r + x.shape[0]) // self.frame_len

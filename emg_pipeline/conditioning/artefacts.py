@@ -33,7 +33,7 @@ import numpy as np
 from scipy import signal
 
 from .._jit import jit
-from ..framing import SUM, _frames_into, _moving_sum_into, _running_max_into
+from ..framing import FLOAT64, SUM, _frames_into, _moving_sum_into, _running_max_into
 
 __all__ = ["ArtefactGate"]
 
@@ -415,7 +415,7 @@ class ArtefactGate:
             the held low-band amplitude.
         """
         C = self.n_channels
-        if raw.dtype != np.float64:
+        if raw.dtype is not FLOAT64:
             raw = raw.astype(np.float64)
         r = self._n_rest
         n = (r + raw.shape[0]) // self.frame_len
