@@ -254,11 +254,31 @@ class Detector:
     ) -> list[Detection]:
         """Consume envelope frames (and their artefact mask); return the decisions made.
 
-        ``ecg`` marks frames of channels that carry ECG: an activity that starts
-        there is confirmed only after ``ecg_min_on_s`` (a pop during a heartbeat
-        looks like the beat to the artefact gate for longer). ``no_signal``
-        marks frames without signal (a flat line): they count as artefact, and
-        no onset is dated back into them.
+        Parameters
+        ----------
+        env : ndarray, shape (n_frames, n_channels)
+            Envelope frames (float64).
+        artefact : ndarray of bool, shape (n_frames, n_channels)
+            Frames marked as artefact: neither activity nor rest.
+        ecg : ndarray of bool, shape (n_frames, n_channels), optional
+            Frames of channels that carry ECG: an activity that starts there is
+            confirmed only after ``ecg_min_on_s`` (a pop during a heartbeat
+            looks like the beat to the artefact gate for longer).
+        no_signal : ndarray of bool, shape (n_frames, n_channels), optional
+            Frames without signal (a flat line): they count as artefact, and no
+            onset is dated back into them.
+
+        Returns
+        -------
+        list of Detection
+            The decisions taken on these frames, segment by segment (a segment
+            ends with the chunk or with a floor block), channel by channel
+            within a segment, in time order within a channel.
+
+        Raises
+        ------
+        ValueError
+            If the arrays do not all have the shape ``(n_frames, n_channels)``.
         """
         # a long chunk brings the logarithms of its blocks in one numpy call
         logs = np.log(np.maximum(env, 1e-12)) if env.shape[0] >= self._block else self._no_logs
@@ -277,7 +297,8 @@ class Detector:
             if r >= 4:
                 n = r >> 2
                 rows = self._dec[:n].tolist()
-                floors = np.exp(self._dec_log_floor[:n]).tolist()  # numpy's, as the floor's
+                # numpy's exponential, as for the floor (on a contiguous copy)
+                floors = np.exp(self._dec_log_floor[:n].copy()).tolist()
                 for (kind, c, frame, onset, offset, _), floor in zip(rows, floors, strict=True):
                     out.append(Detection(_KINDS[kind], c, frame, onset, offset, floor))
             status = r & 3
@@ -290,7 +311,14 @@ class Detector:
             r = _detect(*args)
 
     def flush(self) -> list[Detection]:
-        """Close every open episode at the end of the stream."""
+        """Close every open episode at the end of the stream.
+
+        Returns
+        -------
+        list of Detection
+            One ``end`` decision per channel inside an episode, ``truncated``
+            where the stream ended before the episode's end was known.
+        """
         out: list[Detection] = []
         ist, fst = self._istate, self._fstate
         end = self.frame_index
@@ -694,8 +722,8 @@ def _detect(
     ``log(buf[_CLIPPED])``; ``_NEED_EXP``: ``fst[_EXP_OUT:_EXP_OUT + 3]`` must
     receive ``exp(fst[_EXP_IN:_EXP_IN + 3])`` (the provisional thresholds are
     replaced with numpy's); ``_FULL``: the table is full. Call again after
-    each. Returns -1 (and does nothing) if the inputs do not
-    all have the shape ``(n_frames, n_channels)``.
+    each. Returns -1 (and does nothing) if the inputs do not all have the shape
+    ``(n_frames, n_channels)``.
     """
     n = env.shape[0]
     C = fst.shape[1]
