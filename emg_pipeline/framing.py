@@ -42,22 +42,22 @@ FLOAT64 = np.dtype(np.float64)
 
 
 @jit
-def _sum_windows(
-    src: np.ndarray, start: int, step: int, length: int, count: int, mode: int,
+def _sum_frames(
+    src: np.ndarray, start: int, length: int, count: int, mode: int,
     out: np.ndarray, k0: int, scale: float,
 ) -> None:
     """``out[k0 + m] = (t(src[i]) + t(src[i + 1]) + ... + t(src[i + length - 1])) / scale``.
 
-    For ``m`` in ``range(count)`` and ``i = start + m * step`` (frames when
-    ``step == length``). The rows are added left to right, one at a time;
-    ``t`` is ``x``, ``x * x`` or ``|x|`` per ``mode`` (:data:`SUM`,
+    For the ``count`` frames ``m`` of ``length`` rows from row ``start`` on
+    (``i = start + m * length``). The rows are added left to right, one at a
+    time; ``t`` is ``x``, ``x * x`` or ``|x|`` per ``mode`` (:data:`SUM`,
     :data:`SQUARES`, :data:`ABS`), written ``v * v`` or ``v * 1.0`` (exact).
     """
     n_ch = src.shape[1]
     square = mode == SQUARES
     rectify = mode == ABS
     for m in range(count):
-        a = start + m * step
+        a = start + m * length
         k = k0 + m
         for c in range(n_ch):
             v = src[a, c]
@@ -77,10 +77,10 @@ def _moving_sum(buf: np.ndarray, length: int, out: np.ndarray, scale: float) -> 
     """``out[m] = (buf[m] + buf[m + 1] + ... + buf[m + length - 1]) / scale``, left to right.
 
     ``buf`` (``length - 1 + len(out)`` rows) and ``out`` are C-contiguous with
-    the same columns. Row ``m`` of ``out`` is the same sequence of additions
-    as in :func:`_sum_windows`; the additions run one lag at a time over a
-    block of outputs (contiguous in memory, so they vectorise), and the blocks
-    stay in the first-level cache.
+    the same columns. Each row of ``out`` is added left to right, one row at
+    a time, as in :func:`_sum_frames`; the additions run one lag at a time
+    over a block of outputs (contiguous in memory, so they vectorise), and
+    the blocks stay in the first-level cache.
     """
     n_ch = buf.shape[1]
     src = buf.reshape(-1)
@@ -127,11 +127,11 @@ def _frames_into(
                 rest[n_rest + j, c] = x[j, c]
         if n_rest + need < length:
             return n_rest + need
-        _sum_windows(rest, 0, length, length, 1, mode, out, 0, scale)
+        _sum_frames(rest, 0, length, 1, mode, out, 0, scale)
         k = 1
         i = need
     count = (n - i) // length
-    _sum_windows(x, i, length, length, count, mode, out, k, scale)
+    _sum_frames(x, i, length, count, mode, out, k, scale)
     i += count * length
     for j in range(n - i):
         for c in range(n_ch):
@@ -251,7 +251,7 @@ def _reduce(frames: np.ndarray, mode: int) -> np.ndarray:
     n, length, n_ch = frames.shape
     out = np.empty((n, n_ch))
     rows = np.ascontiguousarray(frames).reshape(n * length, n_ch)
-    _sum_windows(rows, 0, length, length, n, mode, out, 0, 1.0)
+    _sum_frames(rows, 0, length, n, mode, out, 0, 1.0)
     return out
 
 
