@@ -135,7 +135,7 @@ class Envelope:
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """Envelope values of the frames completed by ``x``, shape ``(n_frames, n_channels)``."""
-        if x.dtype is not FLOAT64:
+        if x.dtype is not FLOAT64 and x.dtype != FLOAT64:
             x = x.astype(np.float64)
         r = self._n_rest
         n_frames = (r + x.shape[0]) // self.frame_len

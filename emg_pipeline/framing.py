@@ -36,8 +36,9 @@ __all__ = [
 
 # ----------------------------------------------------------------- kernels
 SUM, SQUARES, ABS = 0, 1, 2  # what the frame kernels add up: x, x * x or |x|
-# the dtype of native float64 arrays: an identity test of it is the cheapest
-# check that a chunk needs no conversion (any other dtype is converted)
+# the dtype of native float64 arrays: arrays made by numpy hold this very
+# object, so an identity test is the cheap first check that a chunk needs no
+# conversion (an equal dtype, e.g. of an unpickled array, is compared next)
 FLOAT64 = np.dtype(np.float64)
 
 
@@ -300,7 +301,7 @@ class Framer:
         r = self._n_rest
         n_frames = (r + x.shape[0]) // F
         if self._mode >= 0:
-            if x.dtype is not FLOAT64:
+            if x.dtype is not FLOAT64 and x.dtype != FLOAT64:
                 x = x.astype(np.float64)
             out = np.empty((n_frames, self.n_channels))
             self._n_rest = _frames_into(x, self._rest, r, out, self._mode, 1.0)

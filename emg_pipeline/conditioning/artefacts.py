@@ -415,7 +415,7 @@ class ArtefactGate:
             the held low-band amplitude.
         """
         C = self.n_channels
-        if raw.dtype is not FLOAT64:
+        if raw.dtype is not FLOAT64 and raw.dtype != FLOAT64:
             raw = raw.astype(np.float64)
         r = self._n_rest
         n = (r + raw.shape[0]) // self.frame_len

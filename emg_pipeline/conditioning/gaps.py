@@ -186,7 +186,7 @@ class NanBridge:
 
         A chunk without missing samples is returned as it is (the same array).
         """
-        if x.dtype is not FLOAT64 or not x.flags.c_contiguous:
+        if (x.dtype is not FLOAT64 and x.dtype != FLOAT64) or not x.flags.c_contiguous:
             x = np.ascontiguousarray(x, dtype=np.float64)
         n = x.shape[0]
         if _all_finite(x, self._last):  # the usual chunk: one pass, no copy
@@ -258,7 +258,7 @@ class FlatLine:
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """Boolean mask ``(n_frames, n_channels)`` of the frames completed by ``x``."""
-        if x.dtype is not FLOAT64:
+        if x.dtype is not FLOAT64 and x.dtype != FLOAT64:
             x = x.astype(np.float64)
         total = self._offset + x.shape[0]
         out = np.empty((total // self.frame_len, self.n_channels), dtype=bool)
