@@ -33,13 +33,8 @@ def _rms_kernel(
     ``frame_len``; the moving average adds its window oldest first and divides
     by its length; then ``sqrt(max(., 0))``.
     """
-    n_frames, n_ch = env.shape
     n_rest = _frames_into(x, rest, n_rest, power, SQUARES, float(rest.shape[0]))
-    _moving_sum_into(tail, power, env, float(tail.shape[0] + 1))
-    for k in range(n_frames):
-        for c in range(n_ch):
-            v = env[k, c]
-            env[k, c] = np.sqrt(v if not v < 0.0 else 0.0)
+    _moving_sum_into(tail, power, env, float(tail.shape[0] + 1), True)
     return n_rest
 
 

@@ -74,8 +74,12 @@ def _sum_frames(
 
 
 @jit
-def _moving_sum(buf: np.ndarray, length: int, out: np.ndarray, scale: float) -> None:
+def _moving_sum(
+    buf: np.ndarray, length: int, out: np.ndarray, scale: float, root: bool
+) -> None:
     """``out[m] = (buf[m] + buf[m + 1] + ... + buf[m + length - 1]) / scale``, left to right.
+
+    With ``root``, ``sqrt(max(out[m], 0))`` instead (a moving RMS of squares).
 
     ``buf`` (``length - 1 + len(out)`` rows) and ``out`` are C-contiguous with
     the same columns. Each row of ``out`` is added left to right, one row at
@@ -99,8 +103,13 @@ def _moving_sum(buf: np.ndarray, length: int, out: np.ndarray, scale: float) -> 
             lag = src[q0 + j * n_ch : q1 + j * n_ch]
             for q in range(q1 - q0):
                 acc[q] += lag[q]
-        for q in range(q1 - q0):
-            acc[q] = acc[q] / scale
+        if root:
+            for q in range(q1 - q0):
+                v = acc[q] / scale
+                acc[q] = np.sqrt(v if not v < 0.0 else 0.0)
+        else:
+            for q in range(q1 - q0):
+                acc[q] = acc[q] / scale
         q0 = q1
 
 
@@ -159,14 +168,16 @@ def _slide(tail: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 @jit
-def _moving_sum_into(tail: np.ndarray, x: np.ndarray, out: np.ndarray, scale: float) -> None:
+def _moving_sum_into(
+    tail: np.ndarray, x: np.ndarray, out: np.ndarray, scale: float, root: bool
+) -> None:
     """``out[m]`` = the sum of the ``len(tail) + 1`` rows ending at ``x[m]``, over ``scale``.
 
     The rows come from ``tail`` (the rows before ``x``, oldest first) and
-    ``x``, and are added oldest first (:func:`_moving_sum`); ``tail`` is then
-    moved on.
+    ``x``, and are added oldest first (:func:`_moving_sum`, which also takes
+    the root); ``tail`` is then moved on.
     """
-    _moving_sum(_slide(tail, x), tail.shape[0] + 1, out, scale)
+    _moving_sum(_slide(tail, x), tail.shape[0] + 1, out, scale, root)
 
 
 @jit
@@ -216,7 +227,7 @@ def _running_max_into(x: np.ndarray, hold: np.ndarray, pos: int, out: np.ndarray
 @jit
 def _moving_average_kernel(x: np.ndarray, tail: np.ndarray, out: np.ndarray) -> None:
     """Moving average of the rows of ``x`` over ``len(tail) + 1`` rows (``tail`` updated)."""
-    _moving_sum_into(tail, x, out, float(tail.shape[0] + 1))
+    _moving_sum_into(tail, x, out, float(tail.shape[0] + 1), False)
 
 
 # ------------------------------------------------------------ reductions

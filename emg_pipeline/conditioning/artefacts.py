@@ -240,12 +240,7 @@ def _gate_kernel(
                 low[i, c] = xc
         for c in range(n_ch):
             low[i, c] = low[i, c] * low[i, c]
-    window = average_tail.shape[0] + 1
-    _moving_sum_into(average_tail, low, out, float(window))
-    for i in range(n_frames):
-        for c in range(n_ch):
-            v = out[i, c]
-            out[i, c] = np.sqrt(v if not v < 0.0 else 0.0)
+    _moving_sum_into(average_tail, low, out, float(average_tail.shape[0] + 1), True)
     istate[2] = _running_max_into(out, hold, istate[2], low)
     _gate_output(low, envelope, ecg, has_ecg, block, level, shape, istate, conf, out, artefact)
 
