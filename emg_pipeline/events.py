@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 __all__ = ["EPISODE_COLUMNS", "Episode", "LiveEvent"]
@@ -76,7 +76,8 @@ class Episode:
 
     def as_dict(self) -> dict[str, object]:
         """The episode as a plain dict, in :data:`EPISODE_COLUMNS` order."""
-        return asdict(self)
+        # every field is a plain scalar: no deep copy (dataclasses.asdict) needed
+        return {name: getattr(self, name) for name in EPISODE_COLUMNS}
 
 
 @dataclass(frozen=True)

@@ -344,12 +344,13 @@ class Pipeline:
 def episodes_frame(episodes: Sequence[Episode]) -> pd.DataFrame:
     """Table of episodes with the columns of :data:`~emg_pipeline.events.EPISODE_COLUMNS`.
 
-    Rows are sorted by onset, then channel.
+    Rows are sorted by onset, then channel name (a stable sort).
     """
-    frame = pd.DataFrame([e.as_dict() for e in episodes], columns=list(EPISODE_COLUMNS))
-    if len(frame):
-        frame = frame.sort_values(["onset_s", "channel"], kind="stable").reset_index(drop=True)
-    return frame
+    ordered = sorted(episodes, key=lambda e: (e.onset_s, e.channel))
+    return pd.DataFrame(
+        {name: [getattr(e, name) for e in ordered] for name in EPISODE_COLUMNS},
+        columns=list(EPISODE_COLUMNS),
+    )
 
 
 def detect(

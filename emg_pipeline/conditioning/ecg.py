@@ -45,6 +45,7 @@ import numpy as np
 from scipy import signal
 
 from .._jit import jit
+from .filters import butter_sos, steady_state
 
 __all__ = ["EcgSuppressor"]
 
@@ -632,11 +633,10 @@ class EcgSuppressor:
         self._block_samples = self._block_frames * self.frame_len
         self._window_frames = max(self._block_frames, round(self.window_s * self.frame_rate))
         top = min(25.0, 0.4 * self.frame_rate)
-        self._low_sos = signal.butter(2, [5.0, top], btype="bandpass", fs=self.frame_rate,
-                                      output="sos")
+        self._low_sos = butter_sos(2, (5.0, top), "bandpass", self.frame_rate)
         self.filtering = self.band_hz[0] < self.highpass_hz < self.band_hz[1]
         self._hp_sos = (
-            signal.butter(4, self.highpass_hz, btype="highpass", fs=self.fs, output="sos")
+            butter_sos(4, self.highpass_hz, "highpass", self.fs)
             if self.filtering else None
         )
         # judged at no more than 100 values per second: the maximum of each group
@@ -662,7 +662,7 @@ class EcgSuppressor:
         )
         self._fconf = np.zeros(_LOW_ZI + 4)
         self._fconf[[_PEAK_MAD, _MAX_CV]] = self.peak_mad, self.max_cv
-        self._fconf[_LOW_ZI:] = signal.sosfilt_zi(self._low_sos).ravel()
+        self._fconf[_LOW_ZI:] = steady_state(self._low_sos).ravel()
         C = self.n_channels
         # the carried state
         self._acc = np.zeros(C)  # sum of the unfinished frame

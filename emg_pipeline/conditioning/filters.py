@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import signal
 
 from .._jit import jit
 
-__all__ = ["SosFilter", "bandpass_sos", "effective_band", "sosfilt_state"]
+__all__ = ["SosFilter", "bandpass_sos", "butter_sos", "effective_band", "sosfilt_state",
+           "steady_state"]
 
 
 @jit
@@ -95,6 +98,39 @@ def sosfilt_state(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.nd
     return y, zf
 
 
+@functools.lru_cache(maxsize=128)
+def _butter(order: int, cutoff_hz: float | tuple[float, float], btype: str,
+            fs: float) -> np.ndarray:
+    return signal.butter(order, cutoff_hz, btype=btype, fs=fs, output="sos")
+
+
+def butter_sos(order: int, cutoff_hz: float | tuple[float, float], btype: str,
+               fs: float) -> np.ndarray:
+    """``scipy.signal.butter(..., output="sos")``, designed once per set of arguments.
+
+    A pipeline designs several filters each time it is built (a ``detect``
+    call builds one), and a design costs about as much as filtering seconds
+    of signal; the design is kept and a copy returned.
+
+    Examples
+    --------
+    >>> butter_sos(2, 20.0, "highpass", 1000.0).shape
+    (1, 6)
+    """
+    return _butter(int(order), cutoff_hz, btype, float(fs)).copy()
+
+
+@functools.lru_cache(maxsize=128)
+def _steady_state(key: bytes, n_sections: int) -> np.ndarray:
+    return signal.sosfilt_zi(np.frombuffer(key).reshape(n_sections, 6).copy())
+
+
+def steady_state(sos: np.ndarray) -> np.ndarray:
+    """``scipy.signal.sosfilt_zi(sos)`` (state after a unit step), computed once per filter."""
+    sos = np.ascontiguousarray(sos, dtype=np.float64)
+    return _steady_state(sos.tobytes(), sos.shape[0]).copy()
+
+
 def effective_band(fs: float, highpass_hz: float, lowpass_hz: float) -> tuple[float, float]:
     """Return the band actually used at rate ``fs``.
 
@@ -131,7 +167,7 @@ def bandpass_sos(fs: float, highpass_hz: float, lowpass_hz: float, order: int = 
     ndarray, shape (n_sections, 6)
     """
     low, high = effective_band(fs, highpass_hz, lowpass_hz)
-    return signal.butter(order, [low, high], btype="bandpass", fs=fs, output="sos")
+    return butter_sos(order, (low, high), "bandpass", float(fs))
 
 
 class SosFilter:
@@ -162,7 +198,7 @@ class SosFilter:
     def __init__(self, sos: np.ndarray, n_channels: int) -> None:
         self.sos = np.array(sos, dtype=np.float64)
         self.n_channels = int(n_channels)
-        self._zi_unit = signal.sosfilt_zi(self.sos)
+        self._zi_unit = steady_state(self.sos)
         self.reset()
 
     def reset(self) -> None:
