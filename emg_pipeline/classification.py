@@ -383,9 +383,10 @@ def _burst_kernel(
     if n_fine < min_fine or not spectrum:
         return count, 0, math.nan, 0, -1, empty, empty
     fmean = _mean(fine, 0, n_fine)
-    val = 1.0 / (n_fine * df)  # np.fft.rfftfreq(n_fine, df)[k] == k * val
+    n_fft = _fast_len(n_fine)  # the spectrum is zero-padded to this length
+    val = 1.0 / (n_fft * df)  # np.fft.rfftfreq(n_fft, df)[k] == k * val
     k0 = 0
-    n_bins = n_fine // 2 + 1
+    n_bins = n_fft // 2 + 1
     while k0 < n_bins and not k0 * val >= band_lo:
         k0 += 1
     k1 = k0 - 1
@@ -403,6 +404,25 @@ def _burst_kernel(
     for i in range(half):
         angles[i] = math.pi * ((1.0 - m_max) + 2.0 * i) / (m_max - 1.0)
     return count, 1, fmean, k0, k1, detrended, angles
+
+
+@jit
+def _fast_len(n: int) -> int:
+    """Smallest length ``>= n`` whose only prime factors are 2, 3 and 5.
+
+    An FFT of such a length is fast, and its plan is shared by many episode
+    lengths (an FFT of a length with a large prime factor costs up to a
+    hundred times more); ``scipy.fft.next_fast_len(n, real=True)``.
+    """
+    m = max(n, 1)
+    while True:
+        r = m
+        for p in (2, 3, 5):
+            while r % p == 0:
+                r //= p
+        if r == 1:
+            return m
+        m += 1
 
 
 @jit
@@ -602,12 +622,17 @@ def _spectrum_median(segs: np.ndarray, fs: float, nperseg: int, energy: float) -
 def _burst_rate(
     detrended: np.ndarray, angles: np.ndarray, k0: int, k1: int, mean: float, frame_rate: float
 ) -> tuple[float, float]:
-    """Strongest envelope modulation in bins ``k0..k1`` and its depth (``detrended`` is used up)."""
+    """Strongest envelope modulation in bins ``k0..k1`` and its depth (``detrended`` is used up).
+
+    The tapered envelope is zero-padded to a length with small prime factors
+    (:func:`_fast_len`): a slightly finer grid of the same spectrum.
+    """
     n = detrended.shape[0]
+    n_fft = _fast_len(n)
     _taper(detrended, np.cos(angles))
-    magnitude = np.abs(np.fft.rfft(detrended)[k0 : k1 + 1])
+    magnitude = np.abs(np.fft.rfft(detrended, n=n_fft)[k0 : k1 + 1])
     j = int(np.argmax(magnitude))
-    rate = (k0 + j) * (1.0 / (n * (1.0 / frame_rate)))
+    rate = (k0 + j) * (1.0 / (n_fft * (1.0 / frame_rate)))
     # Hann window: coherent gain 0.5, so amplitude = 2 * |X| / (0.5 * N)
     depth = 4.0 * float(magnitude[j]) / n / mean
     return rate, depth

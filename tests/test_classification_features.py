@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy.fft import next_fast_len
 
 from emg_pipeline.classification import (
     Classifier,
@@ -78,8 +79,9 @@ def _ref_burst_features(power, frame_rate, band_hz):
     if fine.shape[0] < 2.0 * frame_rate / band_hz[0]:
         return count, math.nan, 0.0
     detrended = fine - fine.mean()
-    spectrum = np.abs(np.fft.rfft(detrended * np.hanning(detrended.shape[0])))
-    freqs = np.fft.rfftfreq(detrended.shape[0], 1.0 / frame_rate)
+    n_fft = next_fast_len(detrended.shape[0], real=True)
+    spectrum = np.abs(np.fft.rfft(detrended * np.hanning(detrended.shape[0]), n=n_fft))
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / frame_rate)
     inside = (freqs >= band_hz[0]) & (freqs <= min(band_hz[1], 0.45 * frame_rate))
     if not inside.any() or fine.mean() <= 0:
         return count, math.nan, 0.0
