@@ -15,12 +15,14 @@ second per kernel) is paid once per installation.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numba
 
-__all__ = ["jit"]
+__all__ = ["compilation_pending", "jit"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,3 +30,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 def jit(func: F) -> F:
     """Compile ``func`` in nopython mode (cached, GIL released, no fastmath)."""
     return numba.njit(cache=True, nogil=True, fastmath=False)(func)  # type: ignore[return-value]
+
+
+def compilation_pending() -> bool:
+    """Whether no compiled kernel of this installation is cached yet.
+
+    Then the next run that builds a pipeline compiles them first (tens of
+    seconds), and a command says so rather than sitting silent. When the
+    package folder is not writable numba caches elsewhere and this returns
+    False (it cannot tell).
+    """
+    root = Path(__file__).resolve().parent
+    if not os.access(root, os.W_OK):
+        return False
+    return not any(root.glob("**/__pycache__/*.nbi"))

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from ._jit import compilation_pending
 from .commands._common import (
     add_chunk_option,
     add_episode_options,
@@ -197,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "standard output)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on standard error")
     _add_pipeline_options(p)
-    p.set_defaults(func=_cmd_detect)
+    p.set_defaults(func=_cmd_detect, compiles=True)
     for name in COMMAND_MODULES:
         module = importlib.import_module(f".commands.{name}", __package__)
         module.register(sub, _add_pipeline_options)
@@ -230,6 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        if getattr(args, "compiles", False) and not getattr(args, "quiet", False) \
+                and compilation_pending():
+            print("emg-pipeline: first run of this installation: compiling the signal "
+                  "kernels (once; up to a minute)", file=sys.stderr, flush=True)
         return int(args.func(args))
     except EmgPipelineError as exc:
         return _error(exc)

@@ -74,4 +74,4 @@ def register(subparsers: argparse._SubParsersAction,
                    help="folder of the real recordings (default: ../shared/data beside the "
                         "project)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")
-    p.set_defaults(func=_run)
+    p.set_defaults(func=_run, compiles=True)

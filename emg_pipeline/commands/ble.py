@@ -81,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction,
                                     "wall-clock onset times ('-': standard output)")
     p.add_argument("-q", "--quiet", action="store_true", help="no live events or summary")
     add_pipeline_options(p)
-    p.set_defaults(func=_cmd_stream)
+    p.set_defaults(func=_cmd_stream, compiles=True)
 
     p = subparsers.add_parser(
         "emulate", help="run an emulated BLE board (no hardware needed)",

@@ -238,4 +238,4 @@ def register(
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no live events, summary or progress (errors only)")
     add_pipeline_options(p)
-    p.set_defaults(func=run_replay)
+    p.set_defaults(func=run_replay, compiles=True)
