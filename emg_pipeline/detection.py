@@ -29,17 +29,15 @@ The detector works on envelope frames. Its pieces:
 The frames go through one compiled kernel (``_detect``) that walks each block
 segment channel by channel, frame by frame, with the whole state in two small
 arrays, and writes its rare decisions to a preallocated table that Python turns
-into :class:`Detection` values. Logarithms and exponentials (the block
-statistics live on the log-envelope) are left to numpy, whose vectorised
-``log``/``exp`` differ in the last bit from the C library's: a long chunk comes
-with the logarithm of its envelope, taken in one call; otherwise the kernel
-returns at the end of a block for numpy to take the block's. The thresholds of
-the new block are first computed with the C library's exponentials; they are
-used while no frame comes within 1e-12 (relative) of them, which makes every
-comparison the same as with numpy's. Otherwise, and at the end of the chunk, the
-kernel returns for numpy's exponentials and resumes where it stopped, so the
-state between chunks, and every decision, is exactly that of numpy's
-thresholds. The quantiles of a block are found by selection, not sorting.
+into :class:`Detection` values; a chunk takes one kernel call (more only if it
+brings more decisions than the table holds). At the end of a block the kernel
+takes the block statistics itself: the quantiles are found by selection (not
+sorting) on the envelope clipped at 1e-12, and only the few quantiles are
+turned into logarithms (the logarithm is monotone, so the quantiles of the
+log-envelope are the logarithms of the envelope's quantiles); the floor and
+thresholds then come from the C library's exponential. Everything happens on
+the frame clock, so the results are the same, bit for bit, whatever the
+chunking.
 """
 
 from __future__ import annotations
@@ -60,40 +58,32 @@ _MAX_BACKTRACK_S = 1.0
 _INIT_MAX_BLOCKS = 60  # blocks (30 s) the first floor may wait for enough quiet frames
 _DBL_MAX = float(np.finfo(np.float64).max)
 
-# kernel status (low two bits of its return value; the rest counts decisions)
-_DONE, _NEED_LOG, _NEED_EXP, _FULL = 0, 1, 2, 3
 _KINDS: tuple[Literal["onset", "sustained", "end"], ...] = ("onset", "sustained", "end")
 _ONSET, _SUSTAINED, _END = 0, 1, 2
+_CLIP = 1e-12  # the envelope is clipped here before its logarithm
 
-# integer state: row 0 holds the scalars, the other rows one entry per channel
-# (_UNLOGGED: some frames of the current block came without their log;
-# _PROVISIONAL: the thresholds are the C library's, numpy's are still to come)
-_FRAME, _READY, _INIT_BLOCKS, _PHASE, _ROW, _UNLOGGED, _PROVISIONAL = range(7)
-_N_SCALARS = 7
+# integer state: row 0 holds the scalars (_ROW: where a call that filled the
+# decision table stopped), the other rows one entry per channel
+_FRAME, _READY, _INIT_BLOCKS, _ROW = range(4)
+_N_SCALARS = 4
 (_H, _LAST_BELOW, _LAST_ON, _FROZEN, _RUN_START, _RUN_MIN_ON, _RUN_IN_EP, _CAND_ONSET,
  _EP_ACTIVE, _EP_ONSET, _EP_LAST, _EP_SUSTAINED) = range(1, 13)
 _N_IROWS = 13
-# float state, one entry per channel in each row; the last six rows are the
-# arguments and results of the block's exponentials
-(_LOG_FLOOR, _LOG_SPREAD, _ON_THR, _OFF_THR, _FLOOR, _EP_LOG_FLOOR) = range(6)
-_EXP_IN, _EXP_OUT = 6, 9
-_N_FROWS = 12
-# planes of the block buffer, (plane, channel, frame of the block): the envelope
-# clipped for the log, its log, and whether the frame is quiet
-_CLIPPED, _LOG, _QUIET = range(3)
+# float state, one entry per channel in each row (_EP_FLOOR: the floor when
+# the current episode was confirmed)
+(_LOG_FLOOR, _LOG_SPREAD, _ON_THR, _OFF_THR, _FLOOR, _EP_FLOOR) = range(6)
+_N_FROWS = 6
+# planes of the block buffer, (plane, channel, frame of the block): the
+# envelope, and whether the frame is quiet
+_ENV, _QUIET = range(2)
 _NOT_QUIET, _QUIET_EMPTY, _QUIET_SIGNAL = 0.0, 1.0, 2.0  # quiet with an envelope <= 0, > 0
 # configuration (one float64 vector; integers are exact)
 (_C_GAP, _C_MIN_ON, _C_MIN_ON_ECG, _C_SPASM, _C_BACKTRACK, _C_WARMUP, _C_FREEZE,
  _C_INIT_MAX, _C_ABSOLUTE, _C_RISE, _C_FALL, _C_SPREAD_GAIN, _C_ON_SD, _C_OFF_SD,
  _C_MIN_ON_RATIO, _C_MIN_OFF_RATIO, _C_ON_UV, _C_OFF_UV) = range(18)
 _N_CFG = 18
-# columns of the decision table (the last one: the log of the floor, float64 bits)
-_D_KIND, _D_CHANNEL, _D_FRAME, _D_ONSET, _D_OFFSET, _D_LOG_FLOOR = range(6)
-# a provisional threshold is trusted where no envelope frame of the segment
-# comes within this relative distance of it (numpy's and the C library's
-# exponentials differ by an ulp or two, 2e-16 relative)
-_PROVISIONAL_TOL = 1e-12
-_EXP_SAFE = 700.0  # exponentials of larger arguments (overflow, underflow) are left to numpy
+# columns of the decision table (the last one: the floor, float64 bits)
+_D_KIND, _D_CHANNEL, _D_FRAME, _D_ONSET, _D_OFFSET, _D_FLOOR = range(6)
 
 
 @dataclass(frozen=True)
@@ -188,8 +178,7 @@ class Detector:
         self._cfg = cfg
         # room for the decisions of the longest segment (a block) on every channel
         self._dec = np.zeros((self.n_channels * (3 * self._block + 3) + 16, 6), dtype=np.int64)
-        self._dec_log_floor = self._dec[:, _D_LOG_FLOOR].view(np.float64)
-        self._no_logs = np.empty((0, self.n_channels))
+        self._dec_floor = self._dec[:, _D_FLOOR].view(np.float64)
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -203,15 +192,11 @@ class Detector:
         fst = np.zeros((_N_FROWS, C))
         fst[_ON_THR] = np.inf
         fst[_OFF_THR] = np.inf
-        fst[_FLOOR] = np.exp(fst[_LOG_FLOOR])
-        fst[_EP_LOG_FLOOR] = np.nan
+        fst[_FLOOR] = 1.0  # exp of the log floor
+        fst[_EP_FLOOR] = np.nan
         self._istate = ist
         self._fstate = fst
-        self._buf = np.zeros((3, C, self._block))
-        # views handed to numpy's log and exp at the end of a block
-        self._log_in, self._log_out = self._buf[_CLIPPED], self._buf[_LOG]
-        self._exp_in = fst[_EXP_IN : _EXP_IN + 3]
-        self._exp_out = fst[_EXP_OUT : _EXP_OUT + 3]
+        self._buf = np.zeros((2, C, self._block))
 
     @property
     def frame_index(self) -> int:
@@ -280,13 +265,11 @@ class Detector:
         ValueError
             If the arrays do not all have the shape ``(n_frames, n_channels)``.
         """
-        # a long chunk brings the logarithms of its blocks in one numpy call
-        logs = np.log(np.maximum(env, 1e-12)) if env.shape[0] >= self._block else self._no_logs
-        args = (env, artefact, ecg, no_signal, logs, self._istate, self._fstate, self._buf,
-                self._dec, self._cfg)
+        args = (env, artefact, ecg, no_signal, self._istate, self._fstate, self._buf, self._dec,
+                self._cfg)
         r = _detect(*args)
-        if r <= _DONE:
-            if r == _DONE:  # the usual live chunk: no decision, no block end
+        if r <= 0:
+            if r == 0:  # the usual live chunk: no decision
                 return []
             raise ValueError(
                 f"expected envelope, artefact, ecg and no-signal frames of one shape "
@@ -294,21 +277,14 @@ class Detector:
             )
         out: list[Detection] = []
         while True:
-            if r >= 4:
-                n = r >> 2
-                rows = self._dec[:n].tolist()
-                # numpy's exponential, as for the floor (on a contiguous copy)
-                floors = np.exp(self._dec_log_floor[:n].copy()).tolist()
-                for (kind, c, frame, onset, offset, _), floor in zip(rows, floors, strict=True):
-                    out.append(Detection(_KINDS[kind], c, frame, onset, offset, floor))
-            status = r & 3
-            if status == _NEED_EXP:
-                np.exp(self._exp_in, out=self._exp_out)
-            elif status == _DONE:
+            n = r >> 1
+            rows = self._dec[:n].tolist()
+            floors = self._dec_floor[:n].tolist()
+            for (kind, c, frame, onset, offset, _), floor in zip(rows, floors, strict=True):
+                out.append(Detection(_KINDS[kind], c, frame, onset, offset, floor))
+            if not r & 1:
                 return out
-            elif status == _NEED_LOG:
-                np.log(self._log_in, out=self._log_out)
-            r = _detect(*args)
+            r = _detect(*args)  # the table was full: resume where the kernel stopped
 
     def flush(self) -> list[Detection]:
         """Close every open episode at the end of the stream.
@@ -328,7 +304,7 @@ class Detector:
             still_on = bool(ist[_H, c])
             last = end if still_on else int(ist[_EP_LAST, c])
             truncated = still_on or (end - last) < self._gap
-            floor = float(np.exp(fst[_EP_LOG_FLOOR, c]))
+            floor = float(fst[_EP_FLOOR, c])
             out.append(Detection("end", c, end - 1, int(ist[_EP_ONSET, c]), last, floor, truncated))
             ist[_EP_ACTIVE, c] = 0
         ist[_H] = 0
@@ -478,35 +454,40 @@ def _quantiles3(
 
 @jit
 def _gather(buf: np.ndarray, c: int, least: float, first: int, vals: np.ndarray) -> tuple[int, int]:
-    """Collect the block's log-envelope of channel ``c`` on rows whose quiet code is >= ``least``.
+    """Collect the block's envelope of channel ``c`` on rows whose quiet code is >= ``least``.
 
-    Only rows from ``first`` on count. Returns the numbers of non-NaN values
-    (written to ``vals``) and of NaN values.
+    Only rows from ``first`` on count; the values are clipped at ``_CLIP`` (as
+    before a logarithm). Returns the numbers of non-NaN values (written to
+    ``vals``) and of NaN values.
     """
     n_val = 0
     n_nan = 0
     quiet = buf[_QUIET, c]
-    logs = buf[_LOG, c]
+    env = buf[_ENV, c]
     for t in range(first, buf.shape[2]):
         ut = np.uint64(t)
         if quiet[ut] >= least:
-            v = logs[ut]
+            v = env[ut]
             if v != v:
                 n_nan += 1
             else:
-                vals[n_val] = v
+                vals[n_val] = v if v >= _CLIP else _CLIP
                 n_val += 1
     return n_val, n_nan
 
 
 @jit
-def _block_stats(ist: np.ndarray, fst: np.ndarray, buf: np.ndarray, cfg: np.ndarray) -> bool:
-    """Update the floor and spread from the block just finished (its log in ``buf[_LOG]``).
+def _log_quantiles3(
+    vals: np.ndarray, n_val: int, n_nan: int, n_rows: int, q0: float, q1: float, q2: float
+) -> tuple[float, float, float]:
+    """:func:`_quantiles3` of the log of the values (the log is monotone: the log of theirs)."""
+    a, b, c = _quantiles3(vals, n_val, n_nan, n_rows, q0, q1, q2)
+    return math.log(a), math.log(b), math.log(c)
 
-    Returns whether the thresholds must be set; then ``fst[_EXP_IN:_EXP_IN + 3]``
-    holds the arguments of their exponentials (the floor, the on and off
-    ratios).
-    """
+
+@jit
+def _block_stats(ist: np.ndarray, fst: np.ndarray, buf: np.ndarray, cfg: np.ndarray) -> None:
+    """Update the floor, the spread and the thresholds from the block just finished."""
     C = fst.shape[1]
     block = buf.shape[2]
     vals = np.empty(block)
@@ -529,7 +510,7 @@ def _block_stats(ist: np.ndarray, fst: np.ndarray, buf: np.ndarray, cfg: np.ndar
             enough[c] = cnt >= 0.25 * block
             all_enough = all_enough and enough[c]
         if not all_enough and ist[0, _INIT_BLOCKS] < int(cfg[_C_INIT_MAX]):
-            return False
+            return
         # after the wait, any quiet frame will do, but a channel without one
         # (a flat line all along) keeps waiting: a floor must come from signal
         for c in range(C):
@@ -539,10 +520,10 @@ def _block_stats(ist: np.ndarray, fst: np.ndarray, buf: np.ndarray, cfg: np.ndar
                     found = True
                     break
             if not found:
-                return False
+                return
         for c in range(C):
             n_val, n_nan = _gather(buf, c, _QUIET_SIGNAL, skip if enough[c] else 0, vals)
-            q10, q30, q40 = _quantiles3(vals, n_val, n_nan, block, 0.1, 0.3, 0.4)
+            q10, q30, q40 = _log_quantiles3(vals, n_val, n_nan, block, 0.1, 0.3, 0.4)
             spread = _npmax(_nan_to_num((q40 - q10) / 1.028, 1e-3), 1e-3)
             fst[_LOG_SPREAD, c] = spread
             fst[_LOG_FLOOR, c] = _nan_to_num(q30, 0.0) + 0.524 * spread
@@ -561,7 +542,7 @@ def _block_stats(ist: np.ndarray, fst: np.ndarray, buf: np.ndarray, cfg: np.ndar
                 if ist[_FROZEN, c] < freeze:
                     continue  # no statistic needed
                 n_val, n_nan = _gather(buf, c, _NOT_QUIET, 0, vals)  # thawed: every frame
-            q10, q50, q90 = _quantiles3(vals, n_val, n_nan, block, 0.1, 0.5, 0.9)
+            q10, q50, q90 = _log_quantiles3(vals, n_val, n_nan, block, 0.1, 0.5, 0.9)
             log_floor = fst[_LOG_FLOOR, c]
             rate = cfg[_C_FALL] if q50 < log_floor else cfg[_C_RISE]
             fst[_LOG_FLOOR, c] = log_floor + rate * (q50 - log_floor)
@@ -571,84 +552,22 @@ def _block_stats(ist: np.ndarray, fst: np.ndarray, buf: np.ndarray, cfg: np.ndar
                 fst[_LOG_SPREAD, c] = log_spread + cfg[_C_SPREAD_GAIN] * (spread - log_spread)
     absolute = cfg[_C_ABSOLUTE] != 0.0
     for c in range(C):
-        fst[_EXP_IN, c] = fst[_LOG_FLOOR, c]
-        if absolute:
-            fst[_EXP_IN + 1, c] = 0.0
-            fst[_EXP_IN + 2, c] = 0.0
-        else:
-            fst[_EXP_IN + 1, c] = cfg[_C_ON_SD] * fst[_LOG_SPREAD, c]
-            fst[_EXP_IN + 2, c] = cfg[_C_OFF_SD] * fst[_LOG_SPREAD, c]
-    return True
-
-
-@jit
-def _set_thresholds(fst: np.ndarray, cfg: np.ndarray) -> None:
-    """Floor and thresholds from the exponentials in ``fst[_EXP_OUT:_EXP_OUT + 3]``."""
-    absolute = cfg[_C_ABSOLUTE] != 0.0
-    for c in range(fst.shape[1]):
-        floor = fst[_EXP_OUT, c]
+        floor = math.exp(fst[_LOG_FLOOR, c])
         fst[_FLOOR, c] = floor
         if absolute:
             fst[_ON_THR, c] = floor + cfg[_C_ON_UV]
             fst[_OFF_THR, c] = floor + cfg[_C_OFF_UV]
         else:
-            on = _npmax(fst[_EXP_OUT + 1, c], cfg[_C_MIN_ON_RATIO])
-            off = _npmax(fst[_EXP_OUT + 2, c], cfg[_C_MIN_OFF_RATIO])
+            on = _npmax(math.exp(cfg[_C_ON_SD] * fst[_LOG_SPREAD, c]), cfg[_C_MIN_ON_RATIO])
+            off = _npmax(math.exp(cfg[_C_OFF_SD] * fst[_LOG_SPREAD, c]), cfg[_C_MIN_OFF_RATIO])
             fst[_ON_THR, c] = floor * on
             fst[_OFF_THR, c] = floor * _npmin(off, on)
 
 
 @jit
-def _provisional_thresholds(fst: np.ndarray, cfg: np.ndarray) -> bool:
-    """Thresholds from the C library's exponentials of ``fst[_EXP_IN:_EXP_IN + 3]``.
-
-    They stand in for numpy's (the exact ones) while no frame comes near them
-    (see :func:`_near_thresholds`). Returns False, the thresholds being
-    unusable, where an argument or a threshold is out of the safe range.
-    """
-    absolute = cfg[_C_ABSOLUTE] != 0.0
-    for c in range(fst.shape[1]):
-        x0 = fst[_EXP_IN, c]
-        x1 = fst[_EXP_IN + 1, c]
-        x2 = fst[_EXP_IN + 2, c]
-        if not (abs(x0) <= _EXP_SAFE and abs(x1) <= _EXP_SAFE and abs(x2) <= _EXP_SAFE):
-            return False
-        floor = math.exp(x0)
-        if absolute:
-            on_thr = floor + cfg[_C_ON_UV]
-            off_thr = floor + cfg[_C_OFF_UV]
-        else:
-            on = _npmax(math.exp(x1), cfg[_C_MIN_ON_RATIO])
-            off = _npmax(math.exp(x2), cfg[_C_MIN_OFF_RATIO])
-            on_thr = floor * on
-            off_thr = floor * _npmin(off, on)
-        if not (0.0 < on_thr < np.inf and 0.0 < off_thr < np.inf):
-            return False
-        fst[_ON_THR, c] = on_thr
-        fst[_OFF_THR, c] = off_thr
-    return True
-
-
-@jit
-def _near_thresholds(env: np.ndarray, row: int, m: int, fst: np.ndarray) -> bool:
-    """Whether a frame of ``env[row:row + m]`` comes near a (provisional) threshold."""
-    for c in range(fst.shape[1]):
-        uc = np.uint64(c)
-        on_thr = fst[_ON_THR, c]
-        off_thr = fst[_OFF_THR, c]
-        on_tol = _PROVISIONAL_TOL * on_thr
-        off_tol = _PROVISIONAL_TOL * off_thr
-        for t in range(m):
-            e = env[np.uint64(row + t), uc]
-            if abs(e - on_thr) <= on_tol or abs(e - off_thr) <= off_tol:
-                return True
-    return False
-
-
-@jit
 def _emit(
     dec: np.ndarray, nd: int, kind: int, c: int, frame: int, onset: int, offset: int,
-    log_floor: float,
+    floor: float,
 ) -> int:
     """Write one decision to row ``nd`` of the table; return the next row."""
     dec[nd, _D_KIND] = kind
@@ -656,7 +575,7 @@ def _emit(
     dec[nd, _D_FRAME] = frame
     dec[nd, _D_ONSET] = onset
     dec[nd, _D_OFFSET] = offset
-    dec.view(np.float64)[nd, _D_LOG_FLOOR] = log_floor
+    dec.view(np.float64)[nd, _D_FLOOR] = floor
     return nd + 1
 
 
@@ -665,7 +584,7 @@ def _end_episode(
     ist: np.ndarray, fst: np.ndarray, dec: np.ndarray, nd: int, c: int, gap: int
 ) -> int:
     last = ist[_EP_LAST, c]
-    nd = _emit(dec, nd, _END, c, last + gap - 1, ist[_EP_ONSET, c], last, fst[_EP_LOG_FLOOR, c])
+    nd = _emit(dec, nd, _END, c, last + gap - 1, ist[_EP_ONSET, c], last, fst[_EP_FLOOR, c])
     ist[_EP_ACTIVE, c] = 0
     return nd
 
@@ -683,16 +602,14 @@ def _advance_run(
         ist[_EP_ACTIVE, c] = 1
         ist[_EP_ONSET, c] = ist[_CAND_ONSET, c]
         ist[_EP_SUSTAINED, c] = 0
-        fst[_EP_LOG_FLOOR, c] = fst[_LOG_FLOOR, c]
+        fst[_EP_FLOOR, c] = fst[_FLOOR, c]
         ist[_RUN_IN_EP, c] = 1
-        nd = _emit(dec, nd, _ONSET, c, confirm, ist[_EP_ONSET, c], -1, fst[_EP_LOG_FLOOR, c])
+        nd = _emit(dec, nd, _ONSET, c, confirm, ist[_EP_ONSET, c], -1, fst[_EP_FLOOR, c])
     if ist[_EP_SUSTAINED, c] == 0:
         t = max(start, ist[_EP_ONSET, c] + spasm - 1)
         if t < upto:
             ist[_EP_SUSTAINED, c] = 1
-            nd = _emit(
-                dec, nd, _SUSTAINED, c, t, ist[_EP_ONSET, c], -1, fst[_EP_LOG_FLOOR, c]
-            )
+            nd = _emit(dec, nd, _SUSTAINED, c, t, ist[_EP_ONSET, c], -1, fst[_EP_FLOOR, c])
     return nd
 
 
@@ -702,28 +619,22 @@ def _detect(
     art: np.ndarray,
     ecg: np.ndarray | None,
     ns: np.ndarray | None,
-    logs: np.ndarray,
     ist: np.ndarray,
     fst: np.ndarray,
     buf: np.ndarray,
     dec: np.ndarray,
     cfg: np.ndarray,
 ) -> int:
-    """Run the detector over the chunk from row ``ist[0, _ROW]`` until done or numpy is needed.
+    """Run the detector over the chunk from row ``ist[0, _ROW]`` on.
 
     The chunk is cut at block boundaries into segments; within a segment every
     channel is walked frame by frame (hysteresis, run and episode state
-    machine, quiet flags for the block statistics). ``logs`` is numpy's
-    ``log(maximum(env, 1e-12))``, or has no row: a block whose frames all came
-    with their log needs no call to numpy for its statistics. Returns
-    ``4 * n_decisions + status``, the decisions being in ``dec[:n_decisions]``;
-    status ``_DONE``: the chunk is consumed (the next call starts a new one);
-    ``_NEED_LOG``: a block ended, ``buf[_LOG]`` must receive
-    ``log(buf[_CLIPPED])``; ``_NEED_EXP``: ``fst[_EXP_OUT:_EXP_OUT + 3]`` must
-    receive ``exp(fst[_EXP_IN:_EXP_IN + 3])`` (the provisional thresholds are
-    replaced with numpy's); ``_FULL``: the table is full. Call again after
-    each. Returns -1 (and does nothing) if the inputs do not all have the shape
-    ``(n_frames, n_channels)``.
+    machine, quiet flags for the block statistics), and a segment that ends a
+    block updates the floor and thresholds. Returns ``2 * n_decisions + full``,
+    the decisions being in ``dec[:n_decisions]``: ``full`` is 0 when the chunk
+    is consumed (the next call starts a new one), 1 when the table filled up
+    (call again to resume). Returns -1 (and does nothing) if the inputs do not
+    all have the shape ``(n_frames, n_channels)``.
     """
     n = env.shape[0]
     C = fst.shape[1]
@@ -740,22 +651,6 @@ def _detect(
     spasm = int(cfg[_C_SPASM])
     backtrack = int(cfg[_C_BACKTRACK])
     nd = 0
-    phase = ist[0, _PHASE]
-    ist[0, _PHASE] = _DONE
-    if phase == _NEED_LOG:
-        if _block_stats(ist, fst, buf, cfg):
-            # the thresholds: the C library's exponentials stand in for numpy's
-            # (which take a return to Python) until a frame comes near them,
-            # or the chunk ends
-            if _provisional_thresholds(fst, cfg):
-                ist[0, _PROVISIONAL] = 1
-            else:
-                ist[0, _PHASE] = _NEED_EXP
-                return _NEED_EXP
-    elif phase == _NEED_EXP:
-        _set_thresholds(fst, cfg)
-        ist[0, _PROVISIONAL] = 0
-    have_logs = logs.shape[0] != 0
     row = ist[0, _ROW]
     while row < n:
         f0 = ist[0, _FRAME]
@@ -763,15 +658,9 @@ def _detect(
         m = min(n - row, block - pos)
         if nd + C * (3 * m + 3) > dec.shape[0]:
             ist[0, _ROW] = row
-            return 4 * nd + _FULL
-        if ist[0, _PROVISIONAL] != 0 and _near_thresholds(env, row, m, fst):
-            ist[0, _ROW] = row
-            ist[0, _PHASE] = _NEED_EXP
-            return 4 * nd + _NEED_EXP
+            return 2 * nd + 1
         ready = ist[0, _READY] != 0
         seg_end = f0 + m
-        if not have_logs:
-            ist[0, _UNLOGGED] = 1
         for c in range(C):
             on_thr = fst[_ON_THR, c]
             off_thr = fst[_OFF_THR, c]
@@ -825,9 +714,7 @@ def _detect(
                 if h:
                     last_on = f
                 p = np.uint64(pos + t)
-                buf[_CLIPPED, uc, p] = e if (e >= 1e-12 or e != e) else 1e-12
-                if have_logs:
-                    buf[_LOG, uc, p] = logs[r, uc]
+                buf[_ENV, uc, p] = e
                 if h or a or f - last_on < gap:
                     buf[_QUIET, uc, p] = _NOT_QUIET
                 elif e > 0.0:
@@ -846,21 +733,6 @@ def _detect(
         row += m
         ist[0, _FRAME] = seg_end
         if seg_end % block == 0:
-            ist[0, _ROW] = row
-            if ist[0, _UNLOGGED] != 0:
-                ist[0, _UNLOGGED] = 0
-                ist[0, _PHASE] = _NEED_LOG
-                return 4 * nd + _NEED_LOG
-            if _block_stats(ist, fst, buf, cfg):
-                if _provisional_thresholds(fst, cfg):
-                    ist[0, _PROVISIONAL] = 1
-                else:
-                    ist[0, _PHASE] = _NEED_EXP
-                    return 4 * nd + _NEED_EXP
-    ist[0, _ROW] = row
-    if ist[0, _PROVISIONAL] != 0:
-        # the state between chunks holds numpy's thresholds
-        ist[0, _PHASE] = _NEED_EXP
-        return 4 * nd + _NEED_EXP
+            _block_stats(ist, fst, buf, cfg)
     ist[0, _ROW] = 0
-    return 4 * nd + _DONE
+    return 2 * nd
