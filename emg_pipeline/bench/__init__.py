@@ -85,6 +85,10 @@ def run_bench(out: Path | None, suites: Sequence[str] = SUITES, *, quick: bool =
     if not minutes > 0:
         raise ConfigError("minutes", minutes, "a positive number of minutes")
     data = data_dir if data_dir is not None else default_data_dir()
+    # the code measured is the code imported now: describe it before the (long)
+    # run, so that later edits to the files cannot be ascribed to it
+    package = provenance()
+    started = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     t0 = time.perf_counter()
     results: dict[str, Any] = {}
     if "synthetic" in suites:
@@ -96,9 +100,9 @@ def run_bench(out: Path | None, suites: Sequence[str] = SUITES, *, quick: bool =
     if "peers" in suites:
         results["peers"] = peers.run_peers(data, seed, quick, progress)
     results["meta"] = {
-        "package": provenance(), "environment": environment(), "seed": seed, "quick": quick,
+        "package": package, "environment": environment(), "seed": seed, "quick": quick,
         "suites": list(suites), "minutes": minutes, "command": command,
-        "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": started,
         "elapsed_s": time.perf_counter() - t0,
     }
     if out is not None:
