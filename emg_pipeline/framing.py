@@ -445,6 +445,7 @@ class History:
         # since are ever read (a pipeline holds ~17 MB of histories, and
         # clearing them cost more than detecting a minute of 8 channels)
         self._buf: np.ndarray | None = None
+        self._none = np.empty((0, self.n_channels))  # no rows
         self.end = 0  # absolute index one past the newest row
 
     @property
@@ -462,16 +463,48 @@ class History:
         _ring_write(self._buf, self.end, rows)
         self.end += n
 
+    def segments(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``[start, stop)``, clipped to what is still kept, as views of the buffer.
+
+        Parameters
+        ----------
+        start, stop : int
+            Absolute row indices.
+
+        Returns
+        -------
+        first, second : ndarray, shape (n_rows, n_channels)
+            The rows in order, ``first`` then ``second``; ``second`` is empty
+            unless the rows wrap around the end of the ring buffer. Both are
+            C-contiguous views, not copies: a later :meth:`write` overwrites
+            them. ``np.concatenate((first, second))`` equals
+            ``read(start, stop)``.
+
+        Examples
+        --------
+        >>> h = History(4, 1)
+        >>> h.write(np.arange(6.0)[:, None])
+        >>> [part.ravel().tolist() for part in h.segments(1, 6)]
+        [[2.0, 3.0], [4.0, 5.0]]
+        >>> [part.ravel().tolist() for part in h.segments(2, 4)]
+        [[2.0, 3.0], []]
+        """
+        end = self.end
+        start = max(start, end - self.capacity, 0)
+        stop = min(stop, end)
+        buf = self._buf
+        if stop <= start or buf is None:
+            return self._none, self._none
+        i = start % self.capacity
+        j = i + stop - start
+        if j <= self.capacity:  # no wrap: a plain slice
+            return buf[i:j], self._none
+        return buf[i:], buf[: j - self.capacity]
+
     def read(self, start: int, stop: int, channel: int | None = None) -> np.ndarray:
-        """Rows ``[start, stop)`` clipped to what is still kept."""
-        start = max(start, self.start)
-        stop = min(stop, self.end)
-        if stop <= start:
-            shape = (0,) if channel is not None else (0, self.n_channels)
-            return np.empty(shape)
-        assert self._buf is not None  # rows were written
-        i, j = start % self.capacity, (stop - 1) % self.capacity + 1
+        """Rows ``[start, stop)`` clipped to what is still kept (a copy)."""
+        first, second = self.segments(start, stop)
         cols = slice(None) if channel is None else channel
-        if i < j:  # no wrap: a plain slice
-            return self._buf[i:j, cols].copy()
-        return np.concatenate([self._buf[i:, cols], self._buf[:j, cols]])
+        if not second.shape[0]:
+            return first[:, cols].copy()
+        return np.concatenate([first[:, cols], second[:, cols]])
