@@ -34,6 +34,7 @@ from scipy import signal
 
 from .._jit import jit
 from ..framing import FLOAT64, SUM, _frames_into, _moving_sum_into, _running_max_into
+from .filters import sos_rows
 
 __all__ = ["ArtefactGate"]
 
@@ -223,21 +224,8 @@ def _gate_kernel(
                 zi[2 * s, c] = coef[s, 6] * low[0, c]
                 zi[2 * s + 1, c] = coef[s, 7] * low[0, c]
         istate[0] = 1
+    sos_rows(coef[:, :6], low, low, zi[0::2], zi[1::2])
     for i in range(n_frames):
-        for s in range(n_sec):
-            b0 = coef[s, 0]
-            b1 = coef[s, 1]
-            b2 = coef[s, 2]
-            a1 = coef[s, 4]
-            a2 = coef[s, 5]
-            z0 = zi[2 * s]
-            z1 = zi[2 * s + 1]
-            for c in range(n_ch):
-                xn = low[i, c]
-                xc = b0 * xn + z0[c]
-                z0[c] = b1 * xn - a1 * xc + z1[c]
-                z1[c] = b2 * xn - a2 * xc
-                low[i, c] = xc
         for c in range(n_ch):
             low[i, c] = low[i, c] * low[i, c]
     _moving_sum_into(average_tail, low, out, float(average_tail.shape[0] + 1), True)

@@ -14,25 +14,21 @@ __all__ = ["SosFilter", "bandpass_sos", "butter_sos", "effective_band", "sosfilt
 
 
 @jit
-def _sos_kernel(sos: np.ndarray, x: np.ndarray, zi: np.ndarray, y: np.ndarray) -> None:
-    """Direct form II transposed, every channel of a sample before the next sample.
+def sos_rows(sos: np.ndarray, x: np.ndarray, y: np.ndarray, z0: np.ndarray,
+             z1: np.ndarray) -> None:
+    """Filter the rows of ``x`` ``(n, n_channels)`` into ``y``; the compiled SOS loop.
 
-    The arithmetic of each channel is that of scipy's ``sosfilt`` kernel, in the
-    same order, so the results are equal bit for bit. scipy filters one
-    channel's whole signal at a time, bound by the latency of one recursion;
-    here the channels' independent recursions sit side by side in contiguous
-    rows (the state is held as ``(n_sections, n_channels)``), which the CPU
-    overlaps and the compiler turns into vector instructions. ``zi``
-    ``(n_channels, n_sections, 2)`` is updated in place.
+    Direct form II transposed, every channel of a row before the next row,
+    with the arithmetic of scipy's ``sosfilt`` kernel in the same order (equal
+    results bit for bit). scipy filters one channel's whole signal at a time,
+    bound by the latency of one recursion; here the channels' independent
+    recursions sit side by side in contiguous rows, which the CPU overlaps and
+    the compiler turns into vector instructions. ``z0`` and ``z1``
+    ``(n_sections, n_channels)`` are the two state terms of each section,
+    updated in place. ``y`` may be ``x`` (in place). Callable from other kernels.
     """
     n, n_ch = x.shape
     n_sec = sos.shape[0]
-    z0 = np.empty((n_sec, n_ch))
-    z1 = np.empty((n_sec, n_ch))
-    for s in range(n_sec):
-        for c in range(n_ch):
-            z0[s, c] = zi[c, s, 0]
-            z1[s, c] = zi[c, s, 1]
     row = np.empty(n_ch)
     for i in range(n):
         for c in range(n_ch):
@@ -51,6 +47,20 @@ def _sos_kernel(sos: np.ndarray, x: np.ndarray, zi: np.ndarray, y: np.ndarray) -
                 row[c] = xc
         for c in range(n_ch):
             y[i, c] = row[c]
+
+
+@jit
+def _sos_kernel(sos: np.ndarray, x: np.ndarray, zi: np.ndarray, y: np.ndarray) -> None:
+    """``y = sosfilt(x)`` with ``zi`` ``(n_channels, n_sections, 2)`` updated in place."""
+    n_ch = x.shape[1]
+    n_sec = sos.shape[0]
+    z0 = np.empty((n_sec, n_ch))
+    z1 = np.empty((n_sec, n_ch))
+    for s in range(n_sec):
+        for c in range(n_ch):
+            z0[s, c] = zi[c, s, 0]
+            z1[s, c] = zi[c, s, 1]
+    sos_rows(sos, x, y, z0, z1)
     for s in range(n_sec):
         for c in range(n_ch):
             zi[c, s, 0] = z0[s, c]
