@@ -29,20 +29,26 @@ The frames that carried a switched-on channel are reported, so that the
 artefact gate can judge their low-band energy against the heartbeat's own
 level instead of treating every beat as an artefact.
 
-A chunk is one call of a compiled kernel that walks it in sample order: the
-frame sums (the additions of :func:`~emg_pipeline.framing.frame_sum`), both
-filters (the arithmetic of ``scipy.signal.sosfilt``), the amplitude ring and
-the judgements, whose peak search is that of ``scipy.signal.find_peaks``. The
-results are those of the same steps written with numpy and scipy, bit for bit;
-the two cases the kernel's judgement cannot settle exactly (non-finite
-amplitudes, two candidate beats of equal height) are handed back to that
-numpy version.
+A chunk is one call of a compiled kernel, :func:`_ecg_kernel`, that walks it
+in sample order: the frame sums (the additions of
+:func:`~emg_pipeline.framing.frame_sum`), both filters (the arithmetic of
+``scipy.signal.sosfilt``), the amplitude ring, the flags, and at each block
+boundary the judgement, :func:`_judge`. A judgement looks at the amplitude
+pooled to at most 100 values per second (the maximum of each group of frames,
+which keeps every beat's peak). Its beats are the local maxima that reach the
+height (the middle of a flat top, as ``scipy.signal.find_peaks`` has them),
+thinned by the minimum distance: from the highest down, a kept beat drops its
+lower neighbours closer than the distance, and of two beats of equal height
+the earlier counts as the higher. Medians are those of ``np.median``: a count
+of the values' bit patterns in bins narrows the search to a few values, which
+a quickselect finishes (:func:`_median_of`). A channel with a non-finite
+amplitude in the window (a NaN or an infinity in its raw signal; it stays so in
+the low-band filter's state until a reset) shows no heartbeat.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import signal
 
 from .._jit import jit
 from .filters import butter_sos, steady_state
@@ -59,12 +65,9 @@ _NEXT = 1  # sample count at which the next judgement is due
 _FRAMES = 2  # frames written to the amplitude ring
 _IN_FRAME = 3  # samples of the unfinished frame (summed in the accumulator)
 _STARTED = 4  # 1 once the low-band filter has its steady state
-_N_ON = 5  # channels switched on
-_ROW = 6  # flag rows written by an interrupted kernel call
-_N_COUNTERS = 7  # then misses (n_channels), then the switches (n_channels, 0 or 1)
+_N_COUNTERS = 5  # then misses (n_channels), then the switches (n_channels, 0 or 1)
 
 _FLOAT = np.dtype(np.float64)
-_BOOL = np.dtype(bool)
 _BINS = 512  # bins of the medians' first pass
 _LOW, _HIGH = 0, 1  # the low-band filter of the frame means, the high-pass of the band
 # the configuration handed to the kernel: integers (indices into ``_iconf``)
@@ -72,28 +75,6 @@ _FRAME_LEN, _BLOCK_SAMPLES, _FILTERING, _POOL, _LO, _HI, _DISTANCE, _WINDOW = ra
 # and floats (indices into ``_fconf``; the low-band filter's steady state for
 # a unit input, ``sosfilt_zi``'s (2, 2), from _LOW_ZI on)
 _PEAK_MAD, _MAX_CV, _LOW_ZI = 0, 1, 2
-
-
-def _median_rows(rows: np.ndarray) -> np.ndarray:
-    """Median of each row (a partition, several times cheaper than ``np.median``)."""
-    n = rows.shape[1]
-    k = n // 2
-    if n % 2:
-        return np.partition(rows, k, axis=1)[:, k]
-    part = np.partition(rows, (k - 1, k), axis=1)
-    return 0.5 * (part[:, k - 1] + part[:, k])
-
-
-def _median(values: np.ndarray) -> float:
-    """Median of a short 1-D array (``np.median`` costs tens of µs even on ten values)."""
-    v = np.sort(values)
-    n = v.shape[0]
-    return 0.5 * float(v[(n - 1) // 2] + v[n // 2])
-
-
-def _robust_sd(values: np.ndarray) -> float:
-    """Standard deviation estimated from the median absolute deviation."""
-    return 1.4826 * _median(np.abs(values - _median(values)))
 
 
 @jit
@@ -149,7 +130,7 @@ def _kth_pair(src: np.ndarray, count: int, k: int, low: np.ndarray, high: np.nda
 
 @jit
 def _median_of(x: np.ndarray, low: np.ndarray, high: np.ndarray, hist: np.ndarray) -> float:
-    """Median of the finite, non-negative ``x`` as :func:`_median_rows` gives it.
+    """Median of the finite, non-negative ``x``, as ``np.median`` gives it.
 
     The bit patterns of non-negative doubles are in the order of their
     values: one pass counts them in ``len(hist)`` bins of consecutive bit
@@ -157,13 +138,17 @@ def _median_of(x: np.ndarray, low: np.ndarray, high: np.ndarray, hist: np.ndarra
     middle value; a second pass collects that bin into ``low``, and
     :func:`_kth_pair` finishes on those few values (for an even length the
     value below the middle one may take a third pass, over the lower bins).
-    ``x`` is not modified; ``low`` and ``high`` are as long as ``x``. About
+    Up to 64 values go to :func:`_kth_pair` directly. ``x`` is not
+    modified; ``low`` and ``high`` are as long as ``x``. About
     1.7 times as fast as :func:`_kth_pair` alone on a thousand amplitudes,
     and slower than it by no more than these passes when the values crowd
     into one bin (a far outlier).
     """
     n = x.shape[0]
     k = n // 2
+    if n <= 64:  # a few values (beat intervals, heights): the quickselect alone
+        lower, upper = _kth_pair(x, n, k, low, high)
+        return upper if n % 2 else 0.5 * (lower + upper)
     bits = x.view(np.int64)
     first = bits[0]
     last = bits[0]
@@ -197,127 +182,80 @@ def _median_of(x: np.ndarray, low: np.ndarray, high: np.ndarray, hist: np.ndarra
 
 
 @jit
-def _insertion_sort(v: np.ndarray, n: int) -> None:
-    """Sort ``v[:n]`` in place (a few dozen values)."""
-    for i in range(1, n):
-        x = v[i]
-        j = i - 1
-        while j >= 0 and v[j] > x:
-            v[j + 1] = v[j]
-            j -= 1
-        v[j + 1] = x
+def _robust_sd(x: np.ndarray, centre: float, dev: np.ndarray, low: np.ndarray,
+               high: np.ndarray, hist: np.ndarray) -> float:
+    """Standard deviation of ``x`` estimated from its median absolute deviation.
 
-
-@jit
-def _order_by(keys: np.ndarray, order: np.ndarray, n: int) -> None:
-    """Indices of ``keys[:n]`` in increasing order into ``order[:n]`` (a Shell sort).
-
-    Equal keys come in no particular order (the caller checks for them).
+    ``centre`` is the median of ``x``; ``dev`` is scratch like ``low`` and ``high``.
     """
+    n = x.shape[0]
     for i in range(n):
-        order[i] = i
-    for gap in (701, 301, 132, 57, 23, 10, 4, 1):
-        for i in range(gap, n):
-            x = order[i]
-            j = i
-            while j >= gap and keys[order[j - gap]] > keys[x]:
-                order[j] = order[j - gap]
-                j -= gap
-            order[j] = x
+        dev[i] = abs(x[i] - centre)
+    return 1.4826 * _median_of(dev[:n], low, high, hist)
 
 
 @jit
-def _sorted_median(v: np.ndarray, n: int) -> float:
-    """Median of the sorted ``v[:n]`` as :func:`_median` computes it."""
-    return 0.5 * (v[(n - 1) // 2] + v[n // 2])
+def _judge(amp: np.ndarray, end: int, iconf: np.ndarray, fconf: np.ndarray,
+           found: np.ndarray) -> None:
+    """Whether each channel shows heartbeats in the ``window_s`` before frame ``end``.
 
-
-@jit
-def _robust_sd_sorted(v: np.ndarray, n: int, centre: float, dev: np.ndarray) -> float:
-    """:func:`_robust_sd` of the sorted ``v[:n]`` whose median is ``centre``."""
-    for i in range(n):
-        dev[i] = abs(v[i] - centre)
-    _insertion_sort(dev, n)
-    return 1.4826 * _sorted_median(dev, n)
-
-
-@jit
-def _judge_kernel(
-    amp: np.ndarray, end: int, iconf: np.ndarray, fconf: np.ndarray, found: np.ndarray
-) -> bool:
-    """Judge every channel on the amplitude ring; ``False`` when it cannot be done here.
-
-    The decisions of :meth:`EcgSuppressor._found_exactly`, value for value:
-    ``scipy.signal.find_peaks`` (local maxima with plateaus, the height
-    condition, then the greedy distance selection by decreasing height) and
-    the same medians. Two situations are left to that method: non-finite
-    amplitudes, and two candidate beats of exactly the same height (scipy's
-    order among equal heights is that of numpy's unstable argsort).
+    ``amp`` is the amplitude ring (frame ``f`` in row ``f % len(amp)``);
+    ``found`` (bool, one per channel) receives the answers.
     """
     cap, n_ch = amp.shape
     pool = iconf[_POOL]
-    lo = iconf[_LO]
-    hi = iconf[_HI]
     distance = iconf[_DISTANCE]
-    peak_mad = fconf[_PEAK_MAD]
     max_cv = fconf[_MAX_CV]
-    avail = min(end, iconf[_WINDOW])
-    usable = avail - avail % pool
+    usable = min(end, iconf[_WINDOW])
+    usable -= usable % pool
     m = usable // pool
+    found[:] = False
     if m == 0:
-        return False
-    min_beats = max(4, int(0.8 * m / hi))
-    dev = np.empty(m)
-    hist = np.empty(_BINS, dtype=np.int64)
-    low = np.empty(m)
-    high = np.empty(m)
-    peaks = np.empty(m // 2 + 1, dtype=np.int64)
-    heights = np.empty(m // 2 + 1)
-    order = np.empty(m // 2 + 1, dtype=np.int64)
-    keep = np.empty(m // 2 + 1, dtype=np.bool_)
-    gaps = np.empty(m // 2 + 1)
+        return
+    min_beats = max(4, int(0.8 * m / iconf[_HI]))
     # the maximum of each group of `pool` frames, every channel in one pass
+    # (and whether each channel's frames are finite: ``v - v`` is 0 or NaN)
     rows = np.empty((n_ch, m))
+    check = np.zeros(n_ch)
     slot = (end - usable) % cap
-    finite = True
     for k in range(m):
         for c in range(n_ch):
             v = amp[slot, c]
-            finite &= np.isfinite(v)
+            check[c] += v - v
             rows[c, k] = v
-        slot += 1
-        if slot == cap:
-            slot = 0
+        slot = slot + 1 if slot + 1 < cap else 0
         for _ in range(1, pool):
             for c in range(n_ch):
                 v = amp[slot, c]
-                finite &= np.isfinite(v)
+                check[c] += v - v
                 if v > rows[c, k]:
                     rows[c, k] = v
-            slot += 1
-            if slot == cap:
-                slot = 0
-    if not finite:
-        return False
+            slot = slot + 1 if slot + 1 < cap else 0
+    low = np.empty(m)
+    high = np.empty(m)
+    dev = np.empty(m)
+    hist = np.empty(_BINS, dtype=np.int64)
+    peaks = np.empty(m // 2 + 1, dtype=np.int64)
+    heights = np.empty(m // 2 + 1)
+    keep = np.empty(m // 2 + 1, dtype=np.bool_)
+    order = np.empty(m // 2 + 1, dtype=np.int64)
+    gaps = np.empty(m // 2 + 1)
     for c in range(n_ch):
+        if check[c] != 0.0:  # NaN: a non-finite amplitude
+            continue
         row = rows[c]
-        median = _median_of(row, low, high, hist)
+        centre = _median_of(row, low, high, hist)
         for k in range(m):
-            dev[k] = abs(row[k] - median)
+            dev[k] = abs(row[k] - centre)
         mad = _median_of(dev, low, high, hist)
-        if 1e-12 > mad:
-            mad = 1e-12
-        height = median + peak_mad * mad
-        # local maxima (the middle of a plateau) that reach the height; the
-        # height is tested first, as it is reached in few places (a rise is
-        # found every other value: a branch on it is mispredicted half the time)
-        n_peaks = np.int64(0)  # not a literal: one compiled version of the callees
+        height = centre + fconf[_PEAK_MAD] * max(mad, 1e-12)
+        # local maxima that reach the height (the middle of a flat top)
+        n_peaks = 0
         i = 1
-        i_max = m - 1
-        while i < i_max:
+        while i < m - 1:
             if height <= row[i] and row[i - 1] < row[i]:
                 ahead = i + 1
-                while ahead < i_max and row[ahead] == row[i]:
+                while ahead < m - 1 and row[ahead] == row[i]:
                     ahead += 1
                 if row[ahead] < row[i]:
                     peaks[n_peaks] = (i + ahead - 1) // 2
@@ -325,49 +263,44 @@ def _judge_kernel(
                     n_peaks += 1
                     i = ahead
             i += 1
-        # the highest beat first, its neighbours closer than `distance` dropped
-        _order_by(heights, order, n_peaks)
-        for r in range(1, n_peaks):
-            if heights[order[r]] == heights[order[r - 1]]:
-                return False
+        # the highest first (the earlier of equal ones), dropping the neighbours
+        # it keeps closer than `distance`
+        for r in range(n_peaks):  # a stable insertion sort of the beats by height
+            j = r
+            while j > 0 and heights[order[j - 1]] < heights[r]:
+                order[j] = order[j - 1]
+                j -= 1
+            order[j] = r
         keep[:n_peaks] = True
-        for r in range(n_peaks - 1, -1, -1):
+        for r in range(n_peaks):
             j = order[r]
-            if not keep[j]:
-                continue
-            k = j - 1
-            while 0 <= k and peaks[j] - peaks[k] < distance:
-                keep[k] = False
-                k -= 1
-            k = j + 1
-            while k < n_peaks and peaks[k] - peaks[j] < distance:
-                keep[k] = False
-                k += 1
-        n_kept = np.int64(0)
+            if keep[j]:
+                r = j - 1
+                while r >= 0 and peaks[j] - peaks[r] < distance:
+                    keep[r] = False
+                    r -= 1
+                r = j + 1
+                while r < n_peaks and peaks[r] - peaks[j] < distance:
+                    keep[r] = False
+                    r += 1
+        n_kept = 0
         for r in range(n_peaks):
             if keep[r]:
                 peaks[n_kept] = peaks[r]
                 heights[n_kept] = heights[r]
                 n_kept += 1
-        found[c] = False
         if n_kept < min_beats:
             continue
-        n_gaps = n_kept - 1
-        for r in range(n_gaps):
-            gaps[r] = peaks[r + 1] - peaks[r]  # whole numbers: exact as floats
-        _insertion_sort(gaps, n_gaps)
-        typical = _sorted_median(gaps, n_gaps)
-        gaps_sd = _robust_sd_sorted(gaps, n_gaps, typical, dev)
-        _insertion_sort(heights, n_kept)
-        tall = _sorted_median(heights, n_kept)
-        heights_sd = _robust_sd_sorted(heights, n_kept, tall, dev)
+        for r in range(n_kept - 1):
+            gaps[r] = peaks[r + 1] - peaks[r]
+        typical = _median_of(gaps[: n_kept - 1], low, high, hist)
+        tall = _median_of(heights[:n_kept], low, high, hist)
         # robust spreads: a pop or a knock among the beats must not hide them
         found[c] = (
-            lo <= typical <= hi
-            and gaps_sd <= max_cv * typical
-            and heights_sd <= max_cv * tall
+            iconf[_LO] <= typical <= iconf[_HI]
+            and _robust_sd(gaps[: n_kept - 1], typical, dev, low, high, hist) <= max_cv * typical
+            and _robust_sd(heights[:n_kept], tall, dev, low, high, hist) <= max_cv * tall
         )
-    return True
 
 
 @jit
@@ -448,11 +381,6 @@ def _sos2_columns(
 def _ecg_kernel(
     raw: np.ndarray,
     band: np.ndarray,
-    out: np.ndarray,
-    flags: np.ndarray,
-    copied: bool,
-    start: int,
-    row: int,
     sos: np.ndarray,
     iconf: np.ndarray,
     fconf: np.ndarray,
@@ -460,27 +388,23 @@ def _ecg_kernel(
     zi: np.ndarray,
     amp: np.ndarray,
     state: np.ndarray,
-) -> int:
-    """Run the stage over ``raw[start:]`` / ``band[start:]``.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run the stage over one chunk; return the filtered band and the frames' flags.
 
     Frames of ``raw`` are summed sample after sample (the additions of
     :func:`~emg_pipeline.framing.frame_sum`; the unfinished frame is carried
     as its partial sum ``acc``), their means go through the low-band filter
-    into the amplitude ring, every completed frame gets its row of ``flags``,
-    the channels switched on are high-passed from ``band`` into ``out``, and
-    the channels are judged at each block boundary. ``sos`` holds the
-    sections of the two filters (:data:`_LOW`, :data:`_HIGH`) and ``zi`` their
-    states, ``(2, n_channels, 2, 2)``; ``state`` the counters, misses and
-    switches. Returns ``len(raw)``, or ``-1 - i`` when stopped before sample
-    ``i``: a judgement is due that :func:`_judge_kernel` leaves to numpy
-    (``state[_SAMPLES] == state[_NEXT]``), or a channel is to be filtered
-    while ``out`` is still ``band`` itself (``copied`` false).
+    into the amplitude ring ``amp``, every completed frame gets its row of
+    flags, the channels switched on are high-passed from ``band`` into a copy
+    of it (``band`` itself is returned when no channel is filtered), and the
+    channels are judged at each block boundary. ``sos`` holds the sections of
+    the two filters (:data:`_LOW`, :data:`_HIGH`) and ``zi`` their states,
+    ``(2, n_channels, 2, 2)``; ``state`` the counters, misses and switches.
     """
     n, n_ch = raw.shape
     low_sos, hp_sos = sos[_LOW], sos[_HIGH]
     zi_low, zi_hp = zi[_LOW], zi[_HIGH]
     frame_len = iconf[_FRAME_LEN]
-    block_samples = iconf[_BLOCK_SAMPLES]
     filtering = iconf[_FILTERING] != 0
     cap = amp.shape[0]
     misses = state[_N_COUNTERS : _N_COUNTERS + n_ch]
@@ -489,24 +413,26 @@ def _ecg_kernel(
     nxt = state[_NEXT]
     frames = state[_FRAMES]
     in_frame = state[_IN_FRAME]
-    started = state[_STARTED] != 0
+    flags = np.empty(((in_frame + n) // frame_len, n_ch), dtype=np.bool_)
+    out = band
+    copied = False
     every = np.arange(n_ch)
     cols = np.empty(n_ch, dtype=np.int64)
-    n_on = np.int64(0)  # not a literal: one compiled version of the callees
-    for c in range(n_ch):
-        if ecg[c]:
-            cols[n_on] = c
-            n_on += 1
     found = np.empty(n_ch, dtype=np.bool_)
-    i = start
-    stopped = False
+    row = 0
+    i = 0
     while i < n:
         # a segment: up to the end of the chunk or of the block
         stop = min(n, i + (nxt - samples))
+        n_on = 0
+        for c in range(n_ch):
+            if ecg[c]:
+                cols[n_on] = c
+                n_on += 1
         if filtering and n_on:
             if not copied:
-                stopped = True
-                break
+                out = band.copy()
+                copied = True
             _sos2_columns(band, out, i, stop, cols, n_on, hp_sos, zi_hp)
         # frame means into the ring, then the low band in place
         first_frame = frames
@@ -532,8 +458,8 @@ def _ecg_kernel(
             frames += 1
         if frames > first_frame:
             s0 = first_frame % cap
-            if not started:
-                started = True
+            if state[_STARTED] == 0:
+                state[_STARTED] = 1
                 for c in range(n_ch):
                     for s in range(low_sos.shape[0]):
                         zi_low[c, s, 0] = fconf[_LOW_ZI + 2 * s] * amp[s0, c]
@@ -550,25 +476,16 @@ def _ecg_kernel(
         samples += stop - i
         i = stop
         if samples == nxt:
-            if not _judge_kernel(amp, frames, iconf, fconf, found):
-                stopped = True
-                break
-            n_on = np.int64(0)
+            _judge(amp, frames, iconf, fconf, found)
             for c in range(n_ch):
                 misses[c] = 0 if found[c] else misses[c] + 1
                 ecg[c] = found[c] or (ecg[c] != 0 and misses[c] < _MISSES_OFF)
-                if ecg[c]:
-                    cols[n_on] = c
-                    n_on += 1
-            nxt += block_samples
+            nxt += iconf[_BLOCK_SAMPLES]
     state[_SAMPLES] = samples
     state[_NEXT] = nxt
     state[_FRAMES] = frames
     state[_IN_FRAME] = in_frame
-    state[_STARTED] = 1 if started else 0
-    state[_N_ON] = n_on
-    state[_ROW] = row
-    return -1 - i if stopped else n
+    return out, flags
 
 
 class EcgSuppressor:
@@ -673,9 +590,6 @@ class EcgSuppressor:
         blocks = -(-self._window_frames // self._block_frames)
         self._amp = np.empty((blocks * self._block_frames, C))
         self._state = np.zeros(_N_COUNTERS + 2 * C, dtype=np.int64)
-        self._counters = self._state[:_N_COUNTERS]  # views of its parts
-        self._misses = self._state[_N_COUNTERS : _N_COUNTERS + C]
-        self._switches = self._state[_N_COUNTERS + C :]
         # what every kernel call takes after the chunk (fewer arguments to type)
         self._kernel_args = (self._sos, self._iconf, self._fconf, self._acc, self._zi,
                              self._amp, self._state)
@@ -686,12 +600,12 @@ class EcgSuppressor:
         self._acc[:] = 0.0
         self._zi[:] = 0.0
         self._state[:] = 0
-        self._counters[_NEXT] = self._block_samples
+        self._state[_NEXT] = self._block_samples
 
     @property
     def ecg(self) -> np.ndarray:
         """Which channels carry ECG now (bool, one per channel; a copy)."""
-        return self._switches != 0
+        return self._state[_N_COUNTERS + self.n_channels :] != 0
 
     def process(self, raw: np.ndarray, band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Filter one chunk; return it and the ECG flags of the frames it completed.
@@ -715,60 +629,4 @@ class EcgSuppressor:
             raw = np.asarray(raw, dtype=np.float64)
         if band.dtype is not _FLOAT:
             band = np.asarray(band, dtype=np.float64)
-        counters = self._counters
-        flags = np.empty(((int(counters[_IN_FRAME]) + raw.shape[0]) // self.frame_len,
-                          self.n_channels), _BOOL)
-        out = band.copy() if self.filtering and counters[_N_ON] else band
-        done = _ecg_kernel(raw, band, out, flags, out is not band, 0, 0, *self._kernel_args)
-        while done < 0:  # rare: a judgement left to numpy, or the first filtered rows
-            if counters[_SAMPLES] == counters[_NEXT]:
-                self._judge_exactly()
-                counters[_NEXT] += self._block_samples
-            else:
-                out = band.copy()
-            done = _ecg_kernel(raw, band, out, flags, out is not band, -1 - done,
-                               int(counters[_ROW]), *self._kernel_args)
-        return out, flags
-
-    def _amplitude(self) -> np.ndarray:
-        """The kept amplitude, oldest frame first ``(n_frames, n_channels)``."""
-        end = int(self._counters[_FRAMES])
-        rows = np.arange(max(0, end - self._window_frames), end)
-        return self._amp[rows % self._amp.shape[0]]
-
-    def _judge_exactly(self) -> None:
-        """Judge the channels with numpy and scipy (the blocks :func:`_judge_kernel` leaves)."""
-        found = self._found_exactly()
-        self._misses[:] = np.where(found, 0, self._misses + 1)
-        self._switches[:] = found | ((self._switches != 0) & (self._misses < _MISSES_OFF))
-        self._counters[_N_ON] = int(self._switches.sum())
-
-    def _found_exactly(self) -> np.ndarray:
-        """Which channels show heartbeats in the last ``window_s`` (bool per channel)."""
-        amp = self._amplitude()
-        pool = self._pool
-        usable = amp.shape[0] - amp.shape[0] % pool
-        rows = amp[amp.shape[0] - usable :].T.reshape(self.n_channels, -1, pool).max(axis=2)
-        lo, hi = self._lo, self._hi
-        min_beats = max(4, int(0.8 * rows.shape[1] / hi))
-        found = np.zeros(self.n_channels, dtype=bool)
-        median = _median_rows(rows)
-        mad = _median_rows(np.abs(rows - median[:, None]))
-        for c in range(self.n_channels):  # a handful of channels, once per block
-            peaks, props = signal.find_peaks(
-                rows[c], height=median[c] + self.peak_mad * max(mad[c], 1e-12),
-                distance=self._distance,
-            )
-            if peaks.shape[0] < min_beats:
-                continue
-            gaps = np.diff(peaks)
-            typical = _median(gaps)
-            heights = props["peak_heights"]
-            height = _median(heights)
-            # robust spreads: a pop or a knock among the beats must not hide them
-            found[c] = (
-                lo <= typical <= hi
-                and _robust_sd(gaps) <= self.max_cv * typical
-                and _robust_sd(heights) <= self.max_cv * height
-            )
-        return found
+        return _ecg_kernel(raw, band, *self._kernel_args)
