@@ -124,7 +124,8 @@ def _report(pipe: Pipeline, path: Path, quiet: bool) -> None:
     plural = "" if pipe.n_channels == 1 else "s"
     print(
         f"{path.name}: {duration:.1f} s, {pipe.n_channels} channel{plural} at {pipe.fs:g} Hz; "
-        f"{twitches} twitches, {spasms} spasms; mains {mains}",
+        f"{twitches} twitch{'' if twitches == 1 else 'es'}, "
+        f"{spasms} spasm{'' if spasms == 1 else 's'}; mains {mains}",
         file=sys.stderr,
     )
     bridged = pipe.bridged_samples
