@@ -41,6 +41,7 @@ from bumble.transport import Transport, open_transport
 
 __all__ = ["BumbleCentral", "BumbleClient", "BumbleScanner", "parse_advertisement"]
 
+_DISCONNECT_TIMEOUT_S = 5.0  # longest wait for a disconnection to be confirmed
 _CENTRAL_ADDRESS = "F1:00:00:00:00:01"
 
 _PROPERTY_NAMES = {
@@ -278,8 +279,10 @@ class BumbleClient(BaseBleakClient):
         if conn is None:
             return
         self._closing = True
+        # bumble waits for the controller's disconnection event; bound the wait
         with contextlib.suppress(Exception):
-            await conn.disconnect()
+            async with asyncio.timeout(_DISCONNECT_TIMEOUT_S):
+                await conn.disconnect()
         self._connection = None
         self._peer = None
 

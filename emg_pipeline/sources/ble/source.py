@@ -371,8 +371,11 @@ class BleSource:
         client, self._client = self._client, None
         if client is not None:
             self._stopping = True
+            # a link that dies while disconnecting may never confirm it: never
+            # let closing (Ctrl-C, the end of a stream) hang on it
             with contextlib.suppress(*_LINK_ERRORS):
-                await client.disconnect()
+                async with asyncio.timeout(self.command_timeout_s):
+                    await client.disconnect()
 
     async def _stop_keep_awake(self) -> None:
         task, self._keep_awake = self._keep_awake, None
