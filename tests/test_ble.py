@@ -263,6 +263,8 @@ def test_cancellation_leaves_the_board_stopped() -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
         await asyncio.sleep(0.05)
+        # the board's own tasks end here, not in asyncio.run's cancellation of leftovers
+        await board.close()
         return board
 
     board = asyncio.run(scenario())

@@ -214,7 +214,8 @@ class EmulatedBoard:
         conn = self._connection
         if conn is not None:
             with contextlib.suppress(Exception):
-                await conn.disconnect()
+                async with asyncio.timeout(5.0):  # bumble waits for the disconnection event
+                    await conn.disconnect()
         # let a pending advertising restart (after the last disconnection) complete first
         await asyncio.sleep(0.05)
         with contextlib.suppress(Exception):
