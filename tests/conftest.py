@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import itertools
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -51,3 +56,35 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present")
     return SHARED_DATA
+
+
+def _die_with_parent() -> None:
+    """In a child, before exec: be killed when the test process dies (Linux).
+
+    pytest-timeout's thread method ends a hung run with ``os._exit``; a child
+    left behind would hold CI's pipes open. Elsewhere this is a no-op.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)   # a background run starts with it ignored
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)               # PR_SET_PDEATHSIG
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., subprocess.Popen]]:
+    """Start child processes that cannot outlive the test (killed at teardown or with it)."""
+    children: list[subprocess.Popen] = []
+
+    def start(args: list[str], **kwargs: object) -> subprocess.Popen:
+        child = subprocess.Popen(args, preexec_fn=_die_with_parent, **kwargs)
+        children.append(child)
+        return child
+
+    yield start
+    for child in children:
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=30)
+        for stream in (child.stdout, child.stderr):
+            if stream is not None:
+                stream.close()

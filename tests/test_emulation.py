@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -160,9 +161,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_cli_emulate_then_stream_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_cli_emulate_then_stream_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                            spawn: Callable[..., subprocess.Popen]) -> None:
     port = _free_port()
-    emulator = subprocess.Popen(
+    emulator = spawn(
         [sys.executable, "-m", "emg_pipeline", "emulate", "nus_emg", "--port", str(port),
          "--loss", "0.05", "--speed", "4", "--duration", "30"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

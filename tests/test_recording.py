@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -210,11 +211,11 @@ _CHILD = textwrap.dedent(
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
-def test_recording_killed_mid_write_reads_back(tmp_path: Path) -> None:
+def test_recording_killed_mid_write_reads_back(
+    tmp_path: Path, spawn: Callable[..., subprocess.Popen]
+) -> None:
     path = tmp_path / "killed.bdf"
-    child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(path)], stdout=subprocess.PIPE, text=True
-    )
+    child = spawn([sys.executable, "-c", _CHILD, str(path)], stdout=subprocess.PIPE, text=True)
     written = 0
     try:
         assert child.stdout is not None

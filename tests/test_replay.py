@@ -13,6 +13,8 @@ import asyncio
 import gzip
 import importlib.util
 import io
+import subprocess
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -437,18 +439,18 @@ def test_replay_plux_bursts_finds_the_nine_contractions(capsys) -> None:
 
 
 @pytest.mark.skipif(not hasattr(__import__("signal"), "SIGINT"), reason="needs SIGINT")
-def test_ctrl_c_stops_with_a_summary_and_a_closed_recording(tmp_path: Path) -> None:
+def test_ctrl_c_stops_with_a_summary_and_a_closed_recording(
+    tmp_path: Path, spawn: Callable[..., subprocess.Popen]
+) -> None:
     import signal
-    import subprocess
     import sys
 
     bdf = tmp_path / "cut.bdf"
-    child = subprocess.Popen(
+    # spawn gives the child the default SIGINT disposition a terminal's Ctrl-C meets
+    # (a test run started in the background inherits it ignored)
+    child = spawn(
         [sys.executable, "-m", "emg_pipeline", "replay", "--speed", "5", "--record", str(bdf)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        # a test run started in the background inherits SIGINT ignored, and so would
-        # the child: give it the default disposition a terminal's Ctrl-C meets
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert child.stdout is not None
     first = child.stdout.readline()  # the heading line: the replay is running

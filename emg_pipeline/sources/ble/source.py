@@ -246,7 +246,11 @@ class BleSource:
                 await self.connect()
             while True:
                 try:
-                    item = await asyncio.wait_for(self._queue.get(), self.silence_timeout_s)
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
+                    # cancellation that arrives as the queue delivers (the consumer then
+                    # never stops); timeout() tells its own expiry from a cancellation
+                    async with asyncio.timeout(self.silence_timeout_s):
+                        item = await self._queue.get()
                 except TimeoutError:
                     await self._recover(f"no data for {self.silence_timeout_s:g} s")
                     continue
