@@ -9,6 +9,9 @@ outcome, its wall time and the tests that failed; then the totals (goal: 0 failu
 
     python benchmarks/ble_stress.py                      # 50 runs of both files
     python benchmarks/ble_stress.py --runs 10 -k cancel  # a quicker look at one test
+
+It tests the code of the checkout it sits in (``PYTHONPATH``): run it from a checkout
+nobody edits meanwhile (``git worktree add``), or the runs test half-made edits.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ def run_once(
         cmd += ["-k", keyword]
     started = time.monotonic()
     try:
-        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=deadline_s)
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=deadline_s,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
     except subprocess.TimeoutExpired:
         return "HANG", time.monotonic() - started, f"killed after {deadline_s:g} s"
     wall = time.monotonic() - started

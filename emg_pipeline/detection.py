@@ -178,7 +178,6 @@ class Detector:
         self._cfg = cfg
         # room for the decisions of the longest segment (a block) on every channel
         self._dec = np.zeros((self.n_channels * (3 * self._block + 3) + 16, 6), dtype=np.int64)
-        self._dec_floor = self._dec[:, _D_FLOOR].view(np.float64)
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -279,7 +278,8 @@ class Detector:
         while True:
             n = r >> 1
             rows = self._dec[:n].tolist()
-            floors = self._dec_floor[:n].tolist()
+            # (a view taken here: one kept as an attribute would not survive pickling)
+            floors = self._dec[:n, _D_FLOOR].view(np.float64).tolist()
             for (kind, c, frame, onset, offset, _), floor in zip(rows, floors, strict=True):
                 out.append(Detection(_KINDS[kind], c, frame, onset, offset, floor))
             if not r & 1:

@@ -1,22 +1,20 @@
 """The streaming pipeline: one path for live streams and recorded files.
 
-::
-
-    samples ─► NanBridge ─► band-pass (SOS) ─► MainsCanceller ─► Envelope ─┐
-                  │                                                       ▼
-                  └──────────────────────────────► ArtefactGate ─► Detector ─► Classifier
-                                                                      │
-                                             live events (onset, sustained, end) + episodes
-
-:class:`Pipeline` feeds each chunk through every stage in turn. All stages
-carry their state, so any chunking of the same samples gives bit-for-bit the
-same envelope, events and episodes; offline detection (:func:`detect`) is this
-pipeline fed one chunk or many.
+:class:`Pipeline` turns each chunk into a :class:`~emg_pipeline.stage.Block`
+and folds it through its stages (:func:`~emg_pipeline.stages.build_stages`,
+in flow order: NaN bridge, band-pass, ECG suppression, mains removal,
+envelope, artefact gating, no-signal test, detection, classification). All
+stages carry their state, so any chunking of the same samples gives
+bit-for-bit the same envelope, events and episodes; offline detection
+(:func:`detect`) is this pipeline fed one chunk or many, and the end of a
+stream (:meth:`Pipeline.flush`) is one more, empty, block marked
+``end_of_stream``.
 """
 
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -24,31 +22,25 @@ import numpy as np
 import pandas as pd
 
 from ._jit import jit
-from .chunk import Chunk, as_samples
-from .classification import Classifier
-from .conditioning import (
-    ArtefactGate,
-    EcgSuppressor,
-    FlatLine,
-    MainsCanceller,
-    NanBridge,
-    SosFilter,
-    bandpass_sos,
-)
+from .chunk import Chunk, ChunkFlags, as_samples
 from .conditioning.filters import effective_band
 from .conditioning.gaps import Gap
-from .detection import Detector
-from .envelope import Envelope
 from .errors import ConfigError
 from .events import EPISODE_COLUMNS, Episode, LiveEvent
-from .framing import History
 from .settings import PipelineSettings, validate_fs
+from .stage import Block, Stage
+from .stages import (
+    SLICE_S,
+    Bridging,
+    DetectionStage,
+    MainsRemoval,
+    StreamSpec,
+    build_stages,
+)
 
 __all__ = ["ChunkResult", "Pipeline", "detect", "episodes_frame"]
 
-_KIND_ORDER = {"end": 0, "onset": 1, "sustained": 2}
-_HISTORY_S = 600.0  # envelope history kept for episode features
-_SLICE_S = 10.0  # large chunks are processed in slices of this length (bounded memory)
+_S = typing.TypeVar("_S")
 
 
 @dataclass(frozen=True)
@@ -68,6 +60,11 @@ class ChunkResult:
         Frames marked as artefact.
     events : tuple of LiveEvent
         Events decided within this chunk, in time order.
+    flags : ChunkFlags
+        What went wrong while this chunk was acquired (packet loss, a
+        reconnect, malformed packets) or conditioned (missing samples bridged).
+    lost_samples : int
+        Samples lost just before this chunk (inserted as a bridged gap).
     """
 
     envelope: np.ndarray
@@ -75,6 +72,8 @@ class ChunkResult:
     frame_s: float
     artefact: np.ndarray
     events: tuple[LiveEvent, ...] = field(default=())
+    flags: ChunkFlags = ChunkFlags.NONE
+    lost_samples: int = 0
 
     @property
     def times(self) -> np.ndarray:
@@ -161,47 +160,35 @@ class Pipeline:
         base = settings if settings is not None else PipelineSettings()
         self.settings = base.replace(**overrides) if overrides else base
         s = self.settings
-        C = len(self.channels)
         self.frame_len = max(1, round(s.frame_s * self.fs))
         self.frame_s = self.frame_len / self.fs
         try:
             self.band_hz = effective_band(self.fs, s.highpass_hz, s.lowpass_hz)
         except ValueError as exc:
             raise ConfigError("highpass_hz", s.highpass_hz, str(exc)) from None
-        calibrated = unit == "uV"
-        self._bridge = NanBridge(C)
-        self._bandpass = SosFilter(bandpass_sos(self.fs, *self.band_hz, s.filter_order), C)
-        self._mains = MainsCanceller(
-            self.fs, C, mains=s.mains, max_harmonics=s.mains_harmonics, band_hz=self.band_hz
-        )
-        self._ecg = EcgSuppressor(
-            self.fs, C, self.frame_len, self.band_hz, highpass_hz=s.ecg_highpass_hz
-        ) if s.ecg_suppression else None
-        self._envelope = Envelope(self.fs, C, self.frame_len, s.window_s, s.envelope)
-        self._flat = FlatLine(self.fs, C, self.frame_len, hold_s=s.window_s + 0.05)
-        self._gate = ArtefactGate(
-            self.fs, C, self.frame_len, s.window_s, ratio=s.artefact_ratio
-        ) if s.artefact_rejection else None
-        self._detector = Detector(C, self.frame_s, s, calibrated)
-        self._classifier = Classifier(self.fs, self.frame_len, s, calibrated, self.channels)
-        frame_rate = 1.0 / self.frame_s
-        self._env_hist = History(round(_HISTORY_S * frame_rate), C)
-        self._power_hist = History(round(_HISTORY_S * frame_rate), C)
-        self._slice = max(1, round(_SLICE_S * self.fs))
-        history_s = s.spectrum_s + s.merge_gap_s + _SLICE_S + 1.0
-        self._sample_hist = History(round(history_s * self.fs), C)
+        self.spec = StreamSpec(self.fs, names, unit == "uV", self.frame_len, self.band_hz, s)
+        self.stages: tuple[Stage, ...] = build_stages(self.spec)
+        self._slice = round(SLICE_S * self.fs)
         self.reset()
+
+    def stage(self, kind: type[_S]) -> _S:
+        """The stage of this type (e.g. ``pipe.stage(MainsRemoval)``).
+
+        Raises
+        ------
+        LookupError
+            If the pipeline has no such stage (it is switched off).
+        """
+        for stage in self.stages:
+            if isinstance(stage, kind):
+                return stage
+        raise LookupError(f"this pipeline has no {kind.__name__} stage")
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
         """Return to the freshly built state (settings are kept)."""
-        for stage in (self._bridge, self._bandpass, self._mains, self._envelope,
-                      self._detector, self._env_hist, self._power_hist, self._sample_hist):
+        for stage in self.stages:
             stage.reset()
-        self._flat.reset()
-        for optional in (self._gate, self._ecg):
-            if optional is not None:
-                optional.reset()
         self.n_samples = 0
         self.n_frames = 0
         self.episodes: list[Episode] = []
@@ -218,27 +205,28 @@ class Pipeline:
     @property
     def gaps(self) -> list[Gap]:
         """Runs of missing samples that were bridged, per channel."""
-        return list(self._bridge.gaps)
+        return list(self.stage(Bridging).bridge.gaps)
 
     @property
     def bridged_samples(self) -> np.ndarray:
         """Number of bridged (missing) samples per channel."""
-        return self._bridge.n_bridged.copy()
+        return self.stage(Bridging).bridge.n_bridged.copy()
 
     @property
     def mains_hz(self) -> float | None:
         """Grid frequency found (or set), None if none."""
-        return self._mains.mains_hz
+        return self.stage(MainsRemoval).canceller.mains_hz
 
     @property
     def floor(self) -> np.ndarray:
         """Current noise floor per channel (envelope units)."""
-        return self._detector.floor
+        return self.stage(DetectionStage).detector.floor
 
     @property
     def thresholds(self) -> tuple[np.ndarray, np.ndarray]:
         """Current on and off thresholds per channel (envelope units)."""
-        return self._detector.on_threshold.copy(), self._detector.off_threshold.copy()
+        detector = self.stage(DetectionStage).detector
+        return detector.on_threshold.copy(), detector.off_threshold.copy()
 
     # --------------------------------------------------------------- process
     def process(self, chunk: Chunk | np.ndarray) -> ChunkResult:
@@ -260,9 +248,11 @@ class Pipeline:
         x = as_samples(chunk)
         if x.shape[1] != self.n_channels:
             raise ValueError(f"expected {self.n_channels} channels, got {x.shape[1]}")
+        flags, missing = ChunkFlags.NONE, 0
         if isinstance(chunk, Chunk):
             if not math.isclose(chunk.fs, self.fs, rel_tol=1e-9):
                 raise ValueError(f"chunk at {chunk.fs:g} Hz fed to a pipeline at {self.fs:g} Hz")
+            flags = chunk.flags
             missing = chunk.first_index - self.n_samples
             if missing < 0:
                 raise ValueError(
@@ -273,68 +263,47 @@ class Pipeline:
                 self.lost_samples += missing
                 x = np.concatenate([np.full((missing, self.n_channels), np.nan), x])
         first_frame = self.n_frames
-        if x.shape[0] <= self._slice:
-            env, artefact, events = self._run(x)
-        else:
-            # slices keep memory bounded and the feature histories valid; every
-            # stage is chunking-independent, so this changes no result
-            parts = [self._run(x[i : i + self._slice]) for i in range(0, x.shape[0], self._slice)]
-            env = np.concatenate([p[0] for p in parts])
-            artefact = np.concatenate([p[1] for p in parts])
-            events = tuple(e for p in parts for e in p[2])
-        return ChunkResult(env, first_frame, self.frame_s, artefact, events)
-
-    def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[LiveEvent, ...]]:
-        raw = self._bridge.process(x)
-        y = self._bandpass.process(raw)
-        ecg = None
-        if self._ecg is not None:
-            # before the mains canceller: heartbeat spikes would make every block
-            # look active to it, and it would stop following the grid
-            y, ecg = self._ecg.process(raw, y)
-        y = self._mains.process(y)
-        self._sample_hist.write(y)
-        env = self._envelope.process(y)
-        if self._gate is not None:
-            env = self._gate.process(raw, env, ecg)
-            artefact = self._gate.artefact
-        else:
-            artefact = np.zeros(env.shape, dtype=bool)
-        # a flat line (electrode off, zeros before streaming, held gaps) is no
-        # signal: neither rest for the floor nor activity
-        flat = self._flat.process(raw)
-        either = _tally(artefact, flat, self.artefact_frames, self.no_signal_frames)
-        self._env_hist.write(env)
-        self._power_hist.write(self._envelope.frame_power)
-        events = self._events(self._detector.process(env, artefact, ecg, flat))
-        self.n_samples += x.shape[0]
-        self.n_frames += env.shape[0]
-        return env, either, events
+        # slices keep memory bounded and the feature histories valid; every stage is
+        # chunking-independent, so this changes no result
+        parts = [self._run(x[i : i + self._slice], flags)
+                 for i in range(0, x.shape[0], self._slice)] or [self._run(x, flags)]
+        return self._result(parts, first_frame, missing)
 
     def flush(self) -> ChunkResult:
         """End the stream: close open episodes (marked ``truncated``)."""
-        events = self._events(self._detector.flush())
+        part = self._run(np.empty((0, self.n_channels)), ChunkFlags.NONE, end_of_stream=True)
         self.finished = True
-        empty = np.empty((0, self.n_channels))
-        return ChunkResult(empty, self.n_frames, self.frame_s, empty.astype(bool), events)
+        return self._result([part], self.n_frames, 0)
 
-    def _events(self, decisions: list) -> tuple[LiveEvent, ...]:
-        out = []
-        fs_frame = self.frame_s
-        for d in decisions:
-            name = self.channels[d.channel]
-            time_s = (d.frame + 1) * fs_frame
-            onset_s = d.onset_frame * fs_frame
-            if d.kind == "end":
-                episode = self._classifier.classify(
-                    d, self._env_hist, self._power_hist, self._sample_hist
-                )
-                self.episodes.append(episode)
-                out.append(LiveEvent("end", name, time_s, onset_s, episode))
-            else:
-                out.append(LiveEvent(d.kind, name, time_s, onset_s))
-        out.sort(key=lambda e: (e.time_s, self.channels.index(e.channel), _KIND_ORDER[e.kind]))
-        return tuple(out)
+    def _run(self, x: np.ndarray, flags: ChunkFlags, *, end_of_stream: bool = False) -> Block:
+        block = Block.of_samples(x, self.n_samples, self.n_frames, flags,
+                                 end_of_stream=end_of_stream)
+        for stage in self.stages:
+            block = stage.process(block)
+        self.n_samples += block.n_samples
+        self.n_frames += block.n_frames
+        for event in block.events:
+            if event.episode is not None:
+                self.episodes.append(event.episode)
+        return block
+
+    def _result(self, parts: list[Block], first_frame: int, lost_samples: int) -> ChunkResult:
+        if len(parts) == 1:
+            env, artefact, no_signal = parts[0].envelope, parts[0].artefact, parts[0].no_signal
+        else:
+            env = np.concatenate([p.envelope for p in parts])
+            artefact = np.concatenate([p.artefact for p in parts])
+            no_signal = np.concatenate([p.no_signal for p in parts])
+        if artefact.shape != env.shape:   # no gating stage
+            artefact = np.zeros(env.shape, dtype=bool)
+        # a flat line (electrode off, zeros before streaming, held gaps) is no signal:
+        # counted as such, not as an artefact as well
+        either = _tally(artefact, no_signal, self.artefact_frames, self.no_signal_frames)
+        flags = ChunkFlags.NONE
+        for p in parts:
+            flags |= p.flags
+        events = tuple(e for p in parts for e in p.events)
+        return ChunkResult(env, first_frame, self.frame_s, either, events, flags, lost_samples)
 
     def episodes_frame(self) -> pd.DataFrame:
         """All finished episodes as a table (see :func:`episodes_frame`)."""

@@ -1,26 +1,122 @@
-"""The protocol every streaming stage follows.
+"""What flows between the pipeline's stages, and the one protocol every stage follows.
 
-A stage is built from its configuration (kept verbatim and never mutated),
-builds its carried state in :meth:`Stage.reset`, and maps one chunk
-``(n_samples, n_channels)`` to the next with :meth:`Stage.process`. Feeding a
-stage one chunk or the same samples split anywhere gives identical output and
-identical final state: that is what makes the live path and the offline path
-one path.
+A :class:`Block` is one chunk on its way through the pipeline: the samples
+(raw, and the EMG band as conditioned so far), then the frames the chunk
+completed (envelope, frame power, and the flags of artefact, ECG and no
+signal), then the detector's decisions and the live events. Each stage reads
+the fields it needs and returns a new block with the fields it makes
+(:meth:`Block.replace`); nothing else passes between stages.
+
+A :class:`Stage` is built from its configuration (never mutated), builds its
+carried state in ``reset``, and maps one block to the next with ``process``.
+Feeding a stage one chunk or the same samples split anywhere gives identical
+output and identical final state: that is what makes the live path and the
+offline path one path. The last block of a stream has ``end_of_stream`` set
+(and may hold no samples): stages that hold something open close it then.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-__all__ = ["Stage"]
+import numpy as np
+
+from .chunk import ChunkFlags
+
+if TYPE_CHECKING:
+    from .detection import Detection
+    from .events import LiveEvent
+
+__all__ = ["Block", "Stage"]
+
+_NO_FLAGS = ChunkFlags.NONE
+
+
+def _frames(n_channels: int, dtype: type = np.float64) -> np.ndarray:
+    return np.empty((0, n_channels), dtype=dtype)
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One chunk on its way through the stages.
+
+    Attributes
+    ----------
+    first_sample : int
+        Index of the first sample on the stream's sample clock.
+    raw : ndarray, shape (n_samples, n_channels)
+        Input samples (after the NaN bridge: gaps held at the last value).
+    band : ndarray, shape (n_samples, n_channels)
+        The EMG band as conditioned by the stages so far.
+    flags : ChunkFlags
+        What went wrong while acquiring or conditioning this chunk.
+    first_frame : int
+        Index of the first frame completed by this chunk on the frame clock.
+    envelope, power : ndarray, shape (n_frames, n_channels)
+        Envelope and mean square of each completed frame (empty before the
+        envelope stage).
+    artefact, ecg, no_signal : ndarray of bool, shape (n_frames, n_channels)
+        Frames explained by an artefact, frames of a channel carrying ECG,
+        frames without signal (a flat line). ``ecg`` is None when no stage
+        looks for ECG.
+    decisions : tuple of Detection
+        The detector's decisions on these frames.
+    events : tuple of LiveEvent
+        Live events (onset, sustained, end with its episode).
+    end_of_stream : bool
+        The stream ends with this block.
+    """
+
+    first_sample: int
+    raw: np.ndarray
+    band: np.ndarray
+    flags: ChunkFlags = _NO_FLAGS
+    first_frame: int = 0
+    envelope: np.ndarray = field(default_factory=lambda: _frames(0))
+    power: np.ndarray = field(default_factory=lambda: _frames(0))
+    artefact: np.ndarray = field(default_factory=lambda: _frames(0, bool))
+    ecg: np.ndarray | None = None
+    no_signal: np.ndarray = field(default_factory=lambda: _frames(0, bool))
+    decisions: tuple[Detection, ...] = ()
+    events: tuple[LiveEvent, ...] = ()
+    end_of_stream: bool = False
+
+    @classmethod
+    def of_samples(
+        cls, samples: np.ndarray, first_sample: int, first_frame: int,
+        flags: ChunkFlags = _NO_FLAGS, *, end_of_stream: bool = False,
+    ) -> Block:
+        """A block entering the pipeline: samples only, no frames yet."""
+        n_channels = samples.shape[1]
+        return cls(
+            first_sample=first_sample, raw=samples, band=samples, flags=flags,
+            first_frame=first_frame, envelope=_frames(n_channels), power=_frames(n_channels),
+            artefact=_frames(n_channels, bool), no_signal=_frames(n_channels, bool),
+            end_of_stream=end_of_stream,
+        )
+
+    @property
+    def n_samples(self) -> int:
+        """Number of samples."""
+        return int(self.raw.shape[0])
+
+    @property
+    def n_frames(self) -> int:
+        """Number of frames completed (0 before the envelope stage)."""
+        return int(self.envelope.shape[0])
+
+    def replace(self, **changes: Any) -> Block:
+        """A copy with some fields changed (arrays are shared, not copied)."""
+        return replace(self, **changes)
 
 
 @runtime_checkable
 class Stage(Protocol):
-    """A streaming stage: ``process(chunk)`` and ``reset()``."""
+    """A streaming stage: ``process(block) -> block`` and ``reset()``."""
 
-    def process(self, chunk: Any) -> Any:
-        """Consume one chunk and return this stage's output for it."""
+    def process(self, block: Block) -> Block:
+        """Consume one block and return it with this stage's outputs added."""
         ...
 
     def reset(self) -> None:

@@ -30,6 +30,7 @@ from emg_pipeline.framing import History
 from emg_pipeline.pipeline import Pipeline
 from emg_pipeline.settings import PipelineSettings
 from emg_pipeline.sources.synthetic import simulate
+from emg_pipeline.stages import Classification
 
 # ---------------------------------------------------------------- reference
 
@@ -321,7 +322,7 @@ def test_classify_matches_the_numpy_computation_on_simulated_recordings() -> Non
     for seed, fs in [(0, 2000.0), (1, 1000.0), (2, 200.0)]:
         rec = simulate(np.random.default_rng(seed), fs=fs, duration_s=120.0, n_channels=2)
         pipe = Pipeline(rec.fs, rec.channels, unit="uV")
-        cls = pipe._classifier
+        cls = pipe.stage(Classification).classifier
         classify = cls.classify
         found: list[tuple[Episode, tuple[Episode, float]]] = []
 

@@ -1,4 +1,5 @@
-"""One contract for every streaming stage: chunking invariance, purity, reset, pickle."""
+"""One contract for the signal components the stages use: chunking invariance, purity,
+reset, pickle (the stages themselves: test_stages.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from emg_pipeline.conditioning.filters import bandpass_sos
 from emg_pipeline.envelope import Envelope
 from emg_pipeline.framing import Framer, frame_sum_squares
 from emg_pipeline.sources.synthetic import simulate
-from emg_pipeline.stage import Stage
+from emg_pipeline.stage import Stage  # components share the method names of the protocol
 
 from .conftest import feed, random_splits
 

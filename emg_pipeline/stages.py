@@ -1,0 +1,293 @@
+"""The pipeline's stages, in the order the data meets them, and :func:`build_stages`.
+
+Each class here is one step of the flow as a :class:`~emg_pipeline.stage.Stage`:
+it takes the :class:`~emg_pipeline.stage.Block` the previous step returned and
+gives the next one, using one signal component (the band-pass filter, the mains
+canceller, the envelope, the detector...) that does the numerical work on
+arrays and is tested on its own. Adding a step is one class here and one line
+in :func:`build_stages`.
+
+::
+
+    NanBridge ─► BandPass ─► EcgSuppression ─► MainsRemoval ─► EnvelopeStage
+      ─► ArtefactGating ─► NoSignal ─► Detection ─► Classification
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .chunk import ChunkFlags
+from .classification import Classifier
+from .conditioning import (
+    ArtefactGate,
+    EcgSuppressor,
+    FlatLine,
+    MainsCanceller,
+    NanBridge,
+    SosFilter,
+    bandpass_sos,
+)
+from .detection import Detection, Detector
+from .envelope import Envelope
+from .events import Episode, LiveEvent
+from .framing import History
+from .settings import PipelineSettings
+from .stage import Block, Stage
+
+__all__ = [
+    "ArtefactGating",
+    "BandPass",
+    "Bridging",
+    "Classification",
+    "DetectionStage",
+    "EcgSuppression",
+    "EnvelopeStage",
+    "MainsRemoval",
+    "NoSignal",
+    "StreamSpec",
+    "build_stages",
+]
+
+#: envelope history kept for episode features
+HISTORY_S = 600.0
+#: large chunks are processed in slices of this length (bounded memory)
+SLICE_S = 10.0
+_KIND_ORDER = {"end": 0, "onset": 1, "sustained": 2}
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """What every stage needs to know of the stream it is built for.
+
+    Attributes
+    ----------
+    fs : float
+        Sampling rate in Hz.
+    channels : tuple of str
+        Channel names.
+    calibrated : bool
+        Samples are µV (else counts of an unknown gain).
+    frame_len : int
+        Samples per envelope frame.
+    band_hz : tuple of float
+        The band-pass corners in use (the upper one clamped below Nyquist).
+    settings : PipelineSettings
+        Every setting.
+    """
+
+    fs: float
+    channels: tuple[str, ...]
+    calibrated: bool
+    frame_len: int
+    band_hz: tuple[float, float]
+    settings: PipelineSettings
+
+    @property
+    def n_channels(self) -> int:
+        """Number of channels."""
+        return len(self.channels)
+
+    @property
+    def frame_s(self) -> float:
+        """Frame duration in seconds."""
+        return self.frame_len / self.fs
+
+
+class Bridging(Stage):
+    """Hold missing samples (NaN, ±inf) at the channel's last value; count them."""
+
+    def __init__(self, spec: StreamSpec) -> None:
+        self.bridge = NanBridge(spec.n_channels)
+
+    def reset(self) -> None:
+        self.bridge.reset()
+
+    def process(self, block: Block) -> Block:
+        before = int(self.bridge.n_bridged.sum())
+        raw = self.bridge.process(block.raw)
+        flags = block.flags
+        if int(self.bridge.n_bridged.sum()) != before:
+            flags |= ChunkFlags.NAN_BRIDGED
+        return block.replace(raw=raw, band=raw, flags=flags)
+
+
+class BandPass(Stage):
+    """Causal Butterworth band-pass (removes drift, DC and what lies above the EMG band)."""
+
+    def __init__(self, spec: StreamSpec) -> None:
+        sos = bandpass_sos(spec.fs, *spec.band_hz, spec.settings.filter_order)
+        self.filter = SosFilter(sos, spec.n_channels)
+
+    def reset(self) -> None:
+        self.filter.reset()
+
+    def process(self, block: Block) -> Block:
+        return block.replace(band=self.filter.process(block.band))
+
+
+class EcgSuppression(Stage):
+    """Channels carrying a heartbeat get an extra high-pass; their frames are flagged."""
+
+    def __init__(self, spec: StreamSpec) -> None:
+        self.suppressor = EcgSuppressor(spec.fs, spec.n_channels, spec.frame_len, spec.band_hz,
+                                        highpass_hz=spec.settings.ecg_highpass_hz)
+
+    def reset(self) -> None:
+        self.suppressor.reset()
+
+    def process(self, block: Block) -> Block:
+        band, ecg = self.suppressor.process(block.raw, block.band)
+        return block.replace(band=band, ecg=ecg)
+
+
+class MainsRemoval(Stage):
+    """Remove 50/60 Hz mains interference and its harmonics from the EMG band."""
+
+    def __init__(self, spec: StreamSpec) -> None:
+        s = spec.settings
+        self.canceller = MainsCanceller(spec.fs, spec.n_channels, mains=s.mains,
+                                        max_harmonics=s.mains_harmonics, band_hz=spec.band_hz)
+
+    def reset(self) -> None:
+        self.canceller.reset()
+
+    def process(self, block: Block) -> Block:
+        return block.replace(band=self.canceller.process(block.band))
+
+
+class EnvelopeStage(Stage):
+    """Amplitude envelope of the EMG band, one value per frame (and each frame's power)."""
+
+    def __init__(self, spec: StreamSpec) -> None:
+        s = spec.settings
+        self.envelope = Envelope(spec.fs, spec.n_channels, spec.frame_len, s.window_s, s.envelope)
+
+    def reset(self) -> None:
+        self.envelope.reset()
+
+    def process(self, block: Block) -> Block:
+        env = self.envelope.process(block.band)
+        return block.replace(envelope=env, power=self.envelope.frame_power)
+
+
+class ArtefactGating(Stage):
+    """Remove from the envelope what sub-band artefacts explain; flag their frames."""
+
+    def __init__(self, spec: StreamSpec) -> None:
+        s = spec.settings
+        self.gate = ArtefactGate(spec.fs, spec.n_channels, spec.frame_len, s.window_s,
+                                 ratio=s.artefact_ratio)
+
+    def reset(self) -> None:
+        self.gate.reset()
+
+    def process(self, block: Block) -> Block:
+        env = self.gate.process(block.raw, block.envelope, block.ecg)
+        return block.replace(envelope=env, artefact=self.gate.artefact)
+
+
+class NoSignal(Stage):
+    """Flag the frames of a flat line (electrode off, zeros, held gaps): no signal."""
+
+    def __init__(self, spec: StreamSpec) -> None:
+        self.flat = FlatLine(spec.fs, spec.n_channels, spec.frame_len,
+                             hold_s=spec.settings.window_s + 0.05)
+
+    def reset(self) -> None:
+        self.flat.reset()
+
+    def process(self, block: Block) -> Block:
+        return block.replace(no_signal=self.flat.process(block.raw))
+
+
+class DetectionStage(Stage):
+    """Adaptive double-threshold detection: onset, sustained and end decisions."""
+
+    def __init__(self, spec: StreamSpec) -> None:
+        self.detector = Detector(spec.n_channels, spec.frame_s, spec.settings, spec.calibrated)
+
+    def reset(self) -> None:
+        self.detector.reset()
+
+    def process(self, block: Block) -> Block:
+        artefact = block.artefact
+        if artefact.shape != block.envelope.shape:   # no gating stage
+            artefact = np.zeros(block.envelope.shape, dtype=bool)
+        decisions = self.detector.process(block.envelope, artefact, block.ecg, block.no_signal)
+        if block.end_of_stream:
+            decisions = [*decisions, *self.detector.flush()]
+        return block.replace(decisions=tuple(decisions))
+
+
+class Classification(Stage):
+    """Label each finished episode (twitch or spasm, its pattern and features).
+
+    Keeps the recent history of the stream (conditioned samples, envelope and
+    frame power) that an episode's features are computed from, and turns the
+    detector's decisions into live events in time order. The sample history
+    holds :data:`SLICE_S` more than the features need: a block may be at most
+    that long (:class:`~emg_pipeline.pipeline.Pipeline` cuts longer chunks).
+    """
+
+    def __init__(self, spec: StreamSpec) -> None:
+        s = spec.settings
+        self.channels = spec.channels
+        self.frame_s = spec.frame_s
+        self.classifier = Classifier(spec.fs, spec.frame_len, s, spec.calibrated, spec.channels)
+        frames = round(HISTORY_S / spec.frame_s)
+        self.envelope = History(frames, spec.n_channels)
+        self.power = History(frames, spec.n_channels)
+        history_s = s.spectrum_s + s.merge_gap_s + SLICE_S + 1.0
+        self.samples = History(round(history_s * spec.fs), spec.n_channels)
+        self._order = {name: k for k, name in enumerate(spec.channels)}
+        self._max_block = round(SLICE_S * spec.fs)
+
+    def reset(self) -> None:
+        for history in (self.envelope, self.power, self.samples):
+            history.reset()
+
+    def process(self, block: Block) -> Block:
+        if block.n_samples > self._max_block:
+            raise ValueError(f"a block of {block.n_samples} samples is longer than "
+                             f"SLICE_S = {SLICE_S:g} s: cut it first")
+        self.samples.write(block.band)
+        self.envelope.write(block.envelope)
+        self.power.write(block.power)
+        if not block.decisions:
+            return block
+        return block.replace(events=tuple(self._events(block.decisions)))
+
+    def _events(self, decisions: tuple[Detection, ...]) -> list[LiveEvent]:
+        out = []
+        for d in decisions:
+            name = self.channels[d.channel]
+            time_s = (d.frame + 1) * self.frame_s
+            onset_s = d.onset_frame * self.frame_s
+            episode: Episode | None = None
+            if d.kind == "end":
+                episode = self.classifier.classify(d, self.envelope, self.power, self.samples)
+            out.append(LiveEvent(d.kind, name, time_s, onset_s, episode))
+        out.sort(key=lambda e: (e.time_s, self._order[e.channel], _KIND_ORDER[e.kind]))
+        return out
+
+
+def build_stages(spec: StreamSpec) -> tuple[Stage, ...]:
+    """The pipeline's stages for one stream, in order (optional ones as the settings say)."""
+    s = spec.settings
+    stages: list[Stage | None] = [
+        Bridging(spec),
+        BandPass(spec),
+        # before the mains canceller: heartbeat spikes would make every block look
+        # active to it, and it would stop following the grid
+        EcgSuppression(spec) if s.ecg_suppression else None,
+        MainsRemoval(spec),
+        EnvelopeStage(spec),
+        ArtefactGating(spec) if s.artefact_rejection else None,
+        NoSignal(spec),
+        DetectionStage(spec),
+        Classification(spec),
+    ]
+    return tuple(stage for stage in stages if stage is not None)
