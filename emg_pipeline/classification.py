@@ -27,6 +27,7 @@ from ._jit import jit
 from .detection import Detection
 from .events import Episode
 from .framing import History
+from .labels import Label, Pattern, boundary_frames
 from .settings import PipelineSettings
 
 __all__ = ["Classifier", "burst_features", "median_frequency", "welch_power"]
@@ -420,8 +421,7 @@ class Classifier:
         self.settings = settings
         self.calibrated = bool(calibrated)
         self.channels = tuple(channels)
-        fr = 1.0 / self.frame_s
-        self._spasm_frames = max(1, math.ceil(settings.spasm_min_s * fr - 1e-9))
+        self._spasm_frames = boundary_frames(settings.spasm_min_s, self.frame_s)
         self._derived_for: PipelineSettings | None = None
 
     def reset(self) -> None:
@@ -459,7 +459,7 @@ class Classifier:
         stop = off * self.frame_len
         rows = samples.segments(max(on * self.frame_len, stop - self._spectrum_len), stop)
         n_frames = off - on
-        label = "spasm" if n_frames >= self._spasm_frames else "twitch"
+        label = Label.SPASM if n_frames >= self._spasm_frames else Label.TWITCH
         n = rows[0].shape[0] + rows[1].shape[0]
         if n >= _MIN_SPECTRUM:
             nperseg = min(_SEGMENT, n)
@@ -473,7 +473,7 @@ class Classifier:
         peak, mean, fine, segs = _episode_kernel(env, power, rows, c, n_avg, starts, window)
         # the burst rate of a twitch is not reported: its spectrum is skipped
         count, tapered, fmean, k0, k1 = _burst_kernel(
-            fine, np.sort(fine), min_fine, label == "spasm", df, band_lo, band_hi
+            fine, np.sort(fine), min_fine, label is Label.SPASM, df, band_lo, band_hi
         )
         rate, depth = math.nan, 0.0
         if k1 >= k0:
@@ -481,12 +481,12 @@ class Classifier:
         mdf = _spectrum_median(segs, self.fs, nperseg, energy) if n >= _MIN_SPECTRUM else math.nan
         floor = det.floor if math.isfinite(det.floor) and det.floor > 0 else math.nan
         scale = 1.0 if self.calibrated else (1.0 / floor if math.isfinite(floor) else math.nan)
-        if label == "twitch":
-            pattern = "phasic"
+        if label is Label.TWITCH:
+            pattern = Pattern.PHASIC
         elif math.isfinite(rate) and depth >= s.clonic_min_depth and count >= 3:
-            pattern = "clonic"
+            pattern = Pattern.CLONIC
         else:
-            pattern = "tonic"
+            pattern = Pattern.TONIC
         onset_s = on * self.frame_s
         offset_s = off * self.frame_s
         return Episode(
@@ -500,7 +500,7 @@ class Classifier:
             mean=mean * scale,
             unit="uV" if self.calibrated else "x_floor",
             burst_count=int(count),
-            burst_rate_hz=rate if label == "spasm" else math.nan,
+            burst_rate_hz=rate if label is Label.SPASM else math.nan,
             median_freq_hz=float(mdf),
             floor=floor,
             truncated=det.truncated,

@@ -28,6 +28,7 @@ from .commands._common import (
 )
 from .commands._types import positive
 from .errors import EmgPipelineError
+from .labels import Label
 from .pipeline import Pipeline
 from .settings import PipelineSettings
 
@@ -118,7 +119,7 @@ def _report(pipe: Pipeline, path: Path, quiet: bool) -> None:
         return
     duration = pipe.n_samples / pipe.fs
     eps = pipe.episodes
-    twitches = sum(e.label == "twitch" for e in eps)
+    twitches = sum(e.label == Label.TWITCH for e in eps)
     spasms = len(eps) - twitches
     mains = f"{pipe.mains_hz:g} Hz removed" if pipe.mains_hz else "none found"
     plural = "" if pipe.n_channels == 1 else "s"

@@ -49,6 +49,7 @@ from typing import Literal
 import numpy as np
 
 from ._jit import jit
+from .labels import boundary_frames
 from .settings import PipelineSettings
 
 __all__ = ["Detection", "Detector"]
@@ -148,7 +149,7 @@ class Detector:
         self._gap = max(1, math.ceil(settings.merge_gap_s * fr - 1e-9))
         self._min_on = max(1, round(settings.min_on_s * fr))
         self._min_on_ecg = max(self._min_on, round(settings.ecg_min_on_s * fr))
-        self._spasm = max(1, math.ceil(settings.spasm_min_s * fr - 1e-9))
+        self._spasm = boundary_frames(settings.spasm_min_s, self.frame_s)
         self._backtrack = max(1, round(_MAX_BACKTRACK_S * fr))
         block_s = self._block * self.frame_s
         self._rise = 1.0 - math.exp(-block_s / settings.floor_rise_tau_s)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .labels import Label, Pattern
+
 __all__ = ["EPISODE_COLUMNS", "Episode", "LiveEvent"]
 
 #: columns of an episode table, in order
@@ -38,9 +40,9 @@ class Episode:
         Start and end in seconds from the start of the stream.
     duration_s : float
         ``offset_s - onset_s``.
-    label : {"twitch", "spasm"}
-        Brief twitch or prolonged (sustained) spasm.
-    pattern : {"phasic", "tonic", "clonic"}
+    label : Label
+        Brief twitch or prolonged (sustained) spasm (equal to ``"twitch"`` or ``"spasm"``).
+    pattern : Pattern
         ``phasic`` for twitches; ``tonic`` (sustained) or ``clonic`` (rhythmic
         bursting) for spasms.
     peak, mean : float
@@ -63,8 +65,8 @@ class Episode:
     onset_s: float
     offset_s: float
     duration_s: float
-    label: Literal["twitch", "spasm"]
-    pattern: Literal["phasic", "tonic", "clonic"]
+    label: Label
+    pattern: Pattern
     peak: float
     mean: float
     unit: str

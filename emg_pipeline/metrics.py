@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .labels import Label
+
 __all__ = [
     "CLASSES",
     "AlertLatency",
@@ -44,7 +46,7 @@ __all__ = [
 ]
 
 #: the two classes the classifier tells apart
-CLASSES: tuple[str, str] = ("twitch", "spasm")
+CLASSES: tuple[str, str] = (Label.TWITCH.value, Label.SPASM.value)
 
 Tolerance = float | tuple[float, float]
 
@@ -494,7 +496,7 @@ class AlertLatency:
         :func:`error_summary`.
         """
         pe = self.per_event
-        spasm = pe["label"] == "spasm" if len(pe) else pe.index == 0
+        spasm = pe["label"] == Label.SPASM if len(pe) else pe.index == 0
         onset = error_summary(pe["onset_latency_s"])
         sustained = error_summary(pe.loc[spasm, "sustained_latency_s"])
         n_spasm = int(np.sum(spasm))
@@ -569,7 +571,7 @@ def alert_latency(
         matched[r] = True
         t_true = float(ref.at[r, "onset_s"])
         onset_lat[r] = live.at[d, "onset_alert_s"] - t_true
-        if labels[r] == "spasm":
+        if labels[r] == Label.SPASM:
             true_spasm_live.add(int(d))
             sustained_lat[r] = live.at[d, "sustained_alert_s"] - (t_true + spasm_min_s)
     has_sustained = (~live["sustained_alert_s"].isna()).to_numpy() if len(live) else np.array([])

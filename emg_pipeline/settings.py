@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 from .errors import ConfigError, SampleRateError
+from .labels import DEFAULT_SPASM_MIN_S
 
 __all__ = ["PipelineSettings", "validate_fs"]
 
@@ -145,7 +146,7 @@ class PipelineSettings:
     floor_rise_tau_s: float = 20.0
     floor_fall_tau_s: float = 1.0
     floor_freeze_max_s: float = 300.0
-    spasm_min_s: float = 2.0
+    spasm_min_s: float = DEFAULT_SPASM_MIN_S
     clonic_band_hz: tuple[float, float] = (3.0, 8.0)
     clonic_min_depth: float = 0.35
     spectrum_s: float = 10.0

@@ -27,6 +27,7 @@ from emg_pipeline.classification import (
 from emg_pipeline.detection import Detection
 from emg_pipeline.events import Episode
 from emg_pipeline.framing import History
+from emg_pipeline.labels import Label, Pattern, label_for
 from emg_pipeline.pipeline import Pipeline
 from emg_pipeline.settings import PipelineSettings
 from emg_pipeline.sources.synthetic import simulate
@@ -105,15 +106,15 @@ def _ref_classify(cls: Classifier, det, envelope, frame_power, samples) -> tuple
     scale = 1.0 if cls.calibrated else (1.0 / floor if math.isfinite(floor) else math.nan)
     peak = float(env.max()) * scale if env.size else math.nan
     mean = float(env.mean()) * scale if env.size else math.nan
-    label = "spasm" if off - on >= cls._spasm_frames else "twitch"
+    label = label_for((off - on) * cls.frame_s, cls.settings.spasm_min_s)
     s = cls.settings
     count, rate, depth = _ref_burst_features(power, 1.0 / cls.frame_s, s.clonic_band_hz)
-    if label == "twitch":
-        pattern = "phasic"
+    if label is Label.TWITCH:
+        pattern = Pattern.PHASIC
     elif math.isfinite(rate) and depth >= s.clonic_min_depth and count >= 3:
-        pattern = "clonic"
+        pattern = Pattern.CLONIC
     else:
-        pattern = "tonic"
+        pattern = Pattern.TONIC
     stop = off * cls.frame_len
     start = max(on * cls.frame_len, stop - round(s.spectrum_s * cls.fs))
     mdf = _ref_median_frequency(samples.read(start, stop, channel=c), cls.fs)

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..labels import labels_for
 from ..pipeline import detect
 
 __all__ = [
@@ -129,7 +130,7 @@ def episodes_from_intervals(intervals: np.ndarray, fs: float, channel: str,
     return pd.DataFrame({
         "channel": [channel] * len(iv), "onset_s": onset, "offset_s": offset,
         "duration_s": duration,
-        "label": np.where(duration >= spasm_min_s, "spasm", "twitch"),
+        "label": labels_for(duration, spasm_min_s),
     }, columns=EPISODE_COLUMNS)
 
 

@@ -37,7 +37,7 @@ def _synthetic_rows(methods: list[Method], minutes: float, seed: int,
     rows = []
     for snr in SNR_LEVELS_DB:
         rec = simulate(seeded_rng(seed, f"peers{snr:g}"), fs=PEER_FS, duration_s=minutes * 60.0,
-                       n_channels=1, snr_db=snr)
+                       n_channels=1, snr_db=snr, spasm_min_s=SPASM_MIN_S)
         for method in methods:
             row: dict[str, Any] = {"method": method.name, "tool": method.tool,
                                    "snr_db": snr, "fs": rec.fs, "minutes": minutes}

@@ -37,15 +37,16 @@ import pandas as pd
 from scipy import signal
 
 from ..errors import EmgPipelineError
+from ..labels import Label, labels_for
 from ..pipeline import Pipeline
 from ..sources.formats import open_recording
 from .common import fmt, markdown
 from .methods import EMG_PIPELINE, Method, run_method
 from .scoring import score_run
+from .synthetic import SPASM_MIN_S
 
 __all__ = ["SKIPPED", "RealCase", "envelope_reference", "load_cases", "run_real"]
 
-SPASM_MIN_S = 2.0
 CUE_TOL_S = (0.25, 1.0)
 ANY = "any"
 
@@ -112,8 +113,7 @@ def _events(rows: list[tuple[str, float, float]], spasm_min_s: float = SPASM_MIN
             label: str | None = None) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["channel", "onset_s", "offset_s"])
     frame["duration_s"] = frame["offset_s"] - frame["onset_s"]
-    frame["label"] = label if label is not None else np.where(
-        frame["duration_s"] >= spasm_min_s, "spasm", "twitch")
+    frame["label"] = label if label is not None else labels_for(frame["duration_s"], spasm_min_s)
     return frame
 
 
@@ -165,7 +165,7 @@ def _cue_reference(info: Any) -> pd.DataFrame:
     gesture = ann[ann["text"] != "label 0"]
     rows = [(ANY, float(o), float(o + d))
             for o, d in zip(gesture["onset_s"], gesture["duration_s"], strict=True)]
-    return _events(rows, label="spasm")
+    return _events(rows, label=Label.SPASM.value)
 
 
 def load_cases(data_dir: Path, progress: Callable[[str], None] | None = None
@@ -233,13 +233,14 @@ def merge_channels(found: pd.DataFrame) -> pd.DataFrame:
     off = f["offset_s"].to_numpy(dtype=float)
     reach = np.maximum.accumulate(off)
     first = np.flatnonzero(np.r_[True, on[1:] > reach[:-1]])
-    spasm = (f["label"].to_numpy() == "spasm").astype(np.int8)
+    spasm = (f["label"].to_numpy() == Label.SPASM).astype(np.int8)
     merged_on = on[first]
     merged_off = np.maximum.reduceat(off, first)
     return pd.DataFrame({
         "channel": ANY, "onset_s": merged_on, "offset_s": merged_off,
         "duration_s": merged_off - merged_on,
-        "label": np.where(np.maximum.reduceat(spasm, first) > 0, "spasm", "twitch"),
+        "label": np.where(np.maximum.reduceat(spasm, first) > 0, Label.SPASM.value,
+                          Label.TWITCH.value),
     })
 
 

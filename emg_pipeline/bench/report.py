@@ -71,8 +71,9 @@ def plot_latency(results: dict[str, Any], path: Path) -> bool:
     sustained = [v for r in syn for v in r.get("sustained_latencies_ms", [])]
     ax = axes[0]
     if onset or sustained:
+        boundary = f"{synthetic.SPASM_MIN_S:g} s"
         ax.hist([onset, sustained], bins=30, label=["onset alert − true onset",
-                                                    "sustained alert − (onset + 2 s)"])
+                                                    f"sustained alert − (onset + {boundary})"])
         ax.legend(fontsize=7)
     ax.set(xlabel="ms", ylabel="events", title="Live alert latency (all synthetic cells)")
     ax = axes[1]

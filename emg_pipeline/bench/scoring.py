@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from .. import metrics
+from ..labels import Label
 
 __all__ = ["score_run"]
 
@@ -72,6 +73,6 @@ def score_run(reference: pd.DataFrame, found: pd.DataFrame, duration_s: float,
         pe = lat.per_event
         row["onset_latencies_ms"] = [1e3 * v for v in pe["onset_latency_s"] if not math.isnan(v)]
         row["sustained_latencies_ms"] = [
-            1e3 * v for v in pe.loc[pe["label"] == "spasm", "sustained_latency_s"]
+            1e3 * v for v in pe.loc[pe["label"] == Label.SPASM, "sustained_latency_s"]
             if not math.isnan(v)]
     return row

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..pipeline import Pipeline
+from ..settings import PipelineSettings
 from ..sources.synthetic import simulate
 from .common import fmt, markdown, seeded_rng
 from .scoring import score_run
@@ -33,7 +34,8 @@ from .scoring import score_run
 __all__ = ["CONDITIONS", "Condition", "Goal", "run_cell", "run_synthetic"]
 
 LIVE_CHUNK_S = 0.020
-SPASM_MIN_S = 2.0
+#: the twitch/spasm boundary of every benchmark: the pipeline's own setting
+SPASM_MIN_S = PipelineSettings().spasm_min_s
 REST_GOAL_PER_H = 2.0  # false episodes: at most 1 per 30 min
 LABEL_GOAL = 0.97
 
@@ -136,7 +138,7 @@ def run_cell(cond: Condition, minutes: float, seed: int,
     t0 = time.perf_counter()
     duration_s = max(minutes * cond.minutes_scale, 0.25) * 60.0
     rec = simulate(seeded_rng(seed, cond.key), fs=cond.fs, duration_s=duration_s,
-                   n_channels=cond.n_channels, **cond.sim)
+                   n_channels=cond.n_channels, spasm_min_s=SPASM_MIN_S, **cond.sim)
     t1 = time.perf_counter()
     pipe = Pipeline(rec.fs, rec.channels, unit="uV", spasm_min_s=SPASM_MIN_S)
     step = max(1, round(chunk_s * rec.fs))

@@ -25,6 +25,7 @@ import pandas as pd
 from emg_pipeline.cli import DEFAULT_CHUNK_MS, UsageError, demo_recording, settings_from_args
 from emg_pipeline.commands._common import add_chunk_option, add_recording_options, chunk_samples
 from emg_pipeline.commands._types import positive, seconds, whole_at_least
+from emg_pipeline.labels import Label
 from emg_pipeline.pipeline import Pipeline
 from emg_pipeline.report import (
     detect_recording,
@@ -143,8 +144,8 @@ def run_report(args: argparse.Namespace) -> int:
                         recurring_days=args.recurring_days, timezone=zone)
     written = write_report(summary, out, recordings, title=args.title)
     if not args.quiet:
-        n_tw = int((table["label"] == "twitch").sum())
-        n_sp = int((table["label"] == "spasm").sum())
+        n_tw = int((table["label"] == Label.TWITCH).sum())
+        n_sp = int((table["label"] == Label.SPASM).sum())
         print(f"report: {len(inputs)} session(s), {len(summary.days)} day(s), {n_tw} twitches, "
               f"{n_sp} spasms, {len(summary.flags)} flag(s) -> {written['html']}",
               file=sys.stderr)

@@ -16,6 +16,7 @@ import pandas as pd
 
 from emg_pipeline import __version__
 
+from ..labels import Label
 from .summary import DISCLAIMER, DiarySummary, format_duration
 
 __all__ = ["render_html"]
@@ -143,8 +144,8 @@ def render_html(
             f"{summary.recurring_days} or more consecutive days, none at the neck or back, "
             f"none longer than {escape(format_duration(summary.long_spasm_s))}.</p>"
         )
-    n_tw = int((eps["label"] == "twitch").sum()) if len(eps) else 0
-    n_sp = int((eps["label"] == "spasm").sum()) if len(eps) else 0
+    n_tw = int((eps["label"] == Label.TWITCH).sum()) if len(eps) else 0
+    n_sp = int((eps["label"] == Label.SPASM).sum()) if len(eps) else 0
     parts += [
         "<h2>Per day</h2>",
         f"<p>{n_tw} twitches and {n_sp} spasms in all.</p>",

@@ -22,6 +22,7 @@ from matplotlib.ticker import MaxNLocator
 from emg_pipeline.events import Episode
 from emg_pipeline.sites import SiteMap
 
+from ..labels import Label
 from .digest import StretchRecorder
 from .summary import DiarySummary
 
@@ -42,7 +43,7 @@ _DPI = 110
 
 
 def _kind(label: str, pattern: str) -> str:
-    return "twitch" if label == "twitch" else ("clonic" if pattern == "clonic" else "tonic")
+    return "twitch" if label == Label.TWITCH else ("clonic" if pattern == "clonic" else "tonic")
 
 
 def _legend_handles() -> list[Patch]:
@@ -84,7 +85,7 @@ def plot_day_timeline(summary: DiarySummary, path: str | Path) -> Path:
         y = np.array([index[(d, s)] for d, s in zip(part["day"], part["site"], strict=True)])
         start_h = np.array([_hour_of_day(t, o) for t, o in
                             zip(part["local_time"], part["onset_s"], strict=True)])
-        if kind == "twitch":
+        if kind == Label.TWITCH:
             ax.scatter(start_h, y, marker="|", s=120, color=COLOURS[kind], linewidths=1.2)
         else:
             width = np.maximum(part["duration_s"].to_numpy() / 3600.0, min_width_h)
@@ -199,9 +200,9 @@ def _shade(ax: object, episodes: Sequence[Episode], to_x: object, label: bool) -
         x0, x1 = to_x(ep.onset_s), to_x(ep.offset_s)  # type: ignore[operator]
         ax.axvspan(x0, x1, color=COLOURS[kind], alpha=0.22, linewidth=0)  # type: ignore[attr-defined]
         if label:
-            text = "twitch" if kind == "twitch" else f"{kind} {ep.duration_s:.1f} s"
+            text = "twitch" if kind == Label.TWITCH else f"{kind} {ep.duration_s:.1f} s"
             # successive spasm labels alternate between two lines so neighbours do not collide
-            dy = -2 if kind == "twitch" else -2 - 9 * (spasm_rank % 2)
+            dy = -2 if kind == Label.TWITCH else -2 - 9 * (spasm_rank % 2)
             spasm_rank += kind != "twitch"
             ax.annotate(  # type: ignore[attr-defined]
                 text, xy=(x0, 1.0), xycoords=("data", "axes fraction"), xytext=(1, dy),

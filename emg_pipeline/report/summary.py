@@ -25,6 +25,8 @@ import pandas as pd
 from emg_pipeline.errors import ConfigError
 from emg_pipeline.sites import ATTENTION_SITES
 
+from ..labels import Label
+
 __all__ = [
     "DEFAULT_LONG_SPASM_S",
     "DEFAULT_RECURRING_DAYS",
@@ -205,14 +207,14 @@ def _totals(episodes: pd.DataFrame) -> dict[str, object]:
 
 def _figures(group: pd.DataFrame) -> dict[str, object]:
     """Counts, spasm time, longest spasm and tonic/clonic shares of a group of episodes."""
-    spasm = group["label"].to_numpy() == "spasm"
+    spasm = group["label"].to_numpy() == Label.SPASM
     durations = group["duration_s"].to_numpy(dtype=np.float64)
     patterns = group["pattern"].to_numpy()
     n_spasms = int(spasm.sum())
     tonic = int(np.sum(spasm & (patterns == "tonic")))
     clonic = int(np.sum(spasm & (patterns == "clonic")))
     return {
-        "twitches": int(np.sum(group["label"].to_numpy() == "twitch")),
+        "twitches": int(np.sum(group["label"].to_numpy() == Label.TWITCH)),
         "spasms": n_spasms,
         "spasm_time_s": float(durations[spasm].sum()),
         "longest_spasm_s": float(durations[spasm].max()) if n_spasms else math.nan,
@@ -273,7 +275,7 @@ def _runs(days: Sequence[date]) -> list[list[date]]:
 
 def _flags(episodes: pd.DataFrame, long_spasm_s: float, recurring_days: int) -> list[Flag]:
     flags: list[Flag] = []
-    spasms = episodes[episodes["label"] == "spasm"]
+    spasms = episodes[episodes["label"] == Label.SPASM]
     dated = spasms[spasms["day"] != UNDATED]
     spasm_days = sorted({date.fromisoformat(d) for d in dated["day"]})
     for run in _runs(spasm_days):

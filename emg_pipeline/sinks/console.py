@@ -42,6 +42,8 @@ import numpy as np
 from emg_pipeline.events import Episode, LiveEvent
 from emg_pipeline.pipeline import ChunkResult, Pipeline
 
+from ..labels import Label
+
 if TYPE_CHECKING:
     from .monitor import TerminalMonitor
 
@@ -205,7 +207,7 @@ class ConsoleView:
         bridged = pipe.bridged_samples
         for k, name in enumerate(pipe.channels):
             eps = [e for e in pipe.episodes if e.channel == name]
-            spasms = [e for e in eps if e.label == "spasm"]
+            spasms = [e for e in eps if e.label == Label.SPASM]
             rows.append(
                 (
                     name,
@@ -223,7 +225,7 @@ class ConsoleView:
             cells = [row[0].ljust(widths[0])]
             cells += [cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)]
             lines.append("  " + "  ".join(cells))
-        n_spasms = sum(e.label == "spasm" for e in pipe.episodes)
+        n_spasms = sum(e.label == Label.SPASM for e in pipe.episodes)
         truncated = sum(e.truncated for e in pipe.episodes)
         total = (
             f"  total: {_count(len(pipe.episodes) - n_spasms, 'twitch', 'twitches')}, "

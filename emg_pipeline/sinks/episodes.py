@@ -41,6 +41,8 @@ from emg_pipeline.errors import EmgPipelineError
 from emg_pipeline.events import EPISODE_COLUMNS, Episode
 from emg_pipeline.sites import UNSPECIFIED, SiteMap
 
+from ..labels import Label
+
 __all__ = [
     "EPISODE_FILE_COLUMNS",
     "REQUIRED_COLUMNS",
@@ -60,7 +62,7 @@ EPISODE_FILE_COLUMNS: tuple[str, ...] = (
 #: columns an episode file must have to be read
 REQUIRED_COLUMNS: tuple[str, ...] = ("channel", "onset_s", "offset_s", "duration_s", "label")
 
-_LABELS = ("twitch", "spasm")
+_LABELS = tuple(label.value for label in Label)
 _PATTERNS = ("phasic", "tonic", "clonic")
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no", ""}
@@ -294,7 +296,7 @@ def read_episodes(source: str | Path | IO[str]) -> pd.DataFrame:
     if "pattern" in raw:
         patterns = raw["pattern"].str.strip().str.lower()
         empty = patterns.eq("")
-        patterns = patterns.where(~empty, np.where(labels.eq("twitch"), "phasic", "tonic"))
+        patterns = patterns.where(~empty, np.where(labels.eq(Label.TWITCH), "phasic", "tonic"))
         bad = np.flatnonzero(~patterns.isin(_PATTERNS).to_numpy())
         if bad.size:
             i = int(bad[0])
@@ -302,7 +304,7 @@ def read_episodes(source: str | Path | IO[str]) -> pd.DataFrame:
                        f"{', '.join(_PATTERNS)}")
         out["pattern"] = patterns
     else:
-        out["pattern"] = np.where(labels.eq("twitch"), "phasic", "tonic")
+        out["pattern"] = np.where(labels.eq(Label.TWITCH), "phasic", "tonic")
     out["onset_time"] = _times(raw, path)
     for column in ("peak", "mean", "burst_rate_hz", "median_freq_hz", "floor"):
         if column in raw:

@@ -53,6 +53,7 @@ from emg_pipeline.pipeline import ChunkResult, Pipeline
 from emg_pipeline.sites import site_of_name
 
 from .._closing import Closing
+from ..labels import Label
 from .console import ConsoleView, format_stream_time
 
 __all__ = ["TerminalMonitor", "is_terminal", "open_monitor", "sparkline"]
@@ -209,7 +210,7 @@ class TerminalMonitor(Closing):
                 self._sustained[k] = False
                 if event.episode is not None:
                     self._last[k].append(event.episode)
-                    self._counts[k, 0 if event.episode.label == "twitch" else 1] += 1
+                    self._counts[k, 0 if event.episode.label == Label.TWITCH else 1] += 1
         now = self._clock()
         if alert or now - self._last_draw >= self.refresh_s:
             self._draw(now)
@@ -278,7 +279,7 @@ class TerminalMonitor(Closing):
 
     @staticmethod
     def _describe(e: Episode) -> str:
-        what = "twitch" if e.label == "twitch" else f"spasm {e.pattern}"
+        what = "twitch" if e.label == Label.TWITCH else f"spasm {e.pattern}"
         return f"{format_stream_time(e.onset_s)} {what} {e.duration_s:.1f} s"
 
     @staticmethod

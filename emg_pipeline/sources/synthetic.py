@@ -13,8 +13,9 @@ The model, in µV, per channel:
     5 % period jitter, slower at start and end), merged by the detector into
     one episode; 2.5-30 s.
 
-  Twitches last under 1 s and spasms over 2.5 s, so the true label is never
-  within 0.5 s of the default 2 s boundary.
+  Twitches last under 1 s and spasms over 2.5 s, so the true label (by
+  :func:`~emg_pipeline.labels.label_for`) is never within 0.5 s of the default
+  2 s boundary.
 * **Baseline**: white amplifier noise (``noise_uv`` RMS within the band) plus a
   slow electrode drift.
 * **Mains**: 50 or 60 Hz with 2nd, 3rd, 5th and 7th harmonics; the frequency
@@ -41,12 +42,12 @@ import pandas as pd
 from scipy import signal
 
 from ..conditioning.filters import bandpass_sos, effective_band
+from ..labels import DEFAULT_SPASM_MIN_S, label_for
 
 __all__ = ["SyntheticRecording", "emg_noise", "simulate"]
 
 TRUTH_COLUMNS = ("channel", "onset_s", "offset_s", "duration_s", "label", "pattern", "snr_db")
 ARTEFACT_COLUMNS = ("channel", "onset_s", "offset_s", "kind")
-_SPASM_BOUNDARY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,7 @@ def simulate(
     pops_per_min: float = 0.0,
     knocks_per_min: float = 0.0,
     lead_in_s: float = 3.0,
+    spasm_min_s: float = DEFAULT_SPASM_MIN_S,
 ) -> SyntheticRecording:
     """Generate a synthetic sEMG recording and its ground truth.
 
@@ -276,6 +278,9 @@ def simulate(
         channel.
     lead_in_s : float
         Rest at the start before the first event.
+    spasm_min_s : float
+        Twitch/spasm boundary of the truth's labels (:func:`~emg_pipeline.labels.label_for`);
+        pass the pipeline's ``spasm_min_s`` when it is not the default.
 
     Returns
     -------
@@ -337,7 +342,7 @@ def simulate(
                 if rms > 0:
                     emg[i0:i1] *= target / rms
                 dur = (i1 - i0) / fs
-                label = "spasm" if dur >= _SPASM_BOUNDARY_S else "twitch"
+                label = label_for(dur, spasm_min_s).value
                 truth_rows.append((name, i0 / fs, i1 / fs, dur, label, pattern, float(snr_db)))
             x[:, c] += emg
         if ecg[c] > 0:
