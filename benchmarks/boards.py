@@ -27,11 +27,11 @@ import argparse  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
+from collections.abc import Iterator, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from emg_pipeline import Pipeline  # noqa: E402
+from emg_pipeline import Chunk, Pipeline, run  # noqa: E402
 from emg_pipeline.emulation import BoardStream, board_signal  # noqa: E402
 from emg_pipeline.profiles import list_profiles, load_profile  # noqa: E402
 from emg_pipeline.sources.ble import PacketAssembler  # noqa: E402
@@ -51,18 +51,23 @@ def measure(name: str, seconds: float, chunk_ms: float, seed: int) -> dict[str, 
     asm = PacketAssembler(profile)
     pipe = Pipeline(profile.fs, profile.channels,
                     unit="uV" if profile.scale.calibrated else "counts")
-    decode_s = pipeline_s = 0.0
-    for start in range(0, len(notifications), per_drain):
-        t0 = time.process_time()
-        for k, (index, payload) in enumerate(notifications[start: start + per_drain]):
-            asm.push(payload, chars[index], (start + k) / stream.packets_per_second)
-        chunks = asm.drain()
-        t1 = time.process_time()
-        for chunk in chunks:
-            pipe.process(chunk)
-        t2 = time.process_time()
-        decode_s += t1 - t0
-        pipeline_s += t2 - t1
+    spent = {"decode": 0.0, "pipeline": 0.0}
+
+    def decoded() -> Iterator[Chunk]:
+        # the time until a drained chunk is asked for again is the pipeline's
+        for start in range(0, len(notifications), per_drain):
+            t0 = time.process_time()
+            for k, (index, payload) in enumerate(notifications[start: start + per_drain]):
+                asm.push(payload, chars[index], (start + k) / stream.packets_per_second)
+            chunks = asm.drain()
+            spent["decode"] += time.process_time() - t0
+            for chunk in chunks:
+                t1 = time.process_time()
+                yield chunk
+                spent["pipeline"] += time.process_time() - t1
+
+    run(decoded(), pipe)
+    decode_s, pipeline_s = spent["decode"], spent["pipeline"]
     stream_s = asm.stats.samples / profile.fs
     total = (decode_s + pipeline_s) / stream_s
     return {

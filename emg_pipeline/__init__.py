@@ -10,7 +10,10 @@ The public surface:
   pipeline fed one chunk or many);
 - :class:`Pipeline` — the streaming object: ``process(chunk)`` returns the
   envelope and the live events of that chunk, ``flush()`` ends the stream;
+- :func:`run` / :func:`run_async` — the one loop that drives a source through a
+  pipeline into :class:`Sink` s, returning a :class:`RunSummary`;
 - :class:`PipelineSettings` — every setting, validated;
+- :class:`Label` — ``twitch`` or ``spasm`` (one boundary, ``spasm_min_s``);
 - :class:`Episode`, :class:`LiveEvent` — what comes out;
 - :func:`simulate` — synthetic recordings with ground truth.
 """
@@ -25,7 +28,9 @@ from .errors import (
     SampleRateError,
 )
 from .events import Episode, LiveEvent
+from .labels import Label, Pattern
 from .pipeline import ChunkResult, Pipeline, detect, episodes_frame
+from .run import RunSummary, Sink, StreamInfo, run, run_async
 from .settings import PipelineSettings
 from .sources.synthetic import SyntheticRecording, simulate
 
@@ -39,15 +44,22 @@ __all__ = [
     "DecodeError",
     "EmgPipelineError",
     "Episode",
+    "Label",
     "LiveEvent",
+    "Pattern",
     "Pipeline",
     "PipelineSettings",
     "ProfileError",
     "RecordingError",
+    "RunSummary",
     "SampleRateError",
+    "Sink",
+    "StreamInfo",
     "SyntheticRecording",
     "__version__",
     "detect",
     "episodes_frame",
+    "run",
+    "run_async",
     "simulate",
 ]

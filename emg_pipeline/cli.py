@@ -15,8 +15,6 @@ import typing
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from . import __version__
 from ._jit import compilation_pending
 from .commands._common import (
@@ -24,13 +22,14 @@ from .commands._common import (
     add_episode_options,
     add_recording_options,
     chunk_samples,
-    write_episode_output,
 )
 from .commands._types import positive
 from .errors import EmgPipelineError
-from .labels import Label
 from .pipeline import Pipeline
 from .settings import PipelineSettings
+
+if typing.TYPE_CHECKING:
+    from .run import RunSummary
 
 __all__ = ["demo_recording", "main"]
 
@@ -95,6 +94,8 @@ def settings_from_args(args: argparse.Namespace) -> PipelineSettings:
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
+    from .run import StreamInfo, run
+    from .sinks.episodes import EpisodeFile
     from .sites import sites_from_args
     from .sources.formats import open_recording
 
@@ -103,54 +104,46 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     with open_recording(path, format=args.format, fs=args.fs) as reader:
         info = reader.info
         sites = sites_from_args(args, info.channels, info)
+        episodes = EpisodeFile(args.out or "-", sites,
+                               announce=None if args.quiet else sys.stderr)
         pipe = Pipeline(info.fs, info.channels, unit=info.unit, settings=settings)
         chunk = chunk_samples(args.chunk_ms or DEFAULT_CHUNK_MS, info.fs)
-        for block in reader.iter_chunks(chunk):
-            pipe.process(block)
-        pipe.flush()
-    _report(pipe, path, quiet=args.quiet)
-    write_episode_output(pipe.episodes, args.out or "-", sites, quiet=args.quiet)
-    return 0
+        summary = run(reader.iter_chunks(chunk), pipe, [episodes],
+                      info=StreamInfo.of(pipe, title=path.name, start_time=info.start_time))
+    if not args.quiet:
+        for line in detect_summary(summary):
+            print(line, file=sys.stderr)
+    return 130 if summary.interrupted else 0
 
 
-def _report(pipe: Pipeline, path: Path, quiet: bool) -> None:
-    """One summary line per fact on standard error: what was found, what was repaired."""
-    if quiet:
-        return
-    duration = pipe.n_samples / pipe.fs
-    eps = pipe.episodes
-    twitches = sum(e.label == Label.TWITCH for e in eps)
-    spasms = len(eps) - twitches
-    mains = f"{pipe.mains_hz:g} Hz removed" if pipe.mains_hz else "none found"
-    plural = "" if pipe.n_channels == 1 else "s"
-    print(
-        f"{path.name}: {duration:.1f} s, {pipe.n_channels} channel{plural} at {pipe.fs:g} Hz; "
-        f"{twitches} twitch{'' if twitches == 1 else 'es'}, "
-        f"{spasms} spasm{'' if spasms == 1 else 's'}; mains {mains}",
-        file=sys.stderr,
-    )
-    bridged = pipe.bridged_samples
-    if bridged.any():
-        detail = ", ".join(
-            f"{name}: {n}" for name, n in zip(pipe.channels, bridged.tolist(), strict=True) if n
-        )
-        print(f"bridged missing samples (NaN or empty cells) -> {detail}", file=sys.stderr)
-    if pipe.lost_samples:
-        print(f"lost samples marked as gaps: {pipe.lost_samples}", file=sys.stderr)
-    rejected = pipe.artefact_frames * pipe.frame_s
-    if np.any(rejected > 0):
-        detail = ", ".join(
-            f"{name}: {s:.1f} s" for name, s in zip(pipe.channels, rejected.tolist(), strict=True)
-            if s > 0
-        )
-        print(f"artefact time excluded from detection -> {detail}", file=sys.stderr)
-    flat = pipe.no_signal_frames * pipe.frame_s
-    if np.any(flat > 0):
-        detail = ", ".join(
-            f"{name}: {s:.1f} s" for name, s in zip(pipe.channels, flat.tolist(), strict=True)
-            if s > 0
-        )
-        print(f"no signal (flat line: electrode off or zeros) -> {detail}", file=sys.stderr)
+def detect_summary(summary: RunSummary) -> list[str]:
+    """The short summary of ``detect``: one line per fact, what was found, what was repaired."""
+    info = summary.info
+    twitches, spasms = summary.n_twitches, summary.n_spasms
+    mains = f"{summary.mains_hz:g} Hz removed" if summary.mains_hz else "none found"
+    plural = "" if info.n_channels == 1 else "s"
+    lines = [
+        f"{info.title}: {summary.duration_s:.1f} s, {info.n_channels} channel{plural} at "
+        f"{info.fs:g} Hz; {twitches} twitch{'' if twitches == 1 else 'es'}, "
+        f"{spasms} spasm{'' if spasms == 1 else 's'}; mains {mains}"
+    ]
+
+    def per_channel(values: Sequence[float], fmt: str) -> str:
+        return ", ".join(fmt.format(name, v) for name, v in zip(info.channels, values,
+                                                                  strict=True) if v)
+
+    if any(summary.bridged_samples):
+        lines.append("bridged samples that were not finite (NaN, inf or empty cells) -> "
+                     + per_channel(summary.bridged_samples, "{}: {}"))
+    if summary.lost_samples:
+        lines.append(f"lost samples marked as gaps: {summary.lost_samples}")
+    if any(summary.artefact_s):
+        lines.append("artefact time excluded from detection -> "
+                     + per_channel(summary.artefact_s, "{}: {:.1f} s"))
+    if any(summary.no_signal_s):
+        lines.append("no signal (flat line: electrode off or zeros) -> "
+                     + per_channel(summary.no_signal_s, "{}: {:.1f} s"))
+    return lines
 
 
 def _add_pipeline_options(p: argparse.ArgumentParser) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "DecodeError",
     "DeviceNotFoundError",
     "EmgPipelineError",
+    "OutputError",
     "ProfileError",
     "RecordingError",
     "SampleRateError",
@@ -172,3 +173,29 @@ class BluetoothUnavailableError(EmgPipelineError):
         self.reason = reason
         super().__init__(f"Bluetooth is not available: {reason} (use --emulator HOST:PORT to "
                          "work with an emulated board)")
+
+
+class OutputError(EmgPipelineError, OSError):
+    """An output cannot be written: says which option, which path, and why.
+
+    Parameters
+    ----------
+    option : str
+        The command-line option (or parameter) that named the output, e.g. ``--out``.
+    path : str or Path
+        The output.
+    reason : str
+        Why, in a few words (``permission denied``, ``is a directory``...).
+    """
+
+    def __init__(self, option: str, path: str | Path, reason: str) -> None:
+        self.option = option
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{option}: {path}: {reason}")
+
+    @classmethod
+    def from_os(cls, option: str, path: str | Path, exc: OSError) -> OutputError:
+        """The error for an ``OSError`` met while writing ``path``."""
+        reason = (exc.strerror or type(exc).__name__).lower()
+        return cls(option, path, reason)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,6 +65,14 @@ class ChunkResult:
         reconnect, malformed packets) or conditioned (missing samples bridged).
     lost_samples : int
         Samples lost just before this chunk (inserted as a bridged gap).
+    samples : ndarray, shape (n_samples, n_channels)
+        The chunk's samples as received, lost ones included as NaN (their
+        place on the timeline kept): what a recording of the stream holds.
+    first_sample : int
+        Index of the first of those samples on the stream's sample clock.
+    floor, on_threshold, off_threshold : ndarray, shape (n_channels,)
+        The detector's noise floor and thresholds at the end of the chunk
+        (envelope units; NaN and inf before the first floor).
     """
 
     envelope: np.ndarray
@@ -74,6 +82,11 @@ class ChunkResult:
     events: tuple[LiveEvent, ...] = field(default=())
     flags: ChunkFlags = ChunkFlags.NONE
     lost_samples: int = 0
+    samples: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
+    first_sample: int = 0
+    floor: np.ndarray = field(default_factory=lambda: np.empty(0))
+    on_threshold: np.ndarray = field(default_factory=lambda: np.empty(0))
+    off_threshold: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     @property
     def times(self) -> np.ndarray:
@@ -169,6 +182,7 @@ class Pipeline:
         self.spec = StreamSpec(self.fs, names, unit == "uV", self.frame_len, self.band_hz, s)
         self.stages: tuple[Stage, ...] = build_stages(self.spec)
         self._slice = round(SLICE_S * self.fs)
+        self._detector = self.stage(DetectionStage).detector
         self.reset()
 
     def stage(self, kind: type[_S]) -> _S:
@@ -262,18 +276,19 @@ class Pipeline:
             if missing:
                 self.lost_samples += missing
                 x = np.concatenate([np.full((missing, self.n_channels), np.nan), x])
-        first_frame = self.n_frames
+        first_frame, first_sample = self.n_frames, self.n_samples
         # slices keep memory bounded and the feature histories valid; every stage is
         # chunking-independent, so this changes no result
         parts = [self._run(x[i : i + self._slice], flags)
                  for i in range(0, x.shape[0], self._slice)] or [self._run(x, flags)]
-        return self._result(parts, first_frame, missing)
+        return self._result(parts, first_frame, missing, x, first_sample)
 
     def flush(self) -> ChunkResult:
         """End the stream: close open episodes (marked ``truncated``)."""
-        part = self._run(np.empty((0, self.n_channels)), ChunkFlags.NONE, end_of_stream=True)
+        empty = np.empty((0, self.n_channels))
+        part = self._run(empty, ChunkFlags.NONE, end_of_stream=True)
         self.finished = True
-        return self._result([part], self.n_frames, 0)
+        return self._result([part], self.n_frames, 0, empty, self.n_samples)
 
     def _run(self, x: np.ndarray, flags: ChunkFlags, *, end_of_stream: bool = False) -> Block:
         block = Block.of_samples(x, self.n_samples, self.n_frames, flags,
@@ -287,7 +302,10 @@ class Pipeline:
                 self.episodes.append(event.episode)
         return block
 
-    def _result(self, parts: list[Block], first_frame: int, lost_samples: int) -> ChunkResult:
+    def _result(
+        self, parts: list[Block], first_frame: int, lost_samples: int, samples: np.ndarray,
+        first_sample: int,
+    ) -> ChunkResult:
         if len(parts) == 1:
             env, artefact, no_signal = parts[0].envelope, parts[0].artefact, parts[0].no_signal
         else:
@@ -303,7 +321,11 @@ class Pipeline:
         for p in parts:
             flags |= p.flags
         events = tuple(e for p in parts for e in p.events)
-        return ChunkResult(env, first_frame, self.frame_s, either, events, flags, lost_samples)
+        detector = self._detector
+        return ChunkResult(
+            env, first_frame, self.frame_s, either, events, flags, lost_samples, samples,
+            first_sample, detector.floor, detector.on_threshold, detector.off_threshold,
+        )
 
     def episodes_frame(self) -> pd.DataFrame:
         """All finished episodes as a table (see :func:`episodes_frame`)."""
@@ -378,11 +400,12 @@ def detect(
         unit=unit,
         settings=PipelineSettings.from_kwargs(**settings),
     )
+    from .run import run  # the run loop is built on this module
+
     if chunk_s is None:
-        pipe.process(x)
+        chunks: Iterable[np.ndarray] = [x]
     else:
         step = max(1, round(float(chunk_s) * pipe.fs))
-        for start in range(0, x.shape[0], step):
-            pipe.process(x[start : start + step])
-    pipe.flush()
+        chunks = (x[start : start + step] for start in range(0, x.shape[0], step))
+    run(chunks, pipe)
     return pipe.episodes_frame()

@@ -15,7 +15,7 @@ import threading
 import numpy as np
 import pytest
 
-from emg_pipeline import Pipeline, simulate
+from emg_pipeline import Pipeline, StreamInfo, run, simulate
 from emg_pipeline.chunk import Chunk
 from emg_pipeline.sinks.console import ConsoleView
 from emg_pipeline.sinks.monitor import TerminalMonitor, is_terminal, open_monitor, sparkline
@@ -46,8 +46,9 @@ def test_sparkline_levels() -> None:
 def test_frame_shows_state_counts_and_loss(recording) -> None:
     pipe = Pipeline(recording.fs, recording.channels, unit="uV")
     clock = FakeClock()
-    monitor = TerminalMonitor(pipe, io.StringIO(), width=100, clock=clock,
+    monitor = TerminalMonitor(io.StringIO(), width=100, clock=clock,
                               sites={"ch1": "calf"}, colour=False)
+    monitor.open(StreamInfo.of(pipe))
     x = recording.signal
     step = 100
     # feed up to 12 s (inside the long clonic spasm of ch1, 3.0-21.5 s), dropping 50 samples
@@ -73,13 +74,15 @@ def test_redraw_rate_is_bounded_by_the_clock(recording) -> None:
     pipe = Pipeline(recording.fs, recording.channels, unit="uV")
     clock = FakeClock()
     screen = io.StringIO()
-    monitor = TerminalMonitor(pipe, screen, refresh_s=0.5, clock=clock, width=80)
-    n_chunks = 0
+    monitor = TerminalMonitor(screen, refresh_s=0.5, clock=clock, width=80)
+    monitor.open(StreamInfo.of(pipe))
+    n_chunks = alerts = 0
     for part in np.array_split(recording.signal, 1500):
-        monitor.update(pipe.process(part))
+        result = pipe.process(part)
+        monitor.update(result)
+        alerts += sum(e.kind == "sustained" for e in result.events)
         clock.now += 0.02  # 1500 chunks in 30 s of wall time
         n_chunks += 1
-    alerts = monitor._summary.n_alerts
     # one redraw per 0.5 s of wall time at most, plus one for every alert
     assert monitor.n_redraws <= 30 / 0.5 + 1 + alerts
     assert monitor.n_redraws >= 30 / 0.5 - 1
@@ -116,13 +119,10 @@ def test_renders_in_place_under_a_pseudo_terminal(recording) -> None:
     try:
         assert is_terminal(stream)
         pipe = Pipeline(recording.fs, recording.channels, unit="uV")
-        view = open_monitor(pipe, stream, title="sim", refresh_s=0.0)
+        view = open_monitor(stream, title="sim", refresh_s=0.0)
         assert isinstance(view, TerminalMonitor)
         assert view.width == 90
-        for part in np.array_split(recording.signal, 300):
-            view.update(pipe.process(part))
-        view.update(pipe.flush())
-        view.close()
+        run(np.array_split(recording.signal, 300), pipe, [view])
         stream.flush()
     finally:
         stop.set()
@@ -143,12 +143,9 @@ def test_renders_in_place_under_a_pseudo_terminal(recording) -> None:
 def test_falls_back_to_lines_without_a_terminal(recording) -> None:
     pipe = Pipeline(recording.fs, recording.channels, unit="uV")
     out = io.StringIO()
-    view = open_monitor(pipe, out, title="sim", sites={"ch1": "calf"}, refresh_s=0.1)
+    view = open_monitor(out, title="sim", sites={"ch1": "calf"}, refresh_s=0.1)
     assert isinstance(view, ConsoleView)
-    for part in np.array_split(recording.signal, 300):
-        view.update(pipe.process(part))
-    view.update(pipe.flush())
-    view.close()
+    run(np.array_split(recording.signal, 300), pipe, [view])
     text = out.getvalue()
     assert "\x1b[" not in text
     assert "SPASM" in text and "summary of sim" in text
@@ -166,13 +163,14 @@ def test_pipe_is_not_a_terminal() -> None:
 
 def test_closed_monitor_refuses_updates(recording) -> None:
     pipe = Pipeline(recording.fs, recording.channels, unit="uV")
-    monitor = TerminalMonitor(pipe, io.StringIO(), width=80)
-    monitor.close()
-    monitor.close()  # once only
-    with pytest.raises(RuntimeError):
-        monitor.update(pipe.process(recording.signal[:100]))
+    monitor = TerminalMonitor(io.StringIO(), width=80)
+    run([recording.signal[:1000]], pipe, [monitor])
+    monitor.close(None)  # once only
+    fresh = Pipeline(recording.fs, recording.channels, unit="uV")
+    with pytest.raises(RuntimeError, match="closed"):
+        monitor.update(fresh.process(recording.signal[:100]))
     with pytest.raises(ValueError):
-        TerminalMonitor(pipe, io.StringIO(), window_s=0.0)
+        TerminalMonitor(io.StringIO(), window_s=0.0)
 
 
 def test_replay_uses_the_monitor_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:

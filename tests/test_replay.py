@@ -22,7 +22,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emg_pipeline import Chunk, ChunkFlags, ConfigError, LiveEvent, Pipeline, simulate
+from emg_pipeline import (
+    Chunk,
+    ChunkFlags,
+    ConfigError,
+    LiveEvent,
+    Pipeline,
+    RunSummary,
+    StreamInfo,
+    run,
+    simulate,
+)
 from emg_pipeline.cli import DEMO_DIR, demo_recording, main
 from emg_pipeline.commands.replay import ProgressBar
 from emg_pipeline.metrics import score
@@ -186,17 +196,12 @@ def test_live_view_prints_every_event_and_a_summary(rng: np.random.Generator) ->
     rec = simulate(rng, fs=1000.0, duration_s=40.0, n_channels=2)
     pipe = Pipeline(rec.fs, rec.channels, unit="uV")
     out = io.StringIO()
-    view = open_live_view(pipe, out, title="sim")
+    view = open_live_view(out, title="sim")
     events = []
-    for part in np.array_split(rec.signal, 400):
-        result = pipe.process(part)
-        events.extend(result.events)
-        view.update(result)
+    summary = run(np.array_split(rec.signal, 400), pipe, [view],
+                  on_result=lambda r: events.extend(r.events))
+    view.close(summary)  # idempotent
     result = pipe.flush()
-    events.extend(result.events)
-    view.update(result)
-    view.close()
-    view.close()  # idempotent
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("sim: 2 channels at 1000 Hz")
     body = lines[1 : 1 + len(events)]
@@ -217,12 +222,13 @@ def test_live_view_prints_every_event_and_a_summary(rng: np.random.Generator) ->
 def test_live_view_can_hide_onsets() -> None:
     pipe = Pipeline(1000.0, ("a",), unit="uV")
     out = io.StringIO()
-    view = open_live_view(pipe, out, show_onsets=False)
+    view = open_live_view(out, show_onsets=False)
     from emg_pipeline.pipeline import ChunkResult
 
     empty = np.empty((0, 1))
+    view.open(StreamInfo.of(pipe))
     view.update(ChunkResult(empty, 0, 0.005, empty.astype(bool), (LiveEvent("onset", "a", 1, 1),)))
-    view.close()
+    view.close(RunSummary.of(pipe, StreamInfo.of(pipe)))
     assert "onset" not in out.getvalue()
 
 
@@ -324,8 +330,12 @@ def test_replay_csv_to_stdout_moves_live_lines_to_stderr(capsys, small_csv) -> N
 def test_replay_quiet_and_record(tmp_path: Path, capsys, small_csv) -> None:
     path, x = small_csv
     bdf = tmp_path / "sub" / "copy.bdf"
-    status, out, err = run_cli(capsys, "replay", str(path), "--fast", "-q", "--record", str(bdf))
+    status, out, err = run_cli(capsys, "replay", str(path), "--fast", "-qq", "--record", str(bdf))
     assert status == 0 and out == "" and err == ""
+    # -q drops the live event lines and keeps the summary
+    status, out, err = run_cli(capsys, "replay", str(path), "--fast", "-q", "--record", str(bdf))
+    assert status == 0 and "summary of small.csv" in out and "  end  " not in out
+    assert "recorded 2.3 s" in err
     data, info = read_recording(bdf)
     assert info.channels == ("calf", "thigh") and info.unit == "uV"
     resolution = 1e6 / (2**24 - 2)

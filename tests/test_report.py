@@ -263,14 +263,12 @@ def test_plot_command_on_the_demo(tmp_path: Path) -> None:
 
 
 def test_stretch_recorder_keeps_only_the_stretch(rng: np.random.Generator) -> None:
-    from emg_pipeline import Pipeline, simulate
+    from emg_pipeline import Pipeline, run, simulate
 
     rec = simulate(rng, fs=1000.0, duration_s=40.0, n_channels=1)
     pipe = Pipeline(rec.fs, rec.channels, unit="uV")
     stretch = StretchRecorder(rec.fs, 1, 10.0, 20.0, target_bins=500)
-    for part in np.array_split(rec.signal, 400):
-        stretch.update(part, pipe.process(part), pipe)
-    stretch.update(np.empty((0, 1)), pipe.flush(), pipe)
+    run(np.array_split(rec.signal, 400), pipe, [stretch])
     assert stretch.raw.n_samples == 10_000
     _, mins, maxs = stretch.raw.bins()
     assert mins.shape[0] <= 1000

@@ -39,6 +39,7 @@ from scipy import signal
 from ..errors import EmgPipelineError
 from ..labels import Label, labels_for
 from ..pipeline import Pipeline
+from ..run import run
 from ..sources.formats import open_recording
 from .common import fmt, markdown
 from .methods import EMG_PIPELINE, Method, run_method
@@ -256,9 +257,9 @@ def score_case(case: RealCase, method: Method, chunk_s: float = 0.020) -> dict[s
             pipe = Pipeline(case.fs, case.channels, unit=case.unit, spasm_min_s=SPASM_MIN_S)
             step = max(1, round(chunk_s * case.fs))
             events = []
-            for start in range(0, case.signal.shape[0], step):
-                events.extend(pipe.process(case.signal[start : start + step]).events)
-            events.extend(pipe.flush().events)
+            chunks = (case.signal[start : start + step]
+                      for start in range(0, case.signal.shape[0], step))
+            run(chunks, pipe, on_result=lambda result: events.extend(result.events))
             found = pipe.episodes_frame()
         else:
             found = run_method(method, case.signal, case.fs, case.channels, case.unit,

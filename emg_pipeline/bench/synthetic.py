@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..pipeline import Pipeline
+from ..run import run
 from ..settings import PipelineSettings
 from ..sources.synthetic import simulate
 from .common import fmt, markdown, seeded_rng
@@ -142,10 +143,9 @@ def run_cell(cond: Condition, minutes: float, seed: int,
     t1 = time.perf_counter()
     pipe = Pipeline(rec.fs, rec.channels, unit="uV", spasm_min_s=SPASM_MIN_S)
     step = max(1, round(chunk_s * rec.fs))
-    events = []
-    for start in range(0, rec.signal.shape[0], step):
-        events.extend(pipe.process(rec.signal[start : start + step]).events)
-    events.extend(pipe.flush().events)
+    events: list = []
+    chunks = (rec.signal[start : start + step] for start in range(0, rec.signal.shape[0], step))
+    run(chunks, pipe, on_result=lambda result: events.extend(result.events))
     t2 = time.perf_counter()
     found = pipe.episodes_frame()
     row: dict[str, Any] = {

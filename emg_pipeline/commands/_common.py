@@ -3,34 +3,29 @@
 - :func:`add_recording_options`: ``--fs`` and ``--format`` of the commands that read a
   recording;
 - :func:`add_chunk_option` and :func:`chunk_samples`: ``--chunk-ms``;
-- :func:`add_episode_options` and :func:`write_episode_output`: ``--out EVENTS.csv``
-  with ``--site``, ``--session`` and ``--timezone``, so that ``detect``, ``replay``
-  and ``stream`` write the same episode file (:func:`emg_pipeline.sinks.episodes.write_episodes`)
-  whatever command wrote it.
+- :func:`add_episode_options`: ``--out EVENTS.csv`` with ``--site``, ``--session`` and
+  ``--timezone``, so that ``detect``, ``replay`` and ``stream`` write the same episode
+  file (:class:`emg_pipeline.sinks.episodes.EpisodeFile`) whatever command wrote it;
+- :func:`add_quiet_option`: ``-q`` and ``-qq``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable
 from typing import TextIO
 
-import pandas as pd
-
-from emg_pipeline.events import Episode
-from emg_pipeline.sinks.episodes import write_episodes
-from emg_pipeline.sites import SiteMap, add_site_options
+from emg_pipeline.sites import add_site_options
 
 from ._types import positive
 
 __all__ = [
     "add_chunk_option",
     "add_episode_options",
+    "add_quiet_option",
     "add_recording_options",
     "chunk_samples",
     "live_stream_for",
-    "write_episode_output",
 ]
 
 
@@ -65,38 +60,13 @@ def add_episode_options(p: argparse.ArgumentParser, *, out_help: str) -> None:
     add_site_options(p)
 
 
+def add_quiet_option(p: argparse.ArgumentParser) -> None:
+    """Add ``-q`` (no live event lines; the summary stays) and ``-qq`` (errors only)."""
+    p.add_argument("-q", "--quiet", action="count", default=0,
+                   help="-q: no live event lines or progress, the summary stays; "
+                        "-qq: nothing but errors")
+
+
 def live_stream_for(out: str | None) -> TextIO:
     """Where live events go: standard error when the episodes go to standard output."""
     return sys.stderr if out == "-" else sys.stdout
-
-
-def write_episode_output(
-    episodes: Iterable[Episode], out: str, sites: SiteMap, *, quiet: bool = False
-) -> pd.DataFrame:
-    """Write the episode file of a command and return the table written.
-
-    Parameters
-    ----------
-    episodes : iterable of Episode
-        The episodes (``pipe.episodes``).
-    out : str
-        File to write (parent folders are created), or ``"-"`` for standard output.
-    sites : SiteMap
-        Sites of the channels, start time and zone: the file gets a ``site`` column
-        and, when the start time is known, ``onset_time``.
-    quiet : bool
-        Do not say on standard error where the file went.
-
-    Returns
-    -------
-    DataFrame
-        The table written (see :func:`emg_pipeline.sinks.episodes.episode_table`).
-    """
-    if out == "-":
-        table = write_episodes(episodes, sys.stdout, sites)
-        sys.stdout.flush()  # a closed pipe shows here, inside main, not at interpreter exit
-        return table
-    table = write_episodes(episodes, out, sites)
-    if not quiet:
-        print(f"wrote {len(table)} episodes to {out}", file=sys.stderr)
-    return table

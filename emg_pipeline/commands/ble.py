@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import math
 import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -31,13 +30,14 @@ import numpy as np
 from emg_pipeline.cli import UsageError, settings_from_args
 from emg_pipeline.commands._common import (
     add_episode_options,
+    add_quiet_option,
     live_stream_for,
-    write_episode_output,
 )
 from emg_pipeline.commands._types import endpoint, port, positive, probability
 from emg_pipeline.errors import BluetoothUnavailableError
 from emg_pipeline.pipeline import Pipeline
 from emg_pipeline.profiles import list_profiles, load_profile
+from emg_pipeline.run import Sink, StreamInfo, run_async
 from emg_pipeline.sites import SiteMap, sites_from_args
 
 __all__ = ["register"]
@@ -79,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction,
                         "annotations; lost samples are written as 0 and counted")
     add_episode_options(p, out_help="write the episode file, as 'detect' does, with "
                                     "wall-clock onset times ('-': standard output)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no live events or summary")
+    add_quiet_option(p)
     add_pipeline_options(p)
     p.set_defaults(func=_cmd_stream, compiles=True)
 
@@ -195,90 +195,63 @@ def _cmd_stream(args: argparse.Namespace) -> int:
 
 async def _stream(args: argparse.Namespace, profile, settings, sites: SiteMap) -> int:
     from emg_pipeline.sinks import open_live_view
-    from emg_pipeline.sinks.recording import RecordingWriter
+    from emg_pipeline.sinks.episodes import EpisodeFile
+    from emg_pipeline.sinks.recording import RecordingSink
     from emg_pipeline.sources.ble import BleSource, bumble_backend
 
     err = sys.stderr
-    live_stream = live_stream_for(args.out)
+    quiet = args.quiet
+    # every output is checked before the board is looked for
+    sinks: list[Sink] = []
+    if args.out is not None:
+        sinks.append(EpisodeFile(args.out, sites, announce=err if quiet < 2 else None))
+    recorder = None
+    if args.record is not None:
+        recorder = RecordingSink(args.record, recording=f"BLE {profile.name}")
+        sinks.append(recorder)
+    if quiet < 2:
+        sinks.insert(0, open_live_view(live_stream_for(args.out), title=profile.name,
+                                       events=quiet == 0))
     central = await _open_central(args.emulator) if args.emulator else None
     backend = bumble_backend(central) if central is not None else None
     source = BleSource(profile, address=args.address, backend=backend,
                        scan_timeout_s=args.scan_timeout)
     pipe = Pipeline(profile.fs, profile.channels, unit=source.unit, settings=settings)
-    recorder = None
-    status = 0
-    want = None if args.duration is None else round(args.duration * profile.fs)
-    view = None
+    limit = None if args.duration is None else round(args.duration * profile.fs)
     try:
-        if not args.quiet:
+        if quiet < 2:
             print(f"looking for a {profile.name} board ...", file=err)
         with _system_bluetooth(central is None):
             await source.connect()
         # the board streams from here: the wall-clock time of the first sample, to the
         # latency of the link, dates the recording and the episodes' onset_time
         started = datetime.now().astimezone()
-        sites = dataclasses.replace(sites, start_time=started)
-        if not args.quiet:
+        if recorder is not None:
+            recorder.recording = f"BLE {profile.name} {source.address}"
+        if quiet < 2:
             variant = f", firmware {source.variant}" if source.variant else ""
             print(f"streaming from {source.name or '?'} ({source.address}{variant}, "
                   f"MTU {source.mtu}) at {profile.fs:g} Hz; Ctrl-C stops", file=err)
-        if args.record is not None:
-            Path(args.record).parent.mkdir(parents=True, exist_ok=True)
-            recorder = RecordingWriter(args.record, profile.fs, profile.channels, unit=source.unit,
-                                       start_time=started,
-                                       recording=f"BLE {profile.name} {source.address}")
-        view = open_live_view(pipe, live_stream, title=profile.name)
-        try:
-            async for chunk in source:
-                result = pipe.process(chunk)
-                if recorder is not None:
-                    gap = chunk.first_index - recorder.n_samples
-                    if gap > 0:   # lost samples keep their place in the file (as 0, counted)
-                        recorder.write(np.full((gap, profile.n_channels), np.nan))
-                    recorder.write(chunk.samples)
-                    recorder.add_events(result.events)
-                if not args.quiet:
-                    view.update(result)
-                if want is not None and pipe.n_samples >= want:
-                    break
-        except asyncio.CancelledError:   # Ctrl-C: the source has stopped the board
-            status = 130
-        result = pipe.flush()
-        if recorder is not None:
-            recorder.add_events(result.events)
-        if not args.quiet:
-            view.update(result)
+        info = StreamInfo.of(pipe, title=profile.name, start_time=started)
+        summary = await run_async(source, pipe, sinks, info=info, limit_samples=limit,
+                                  stats=lambda: dataclasses.asdict(source.stats))
     finally:
         await source.close()
-        if recorder is not None:
-            recorder.close()
         if central is not None:
             await central.close()
-    if status and not args.quiet:
-        print(f"emg-pipeline: interrupted at {pipe.n_samples / profile.fs:.1f} s; "
-              "summary so far:", file=err)
-    if view is not None and (not args.quiet or status):
-        view.close()
-    if not args.quiet or status:
-        _report_loss(source, err)
-        if recorder is not None:
-            print(f"recorded {recorder.n_samples / recorder.fs:.1f} s to {recorder.path} "
-                  f"({int(recorder.missing.max())} lost samples written as 0)", file=err)
-    if args.out is not None:
-        write_episode_output(pipe.episodes, args.out, sites, quiet=args.quiet)
-    return status
+    if summary.interrupted and quiet < 2:
+        print(f"emg-pipeline: interrupted at {summary.duration_s:.1f} s", file=err)
+    if recorder is not None and recorder.writer is not None and quiet < 2:
+        writer = recorder.writer
+        print(f"recorded {writer.n_samples / writer.fs:.1f} s to {writer.path} "
+              f"({int(writer.missing.max())} lost samples written as 0)", file=err)
+    if quiet < 2:
+        _report_chain(source, err)
+    return 130 if summary.interrupted else 0
 
 
-def _report_loss(source, err: TextIO) -> None:
+def _report_chain(source, err: TextIO) -> None:
     s = source.stats
-    frac = s.loss_fraction
-    share = "" if math.isnan(frac) else f" ({100 * frac:.2f} %)"
-    counter = "" if source.profile.counter is not None else \
-        " (this board has no packet counter: only outages longer than 1 s are seen)"
-    print(f"packets: {s.packets} received, {s.lost_packets} lost by counter, "
-          f"{s.malformed} malformed, {s.duplicates} duplicate; samples: {s.samples} received, "
-          f"{s.lost_samples} lost{share} marked as gaps{counter}; "
-          f"reconnects: {s.reconnects}", file=err)
     if s.chain_breaks:
         print(f"delta chain broken {s.chain_breaks} times by lost packets: {s.unanchored_samples} "
               "samples kept with an unknown offset until the next uncompressed packet "

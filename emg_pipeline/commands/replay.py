@@ -25,14 +25,16 @@ from emg_pipeline.cli import demo_recording, settings_from_args
 from emg_pipeline.commands._common import (
     add_chunk_option,
     add_episode_options,
+    add_quiet_option,
     add_recording_options,
     live_stream_for,
-    write_episode_output,
 )
 from emg_pipeline.commands._types import positive
-from emg_pipeline.pipeline import ChunkResult, Pipeline
+from emg_pipeline.pipeline import Pipeline
+from emg_pipeline.run import Sink, StreamInfo, run
 from emg_pipeline.sinks import open_live_view
-from emg_pipeline.sinks.recording import RecordingWriter
+from emg_pipeline.sinks.episodes import EpisodeFile
+from emg_pipeline.sinks.recording import RecordingSink, RecordingWriter
 from emg_pipeline.sites import sites_from_args
 from emg_pipeline.sources.replay import ReplaySource
 
@@ -117,8 +119,9 @@ def run_replay(args: argparse.Namespace) -> int:
         speed = DEMO_SPEED if demo else 1.0
     chunk_ms = args.chunk_ms or (FAST_CHUNK_MS if speed is None else PACED_CHUNK_MS)
     settings = settings_from_args(args)
-    live_stream = live_stream_for(args.out)
+    quiet = args.quiet
     err = sys.stderr
+    live_stream = live_stream_for(args.out)
 
     with ReplaySource(
         path, speed=speed, chunk_s=chunk_ms / 1000.0, format=args.format, fs=args.fs
@@ -126,65 +129,40 @@ def run_replay(args: argparse.Namespace) -> int:
         info = source.info
         sites = sites_from_args(args, info.channels, info)  # bad site options fail first
         pipe = Pipeline(info.fs, info.channels, unit=info.unit, settings=settings)
+        # every output is checked before the first sample
+        sinks: list[Sink] = []
+        if args.out is not None:
+            sinks.append(EpisodeFile(args.out, sites, announce=err if quiet < 2 else None))
         recorder = None
         if args.record is not None:
-            Path(args.record).parent.mkdir(parents=True, exist_ok=True)
-            recorder = RecordingWriter(
-                args.record, info.fs, info.channels, unit=info.unit,
-                start_time=info.start_time, recording=f"replay of {path.name}",
-            )
-        if not args.quiet:
+            recorder = RecordingSink(args.record, recording=f"replay of {path.name}")
+            sinks.append(recorder)
+        if quiet < 2:
             pace = "as fast as possible" if speed is None else f"at {speed:g}x real time"
             what = "the bundled demo" if demo else path.name
             print(f"replaying {what} {pace} (Ctrl-C stops)", file=err)
-        view = open_live_view(
-            pipe, live_stream, title=path.name, show_onsets=not args.no_onsets
-        )
+            sinks.insert(0, open_live_view(live_stream, title=path.name, events=quiet == 0,
+                                           show_onsets=not args.no_onsets))
         # on a terminal the live view redraws in place and shows the stream time itself;
         # the bar is for replays whose events go to a file or a pipe
         progress = (
             ProgressBar(err, info.duration_s)
-            if not args.quiet and speed != 1.0 and _isatty(err) and not _isatty(live_stream)
+            if quiet == 0 and speed != 1.0 and _isatty(err) and not _isatty(live_stream)
             else None
         )
-        status = 0
-
-        def deliver(result: ChunkResult) -> None:
-            if not args.quiet:
-                view.update(result)
-            if recorder is not None:
-                recorder.add_events(result.events)
-
+        stream_info = StreamInfo.of(pipe, title=path.name, start_time=info.start_time)
         try:
-            try:
-                for chunk in source:
-                    result = pipe.process(chunk)
-                    if recorder is not None:
-                        recorder.write(chunk.samples)
-                    deliver(result)
-                    if progress is not None:
-                        progress.show(source.position_s)
-            except KeyboardInterrupt:
-                status = 130
-            deliver(pipe.flush())
+            summary = run(source, pipe, sinks, info=stream_info,
+                          on_result=None if progress is None else
+                          (lambda _result: progress.show(source.position_s)))
         finally:
             if progress is not None:
                 progress.clear()
-            if recorder is not None:
-                recorder.close()
-        if status:
-            print(
-                f"emg-pipeline: interrupted at {source.position_s:.1f} s; summary so far:",
-                file=err,
-            )
-        if not args.quiet or status:
-            view.close()
-        if recorder is not None and not args.quiet:
-            _report_recording(recorder, err)
-
-    if args.out is not None:
-        write_episode_output(pipe.episodes, args.out, sites, quiet=args.quiet)
-    return status
+    if summary.interrupted:
+        print(f"emg-pipeline: interrupted at {summary.duration_s:.1f} s", file=err)
+    if recorder is not None and recorder.writer is not None and quiet < 2:
+        _report_recording(recorder.writer, err)
+    return 130 if summary.interrupted else 0
 
 
 def _report_recording(recorder: RecordingWriter, err: TextIO) -> None:
@@ -235,7 +213,6 @@ def register(
                                      f"{FAST_CHUNK_MS:g} ms with --fast")
     p.add_argument("--no-onsets", action="store_true",
                    help="print only the prolonged-spasm alerts and episode ends")
-    p.add_argument("-q", "--quiet", action="store_true",
-                   help="no live events, summary or progress (errors only)")
+    add_quiet_option(p)
     add_pipeline_options(p)
     p.set_defaults(func=run_replay, compiles=True)

@@ -14,12 +14,12 @@ thresholds and the labelled episodes of a stretch, keeping only that stretch
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from emg_pipeline.cli import DEFAULT_CHUNK_MS, UsageError, demo_recording, settings_from_args
@@ -37,6 +37,7 @@ from emg_pipeline.report import (
 from emg_pipeline.report.digest import StretchRecorder
 from emg_pipeline.report.plots import plot_stretch
 from emg_pipeline.report.summary import DEFAULT_LONG_SPASM_S, DEFAULT_RECURRING_DAYS
+from emg_pipeline.run import run
 from emg_pipeline.sinks.episodes import is_episode_file
 from emg_pipeline.sites import add_site_options, load_session, parse_timezone, sites_from_args
 
@@ -187,12 +188,9 @@ def run_plot(args: argparse.Namespace) -> int:
         pipe = Pipeline(info.fs, info.channels, unit=info.unit, settings=settings)
         recorder = StretchRecorder(info.fs, len(info.channels), start, end)
         chunk = chunk_samples(args.chunk_ms or DEFAULT_CHUNK_MS, info.fs)
-        for block in reader.iter_chunks(chunk):
-            recorder.update(block, pipe.process(block), pipe)
-            if recorder.done:
-                break  # the stretch is drawn and every episode in it has ended
-        else:
-            recorder.update(np.empty((0, len(info.channels))), pipe.flush(), pipe)
+        # stop once the stretch is drawn and every episode in it has ended
+        chunks = itertools.takewhile(lambda _: not recorder.done, reader.iter_chunks(chunk))
+        run(chunks, pipe, [recorder])
     if recorder.seen_s <= start:
         raise UsageError(
             f"--start {start:g} s is past the end of the recording ({recorder.seen_s:.1f} s)"

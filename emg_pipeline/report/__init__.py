@@ -27,10 +27,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from emg_pipeline.pipeline import Pipeline
+from emg_pipeline.run import run
 from emg_pipeline.settings import PipelineSettings
 from emg_pipeline.sinks.episodes import (
     EPISODE_FILE_COLUMNS,
@@ -201,10 +201,7 @@ def detect_recording(
                  else resolve_sites(info.channels, info=info))
         recorder = StretchRecorder(info.fs, len(info.channels), target_bins=3000)
         chunk = max(1, round(_CHUNK_S * info.fs))
-        for block in reader.iter_chunks(chunk):
-            recorder.update(block, pipe.process(block), pipe)
-        # the flush closes open episodes: their end events must reach the recorder too
-        recorder.update(np.empty((0, len(info.channels))), pipe.flush(), pipe)
+        run(reader.iter_chunks(chunk), pipe, [recorder])
     write_episodes(pipe.episodes, episodes_out, sites)
     table = read_episodes(episodes_out)
     table.insert(0, "session", name or session_name(path))

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from emg_pipeline.errors import ConfigError
 from emg_pipeline.events import Episode
+
+if TYPE_CHECKING:
+    from emg_pipeline.pipeline import ChunkResult
 
 __all__ = ["MinMaxDigest", "StretchRecorder"]
 
@@ -157,9 +161,9 @@ class _Thresholds:
 class StretchRecorder:
     """Keep what a plot of ``[start_s, end_s)`` of a stream needs, in bounded memory.
 
-    Feed it every chunk of samples given to the pipeline and the
-    :class:`~emg_pipeline.pipeline.ChunkResult` it returned
-    (:meth:`update`), then read :attr:`raw`, :attr:`envelope`,
+    A :class:`~emg_pipeline.run.Sink`: feed it every
+    :class:`~emg_pipeline.pipeline.ChunkResult` of the stream (:meth:`update`),
+    then read :attr:`raw`, :attr:`envelope`,
     :meth:`thresholds` and :meth:`episodes`.
 
     Parameters
@@ -204,19 +208,15 @@ class StretchRecorder:
         """The stretch is past and no episode begun in it is still open."""
         return self._n_samples / self.fs >= self.end_s and not self._open
 
-    def update(self, samples: np.ndarray, result: object, pipe: object) -> None:
-        """Take one chunk: its samples, the pipeline's result and the pipeline (thresholds).
+    def open(self, info: object) -> None:
+        """Nothing to prepare (a :class:`~emg_pipeline.run.Sink`)."""
 
-        Parameters
-        ----------
-        samples : ndarray, shape (n, n_channels)
-            The raw chunk (as read, before the pipeline).
-        result : ChunkResult
-            What ``pipe.process(samples)`` returned.
-        pipe : Pipeline
-            The pipeline, for its current thresholds and noise floor.
-        """
-        samples = np.asarray(samples, dtype=np.float64).reshape(-1, self.n_channels)
+    def close(self, summary: object) -> None:
+        """Nothing to release (a :class:`~emg_pipeline.run.Sink`)."""
+
+    def update(self, result: ChunkResult) -> None:
+        """Take one chunk's result: its samples, envelope, thresholds and events."""
+        samples = np.asarray(result.samples, dtype=np.float64).reshape(-1, self.n_channels)
         a = self._n_samples
         b = a + samples.shape[0]
         self._n_samples = b
@@ -224,11 +224,11 @@ class StretchRecorder:
         hi = min(b, math.ceil(self.end_s * self.fs - 1e-9)) if math.isfinite(self.end_s) else b
         if hi > lo:
             self.raw.process(samples[lo - a : hi - a])
-        env = result.envelope  # type: ignore[attr-defined]
-        frame_s = float(result.frame_s)  # type: ignore[attr-defined]
+        env = result.envelope
+        frame_s = float(result.frame_s)
         self.frame_s = frame_s
         if env.shape[0]:
-            f0 = int(result.first_frame)  # type: ignore[attr-defined]
+            f0 = int(result.first_frame)
             first = math.ceil(self.start_s / frame_s - 1e-9)
             last = math.ceil(self.end_s / frame_s - 1e-9) if math.isfinite(self.end_s) \
                 else f0 + env.shape[0]
@@ -239,16 +239,15 @@ class StretchRecorder:
                 self.envelope.process(env[lo_f - f0 : hi_f - f0])
             t = (f0 + env.shape[0]) * frame_s
             if self.start_s <= t and (t - frame_s * env.shape[0]) < self.end_s:
-                on, off = pipe.thresholds  # type: ignore[attr-defined]
                 self._times.append(t)
-                self._on.append(np.asarray(on, dtype=np.float64).copy())
-                self._off.append(np.asarray(off, dtype=np.float64).copy())
-                self._floor.append(np.asarray(pipe.floor, dtype=np.float64).copy())  # type: ignore[attr-defined]
+                self._on.append(np.asarray(result.on_threshold, dtype=np.float64))
+                self._off.append(np.asarray(result.off_threshold, dtype=np.float64))
+                self._floor.append(np.asarray(result.floor, dtype=np.float64))
                 if len(self._times) > 2 * self.raw.target_bins:
                     # thin to every other point: the thresholds move slowly
                     for values in (self._times, self._on, self._off, self._floor):
                         values[:] = values[::2]
-        for event in result.events:  # type: ignore[attr-defined]
+        for event in result.events:
             if event.kind == "onset" and event.onset_s < self.end_s:
                 self._open[event.channel] = event.onset_s
             elif event.kind == "end":

@@ -1,7 +1,8 @@
 """Live console output: one readable line per live event, a summary at the end.
 
-The view is fed every :class:`~emg_pipeline.pipeline.ChunkResult` of a stream
-(including the one returned by ``pipe.flush()``) and prints, as they happen:
+The view is a :class:`~emg_pipeline.run.Sink`: :func:`~emg_pipeline.run.run`
+feeds it every :class:`~emg_pipeline.pipeline.ChunkResult` of a stream and it
+prints, as they happen:
 
 - ``onset`` — a contraction is confirmed on a channel;
 - ``SPASM`` — the prolonged-spasm alert: a contraction has lasted long enough
@@ -10,22 +11,19 @@ The view is fed every :class:`~emg_pipeline.pipeline.ChunkResult` of a stream
 
 Times are stream times (from the sample clock, ``h:mm:ss.sss``), not wall-clock
 times, so a replay at any speed prints the same lines as the live session.
-:meth:`ConsoleView.close` prints the end summary: duration, twitches and spasms
-per channel, bridged and lost samples, artefact time.
+:meth:`ConsoleView.close` prints the end summary (:func:`summary_lines`):
+duration, twitches and spasms per channel, artefact and no-signal time per
+channel, bridged and lost samples.
 
 Examples
 --------
 >>> import io
 >>> import numpy as np
->>> from emg_pipeline import Pipeline, simulate
+>>> from emg_pipeline import Pipeline, run, simulate
 >>> rec = simulate(np.random.default_rng(3), fs=1000.0, duration_s=20.0, n_channels=1)
->>> pipe = Pipeline(rec.fs, rec.channels, unit="uV")
 >>> out = io.StringIO()
->>> view = open_live_view(pipe, out)
->>> for part in np.array_split(rec.signal, 100):
-...     view.update(pipe.process(part))
->>> view.update(pipe.flush())
->>> view.close()
+>>> summary = run(np.array_split(rec.signal, 100), Pipeline(rec.fs, rec.channels, unit="uV"),
+...               [open_live_view(out)])
 >>> "summary" in out.getvalue()
 True
 """
@@ -34,20 +32,22 @@ from __future__ import annotations
 
 import math
 import sys
-from types import TracebackType
-from typing import TYPE_CHECKING, Self, TextIO
-
-import numpy as np
+from typing import TYPE_CHECKING, TextIO
 
 from emg_pipeline.events import Episode, LiveEvent
-from emg_pipeline.pipeline import ChunkResult, Pipeline
+from emg_pipeline.pipeline import ChunkResult
 
-from ..labels import Label
+from ..labels import Label, Pattern
+
+if TYPE_CHECKING:
+    from ..run import RunSummary, StreamInfo
 
 if TYPE_CHECKING:
     from .monitor import TerminalMonitor
 
-__all__ = ["ConsoleView", "format_event", "format_stream_time", "open_live_view"]
+__all__ = [
+    "ConsoleView", "format_event", "format_stream_time", "open_live_view", "summary_lines",
+]
 
 _KIND_LABEL = {"onset": "onset", "sustained": "SPASM", "end": "end"}
 _UNIT_LABEL = {"uV": "uV", "x_floor": "x floor"}
@@ -129,51 +129,50 @@ def format_event(event: LiveEvent, channel_width: int = 0) -> str:
 
 
 class ConsoleView:
-    """Prints the live events of a stream and its end summary.
+    """Prints the live events of a stream and its end summary (a :class:`~emg_pipeline.run.Sink`).
 
     Parameters
     ----------
-    pipe : Pipeline
-        The pipeline whose results are shown (read for names, rate and the
-        figures of the summary; never modified).
     stream : text file, optional
         Where to print (default: standard output at construction time).
     title : str, optional
-        Name of the source, printed in the first line and the summary.
+        Name of the source, printed in the first line and the summary
+        (default: the stream's title).
     show_onsets : bool
         Print ``onset`` events (the alerts and ends are always printed).
-
-    Notes
-    -----
-    Feed the result of ``pipe.flush()`` to :meth:`update` before
-    :meth:`close`, so that episodes still open at the end are counted.
+    events : bool
+        Print live events at all (``-q``: only the summary).
     """
 
     def __init__(
         self,
-        pipe: Pipeline,
         stream: TextIO | None = None,
         *,
         title: str | None = None,
         show_onsets: bool = True,
+        events: bool = True,
     ) -> None:
-        self.pipe = pipe
         self.stream = stream if stream is not None else sys.stdout
         self.title = title
         self.show_onsets = bool(show_onsets)
-        self._width = max(len(c) for c in pipe.channels)
+        self.events = bool(events)
+        self.info: StreamInfo | None = None
+        self._width = 0
         self.n_events = 0
         self.n_alerts = 0
         self.closed = False
-        self._started = False
 
-    def _start(self) -> None:
-        self._started = True
+    def open(self, info: StreamInfo) -> None:
+        """Print the heading line of the stream."""
+        self.info = info
+        if self.title is None:
+            self.title = info.title or None
+        self._width = max(len(c) for c in info.channels)
         source = f"{self.title}: " if self.title else ""
-        n = self.pipe.n_channels
+        n = info.n_channels
         self._print(
-            f"{source}{n} channel{'s' if n != 1 else ''} at {self.pipe.fs:g} Hz "
-            f"({', '.join(self.pipe.channels)}); live events in stream time"
+            f"{source}{n} channel{'s' if n != 1 else ''} at {info.fs:g} Hz "
+            f"({', '.join(info.channels)}); live events in stream time"
         )
 
     def _print(self, line: str) -> None:
@@ -183,120 +182,114 @@ class ConsoleView:
         """Print the live events of one chunk's result, one line each."""
         if self.closed:
             raise RuntimeError("the live view is closed")
-        if not self._started:
-            self._start()
         for event in result.events:
             if event.kind == "sustained":
                 self.n_alerts += 1
-            if event.kind == "onset" and not self.show_onsets:
+            if not self.events or (event.kind == "onset" and not self.show_onsets):
                 continue
             self.n_events += 1
             self._print(format_event(event, self._width))
 
-    def summary_lines(self) -> list[str]:
-        """The lines of the end summary (see :meth:`close`)."""
-        pipe = self.pipe
-        duration = pipe.n_samples / pipe.fs
-        source = f" of {self.title}" if self.title else ""
-        lines = [
-            f"summary{source}: {format_stream_time(duration)} ({duration:.1f} s), "
-            f"{pipe.n_channels} channel{'s' if pipe.n_channels != 1 else ''} at {pipe.fs:g} Hz"
-        ]
-        rows = []
-        artefact_s = np.asarray(pipe.artefact_frames) * pipe.frame_s
-        bridged = pipe.bridged_samples
-        for k, name in enumerate(pipe.channels):
-            eps = [e for e in pipe.episodes if e.channel == name]
-            spasms = [e for e in eps if e.label == Label.SPASM]
-            rows.append(
-                (
-                    name,
-                    str(len(eps) - len(spasms)),
-                    str(len(spasms)),
-                    str(sum(e.pattern == "tonic" for e in spasms)),
-                    str(sum(e.pattern == "clonic" for e in spasms)),
-                    f"{artefact_s[k]:.1f} s",
-                    str(int(bridged[k])),
-                )
-            )
-        header = ("channel", "twitches", "spasms", "tonic", "clonic", "artefact", "bridged")
-        widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
-        for row in (header, *rows):
-            cells = [row[0].ljust(widths[0])]
-            cells += [cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)]
-            lines.append("  " + "  ".join(cells))
-        n_spasms = sum(e.label == Label.SPASM for e in pipe.episodes)
-        truncated = sum(e.truncated for e in pipe.episodes)
-        total = (
-            f"  total: {_count(len(pipe.episodes) - n_spasms, 'twitch', 'twitches')}, "
-            f"{_count(n_spasms, 'spasm')}, {_count(self.n_alerts, 'prolonged-spasm alert')}"
-        )
-        if truncated:
-            total += f"; {truncated} episode{'s' if truncated != 1 else ''} cut by the end"
-        lines.append(total)
-        lines.append(
-            f"  missing samples: {int(bridged.sum())} bridged (NaN or gaps), "
-            f"{pipe.lost_samples} lost in transmission; "
-            f"artefact time {float(artefact_s.sum()):.1f} s"
-        )
-        flat_s = np.asarray(pipe.no_signal_frames) * pipe.frame_s
-        if flat_s.any():
-            detail = ", ".join(
-                f"{name} {s:.1f} s" for name, s in zip(pipe.channels, flat_s.tolist(), strict=True)
-                if s > 0
-            )
-            lines.append(f"  no signal (flat line: electrode off or zeros): {detail}")
-        mains = f"{pipe.mains_hz:g} Hz removed" if pipe.mains_hz else "none found"
-        lines.append(f"  mains interference: {mains}")
-        return lines
-
-    def close(self) -> None:
+    def close(self, summary: RunSummary) -> None:
         """Print the end summary once; later calls do nothing."""
         if self.closed:
             return
-        if not self._started:
-            self._start()
         self.closed = True
-        for line in self.summary_lines():
+        for line in summary_lines(summary, self.title):
             self._print(line)
 
-    def __enter__(self) -> Self:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
+def summary_lines(summary: RunSummary, title: str | None = None) -> list[str]:
+    """The lines of a stream's end summary: per channel, then the totals.
+
+    Artefact and no-signal times are per channel (each channel's own time,
+    never a sum over channels).
+    """
+    info = summary.info
+    duration = summary.duration_s
+    title = title if title is not None else info.title
+    source = f" of {title}" if title else ""
+    n_ch = info.n_channels
+    lines = [
+        f"summary{source}: {format_stream_time(duration)} ({duration:.1f} s), "
+        f"{n_ch} channel{'s' if n_ch != 1 else ''} at {info.fs:g} Hz"
+        + (" (interrupted)" if summary.interrupted else "")
+    ]
+    rows = []
+    flat = any(s > 0 for s in summary.no_signal_s)
+    for k, name in enumerate(info.channels):
+        eps = [e for e in summary.episodes if e.channel == name]
+        spasms = [e for e in eps if e.label == Label.SPASM]
+        row = [
+            name,
+            str(len(eps) - len(spasms)),
+            str(len(spasms)),
+            str(sum(e.pattern == Pattern.TONIC for e in spasms)),
+            str(sum(e.pattern == Pattern.CLONIC for e in spasms)),
+            f"{summary.artefact_s[k]:.1f} s",
+        ]
+        if flat:
+            row.append(f"{summary.no_signal_s[k]:.1f} s")
+        row.append(str(summary.bridged_samples[k]))
+        rows.append(tuple(row))
+    header = ("channel", "twitches", "spasms", "tonic", "clonic", "artefact",
+              *(("no signal",) if flat else ()), "bridged")
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        cells = [row[0].ljust(widths[0])]
+        cells += [cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)]
+        lines.append("  " + "  ".join(cells))
+    truncated = sum(e.truncated for e in summary.episodes)
+    total = (
+        f"  total: {_count(summary.n_twitches, 'twitch', 'twitches')}, "
+        f"{_count(summary.n_spasms, 'spasm')}, "
+        f"{_count(summary.n_alerts, 'prolonged-spasm alert')}"
+    )
+    if truncated:
+        total += f"; {truncated} episode{'s' if truncated != 1 else ''} cut by the end"
+    lines.append(total)
+    bridged = sum(summary.bridged_samples)
+    lost = summary.lost_samples
+    lines.append(
+        f"  missing samples: {bridged - lost * n_ch if lost else bridged} not finite in the "
+        f"input (NaN, inf or empty cells), {lost} per channel lost in transmission; "
+        "all bridged, none dropped"
+    )
+    if flat:
+        lines.append("  no signal: a flat line (electrode off, zeros, held gaps), per channel "
+                     "above")
+    mains = f"{summary.mains_hz:g} Hz removed" if summary.mains_hz else "none found"
+    lines.append(f"  mains interference: {mains}")
+    stats = summary.source_stats
+    if "packets" in stats:
+        received, lost = stats.get("samples", 0), stats.get("lost_samples", 0)
+        share = f" ({100 * lost / (received + lost):.2f} %)" if received + lost else ""
+        lines.append(
+            f"  packets: {stats['packets']} received, {stats.get('lost_packets', 0)} lost by "
+            f"counter, {stats.get('malformed', 0)} malformed, {stats.get('duplicates', 0)} "
+            f"duplicate; samples: {received} received, {lost} lost{share} marked as gaps; "
+            f"reconnects: {stats.get('reconnects', 0)}"
+        )
+    return lines
 
 
 def open_live_view(
-    pipe: Pipeline, stream: TextIO | None = None, **options: object
+    stream: TextIO | None = None, **options: object
 ) -> ConsoleView | TerminalMonitor:
-    """Open the live console view of a stream.
+    """Open the live console view of a stream (a :class:`~emg_pipeline.run.Sink`).
 
     On a terminal this is the in-place monitor of :mod:`emg_pipeline.sinks.monitor`
     (same interface); anywhere else, the plain lines of :class:`ConsoleView`.
 
     Parameters
     ----------
-    pipe : Pipeline
-        The pipeline whose results will be shown.
     stream : text file, optional
         Where to print (default: standard output).
     **options
-        Keyword options of :class:`ConsoleView` (``title``, ``show_onsets``).
-
-    Returns
-    -------
-    ConsoleView or TerminalMonitor
-        Call ``update(result)`` with every chunk result and ``close()`` at the end.
+        Keyword options of :class:`ConsoleView` (``title``, ``show_onsets``, ``events``).
     """
     from .monitor import TerminalMonitor, is_terminal  # the monitor builds on this module
 
     if is_terminal(stream if stream is not None else sys.stdout):
-        return TerminalMonitor(pipe, stream, **options)  # type: ignore[arg-type]
-    return ConsoleView(pipe, stream, **options)  # type: ignore[arg-type]
+        return TerminalMonitor(stream, **options)  # type: ignore[arg-type]
+    return ConsoleView(stream, **options)  # type: ignore[arg-type]

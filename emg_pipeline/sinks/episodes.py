@@ -28,24 +28,32 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
+import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from emg_pipeline.errors import EmgPipelineError
+from emg_pipeline.errors import EmgPipelineError, OutputError
 from emg_pipeline.events import EPISODE_COLUMNS, Episode
 from emg_pipeline.sites import UNSPECIFIED, SiteMap
 
 from ..labels import Label
 
+if TYPE_CHECKING:
+    from ..pipeline import ChunkResult
+    from ..run import RunSummary, StreamInfo
+
 __all__ = [
     "EPISODE_FILE_COLUMNS",
     "REQUIRED_COLUMNS",
+    "EpisodeFile",
     "EpisodeFileError",
     "episode_table",
     "is_episode_file",
@@ -362,3 +370,94 @@ def _times(raw: pd.DataFrame, path: Path | None) -> list[datetime | None]:
             )
         out.append(moment)
     return out
+
+
+class EpisodeFile:
+    """The episode file of a stream, as a :class:`~emg_pipeline.run.Sink`.
+
+    Each episode is appended to the file the moment it ends (then flushed and
+    ``fsync``'d): a process that is killed, or a machine that loses power, keeps
+    every episode that had ended. When the stream ends the file is rewritten
+    sorted by onset, atomically (a temporary file renamed over it). An episode
+    that the end of the stream cut short is marked ``truncated``. For ``"-"``
+    the table goes to standard output at the end.
+
+    Parameters
+    ----------
+    out : str or Path
+        The file (parent folders are created), or ``"-"``; checked at once.
+    sites : SiteMap, optional
+        Channel sites and start time (the stream's start time, when it has one,
+        fills in a missing one).
+    option : str
+        The option that named the file, for error messages.
+    announce : text file, optional
+        Where to say, at the end, where the file went (None: say nothing).
+    """
+
+    def __init__(self, out: str | Path, sites: SiteMap | None = None, *, option: str = "--out",
+                 announce: IO[str] | None = None) -> None:
+        from ._output import probe_output
+
+        self.out = out
+        self.option = option
+        self.sites = sites if sites is not None else SiteMap()
+        self.announce = announce
+        self.path = None if str(out) == "-" else probe_output(out, option)
+        self._handle: IO[str] | None = None
+        self.n_written = 0
+        self.table: pd.DataFrame | None = None
+
+    def open(self, info: StreamInfo) -> None:
+        """Start the file with its header line."""
+        if self.sites.start_time is None and info.start_time is not None:
+            self.sites = dataclasses.replace(self.sites, start_time=info.start_time)
+        if self.path is None:
+            return
+        try:
+            self._handle = open(self.path, "w", encoding="utf-8", newline="")
+            episode_table([], self.sites).to_csv(self._handle, index=False)
+            self._sync()
+        except OSError as exc:
+            raise OutputError.from_os(self.option, self.path, exc) from None
+
+    def _sync(self) -> None:
+        assert self._handle is not None
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def update(self, result: ChunkResult) -> None:
+        """Append the episodes that ended in this chunk."""
+        if self._handle is None:
+            return
+        ended = [e.episode for e in result.events if e.episode is not None]
+        if not ended:
+            return
+        try:
+            episode_table(ended, self.sites).to_csv(self._handle, index=False, header=False,
+                                                    float_format="%.4f")
+            self._sync()
+        except OSError as exc:
+            raise OutputError.from_os(self.option, self.path or "-", exc) from None
+        self.n_written += len(ended)
+
+    def close(self, summary: RunSummary) -> None:
+        """Rewrite the file sorted by onset (atomically), or print it to standard output."""
+        if self.path is None:
+            self.table = write_episodes(summary.episodes, sys.stdout, self.sites)
+            sys.stdout.flush()   # a closed pipe shows here, inside the command
+            return
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        partial = self.path.with_name(self.path.name + ".partial")
+        try:
+            with open(partial, "w", encoding="utf-8", newline="") as handle:
+                self.table = write_episodes(summary.episodes, handle, self.sites)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(partial, self.path)
+        except OSError as exc:
+            raise OutputError.from_os(self.option, self.path, exc) from None
+        if self.announce is not None:
+            print(f"wrote {len(self.table)} episodes to {self.out}", file=self.announce)

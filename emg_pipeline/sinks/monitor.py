@@ -13,24 +13,20 @@ When the output is not a terminal (a pipe, a file, a log collector),
 :func:`open_monitor` returns the plain line view of
 :mod:`emg_pipeline.sinks.console` instead: one line per live event.
 
-Both have the same interface: ``update(result)`` with every
-:class:`~emg_pipeline.pipeline.ChunkResult` (including the one of
-``pipe.flush()``), then ``close()``, which leaves the last frame on screen and
-prints the end summary below it.
+Both are :class:`~emg_pipeline.run.Sink` s: ``open(info)``, ``update(result)``
+with every :class:`~emg_pipeline.pipeline.ChunkResult`, then ``close(summary)``,
+which leaves the last frame on screen and prints the end summary below it.
 
 Examples
 --------
 >>> import io
 >>> import numpy as np
->>> from emg_pipeline import Pipeline, simulate
+>>> from emg_pipeline import Pipeline, run, simulate
 >>> rec = simulate(np.random.default_rng(3), fs=1000.0, duration_s=20.0, n_channels=1)
->>> pipe = Pipeline(rec.fs, rec.channels, unit="uV")
 >>> screen = io.StringIO()
->>> monitor = TerminalMonitor(pipe, screen, width=72, refresh_s=0.0)
->>> for part in np.array_split(rec.signal, 100):
-...     monitor.update(pipe.process(part))
->>> monitor.update(pipe.flush())
->>> monitor.close()
+>>> monitor = TerminalMonitor(screen, width=72, refresh_s=0.0)
+>>> _ = run(np.array_split(rec.signal, 100), Pipeline(rec.fs, rec.channels, unit="uV"),
+...         [monitor])
 >>> "\\x1b[" in screen.getvalue() and "summary" in screen.getvalue()
 True
 """
@@ -44,17 +40,19 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
 from emg_pipeline.events import Episode
-from emg_pipeline.pipeline import ChunkResult, Pipeline
+from emg_pipeline.pipeline import ChunkResult
 from emg_pipeline.sites import site_of_name
 
-from .._closing import Closing
 from ..labels import Label
-from .console import ConsoleView, format_stream_time
+from .console import ConsoleView, format_stream_time, summary_lines
+
+if TYPE_CHECKING:
+    from ..run import RunSummary, StreamInfo
 
 __all__ = ["TerminalMonitor", "is_terminal", "open_monitor", "sparkline"]
 
@@ -105,20 +103,18 @@ def sparkline(values: np.ndarray, reference: float) -> str:
     return "".join(out.tolist())
 
 
-class TerminalMonitor(Closing):
+class TerminalMonitor:
     """Live per-channel monitor redrawn in place on a terminal.
 
     Parameters
     ----------
-    pipe : Pipeline
-        The pipeline whose results are shown (read only).
     stream : text file, optional
         The terminal (default: standard output).
     title : str, optional
-        Name of the source, in the header line.
-    show_onsets : bool
+        Name of the source, in the header line (default: the stream's title).
+    show_onsets, events : bool
         Accepted for the interface of :class:`~emg_pipeline.sinks.console.ConsoleView`
-        (the monitor shows state, not a list of onsets).
+        (the monitor shows state, not a list of events).
     sites : Mapping[str, str], optional
         Body site of each channel (default: the sites channel names name).
     window_s : float
@@ -137,11 +133,11 @@ class TerminalMonitor(Closing):
 
     def __init__(
         self,
-        pipe: Pipeline,
         stream: TextIO | None = None,
         *,
         title: str | None = None,
         show_onsets: bool = True,
+        events: bool = True,
         sites: Mapping[str, str] | None = None,
         window_s: float = 10.0,
         refresh_s: float = 0.25,
@@ -154,50 +150,63 @@ class TerminalMonitor(Closing):
             raise ValueError(f"window_s must be a positive number of seconds, got {window_s!r}")
         if not (math.isfinite(refresh_s) and refresh_s >= 0):
             raise ValueError(f"refresh_s must be zero or more seconds, got {refresh_s!r}")
-        self.pipe = pipe
         self.stream = stream if stream is not None else sys.stdout
         self.title = title
         self.show_onsets = bool(show_onsets)
-        if sites is None:  # channels named after a site or muscle show it
-            named = ((c, site_of_name(c)) for c in pipe.channels)
-            sites = {c: site for c, site in named if site is not None}
-        self.sites = dict(sites)
+        self._given_sites = None if sites is None else dict(sites)
         self.window_s = float(window_s)
         self.refresh_s = float(refresh_s)
         self.n_last = int(n_last)
         self.colour = bool(colour)
         self._clock = clock
         self._fixed_width = width
-        n_frames = max(1, round(self.window_s / pipe.frame_s))
-        self._env = np.full((n_frames, pipe.n_channels), np.nan)
-        self._state_since: list[float | None] = [None] * pipe.n_channels
-        self._sustained = [False] * pipe.n_channels
-        self._last: list[deque[Episode]] = [deque(maxlen=self.n_last) for _ in pipe.channels]
-        self._counts = np.zeros((pipe.n_channels, 2), dtype=np.int64)  # twitches, spasms
+        self.n_redraws = 0
+        self.closed = False
+        self.info: StreamInfo | None = None
+
+    def open(self, info: StreamInfo) -> None:
+        """Size the display for the stream's channels."""
+        self.info = info
+        if self.title is None:
+            self.title = info.title or None
+        sites = self._given_sites
+        if sites is None:  # channels named after a site or muscle show it
+            named = ((c, site_of_name(c)) for c in info.channels)
+            sites = {c: site for c, site in named if site is not None}
+        self.sites = dict(sites)
+        n_ch = info.n_channels
+        self._index = {name: k for k, name in enumerate(info.channels)}
+        self._env = np.full((max(1, round(self.window_s / info.frame_s)), n_ch), np.nan)
+        self._state_since: list[float | None] = [None] * n_ch
+        self._sustained = [False] * n_ch
+        self._last: list[deque[Episode]] = [deque(maxlen=self.n_last) for _ in range(n_ch)]
+        self._counts = np.zeros((n_ch, 2), dtype=np.int64)  # twitches, spasms
+        self._floor = np.full(n_ch, np.nan)
+        self._on = np.full(n_ch, np.inf)
+        self._seen = self._lost = self._bridged = 0
         self._time_s = 0.0
         self._lines_drawn = 0
         self._last_draw = -math.inf
-        self.n_redraws = 0
-        self.closed = False
-        # the plain view counts the alerts and writes the end summary
-        self._summary = ConsoleView(pipe, io.StringIO(), title=title, show_onsets=show_onsets)
 
     # ----------------------------------------------------------------- input
     def update(self, result: ChunkResult) -> None:
         """Take one chunk's result; redraw if the refresh interval has passed or on an alert."""
         if self.closed:
             raise RuntimeError("the monitor is closed")
-        self._summary.update(result)
         env = np.asarray(result.envelope, dtype=np.float64)
+        self._seen = result.first_sample + result.samples.shape[0]
+        self._lost += result.lost_samples
+        self._bridged += int(np.count_nonzero(~np.isfinite(result.samples)))
+        if result.floor.size:
+            self._floor, self._on = result.floor, result.on_threshold
         if env.shape[0]:
             n = self._env.shape[0]
             self._env = np.concatenate([self._env, env])[-n:] if env.shape[0] < n else \
                 env[-n:].copy()
             self._time_s = (result.first_frame + env.shape[0]) * result.frame_s
         alert = False
-        index = {name: k for k, name in enumerate(self.pipe.channels)}
         for event in result.events:
-            k = index[event.channel]
+            k = self._index[event.channel]
             self._time_s = max(self._time_s, event.time_s)
             if event.kind == "onset":
                 self._state_since[k] = event.onset_s
@@ -241,23 +250,22 @@ class TerminalMonitor(Closing):
 
     def frame_lines(self) -> list[str]:
         """The lines of the current frame (without cursor codes)."""
-        pipe = self.pipe
+        info = self.info
+        if info is None:
+            raise RuntimeError("the monitor was not opened")
         width = self.width
-        lost = pipe.lost_samples
-        seen = pipe.n_samples
-        loss = 100.0 * lost / (seen if seen else 1)
-        bridged = int(pipe.bridged_samples.sum())
+        lost = self._lost
+        loss = 100.0 * lost / (self._seen if self._seen else 1)
         source = f"{self.title} · " if self.title else ""
-        head = (f"{source}{format_stream_time(self._time_s)} · {pipe.n_channels} ch at "
-                f"{pipe.fs:g} Hz · packet loss {loss:.2f} % ({lost} samples) · "
-                f"bridged {bridged}")
+        head = (f"{source}{format_stream_time(self._time_s)} · {info.n_channels} ch at "
+                f"{info.fs:g} Hz · packet loss {loss:.2f} % ({lost} samples) · "
+                f"bridged {self._bridged}")
         lines = [head[:width]]
-        unit = _UNIT.get(pipe.unit, pipe.unit)
-        floors = pipe.floor
-        on, _ = pipe.thresholds
-        name_w = min(24, max(len(self._label(k)) for k in range(pipe.n_channels)))
+        unit = _UNIT.get(info.unit, info.unit)
+        floors, on = self._floor, self._on
+        name_w = min(24, max(len(self._label(k)) for k in range(info.n_channels)))
         spark_w = max(10, width - name_w - 52)
-        for k in range(pipe.n_channels):
+        for k in range(info.n_channels):
             values = self._columns(self._env[:, k], spark_w)
             spark = sparkline(values, float(on[k]))
             floor = float(floors[k])
@@ -273,7 +281,7 @@ class TerminalMonitor(Closing):
         return lines
 
     def _label(self, k: int) -> str:
-        name = self.pipe.channels[k]
+        name = self.info.channels[k] if self.info is not None else str(k)
         site = self.sites.get(name)
         return f"{name} ({site})" if site and site != name else name
 
@@ -309,35 +317,32 @@ class TerminalMonitor(Closing):
         self._last_draw = now
         self.n_redraws += 1
 
-    def close(self) -> None:
+    def close(self, summary: RunSummary) -> None:
         """Draw the final frame, restore the cursor and print the end summary (once)."""
         if self.closed:
             return
-        self._draw(self._clock())
+        if self.info is not None:
+            self._draw(self._clock())
         self.closed = True
         self.stream.write(_SHOW_CURSOR)
-        for line in self._summary.summary_lines():
+        for line in summary_lines(summary, self.title):
             self.stream.write(line + "\n")
         self.stream.flush()
 
 
-def open_monitor(
-    pipe: Pipeline, stream: TextIO | None = None, **options: object
-) -> TerminalMonitor | ConsoleView:
+def open_monitor(stream: TextIO | None = None, **options: object) -> TerminalMonitor | ConsoleView:
     """The terminal monitor on a terminal, the plain line view anywhere else.
 
     Parameters
     ----------
-    pipe : Pipeline
-        The pipeline whose results will be shown.
     stream : text file, optional
         Where to write (default: standard output).
     **options
-        ``title`` and ``show_onsets`` for both; the monitor's own options
+        ``title``, ``show_onsets`` and ``events`` for both; the monitor's own options
         (``sites``, ``window_s``, ``refresh_s``...) are used on a terminal only.
     """
     stream = stream if stream is not None else sys.stdout
     if is_terminal(stream):
-        return TerminalMonitor(pipe, stream, **options)  # type: ignore[arg-type]
-    plain = {k: v for k, v in options.items() if k in ("title", "show_onsets")}
-    return ConsoleView(pipe, stream, **plain)  # type: ignore[arg-type]
+        return TerminalMonitor(stream, **options)  # type: ignore[arg-type]
+    plain = {k: v for k, v in options.items() if k in ("title", "show_onsets", "events")}
+    return ConsoleView(stream, **plain)  # type: ignore[arg-type]

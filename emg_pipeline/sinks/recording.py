@@ -75,17 +75,21 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
-from emg_pipeline.chunk import as_samples
-from emg_pipeline.errors import ConfigError
+from emg_pipeline.chunk import ChunkFlags, as_samples
+from emg_pipeline.errors import ConfigError, OutputError
 from emg_pipeline.events import LiveEvent
 
 from .._closing import Closing
 
-__all__ = ["RecordingWriter", "default_physical_range", "format_tal_number"]
+if TYPE_CHECKING:
+    from ..pipeline import ChunkResult
+    from ..run import RunSummary, StreamInfo
+
+__all__ = ["RecordingSink", "RecordingWriter", "default_physical_range", "format_tal_number"]
 
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 #: symmetric digital ranges (one code short of the full one) so that 0 is a digital value
@@ -389,6 +393,20 @@ class RecordingWriter(Closing):
                     f"{episode.label} ({episode.pattern}) {episode.channel}",
                 )
 
+    def flush_annotations(self) -> None:
+        """Write queued annotations now, into the free room of the records already written.
+
+        An alert annotated this way is on disk at once (flushed to the operating
+        system), not only with the next record: a process killed right after an
+        alert still leaves it in the file. What finds no room waits for the next
+        record as usual.
+        """
+        if self.closed:
+            raise RuntimeError("the recording is closed")
+        if self._notes and self._recent:
+            self._place_in_written_records()
+            self._sync()
+
     def _annotation_area(self, record: int) -> bytes:
         onset = self._offset_s + record * self.record_s
         area = bytearray(f"+{format_tal_number(onset)}\x14\x14\x00".encode("ascii"))
@@ -491,3 +509,72 @@ class RecordingWriter(Closing):
             f"RecordingWriter({str(self.path)!r}, {self.variant}, fs={self.fs:g}, "
             f"channels={len(self.channels)}, records={self.n_records})"
         )
+
+
+class RecordingSink:
+    """The durable recording of a stream, as a :class:`~emg_pipeline.run.Sink`.
+
+    Every chunk's samples go to a :class:`RecordingWriter` (lost samples as
+    gaps of 0, counted), and the stream's events become annotations: the
+    onset of each contraction and each prolonged-spasm alert the moment they
+    happen (:meth:`RecordingWriter.flush_annotations`: in the file even if the
+    process is killed right after), each finished episode with its duration,
+    label and pattern, and every reconnect, packet loss and malformed packet.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file (``.edf``: EDF+, else BDF+); checked now, created when the stream opens.
+    recording : str
+        Free text for the header (what is recorded).
+    option : str
+        The option that named the file, for error messages.
+    """
+
+    def __init__(self, path: str | Path, *, recording: str = "", option: str = "--record") -> None:
+        from ._output import probe_output
+
+        self.path = probe_output(path, option)
+        self.option = option
+        self.recording = recording
+        self.writer: RecordingWriter | None = None
+
+    def open(self, info: StreamInfo) -> None:
+        """Create the file (header first, record count -1 until closed)."""
+        try:
+            self.writer = RecordingWriter(self.path, info.fs, info.channels, unit=info.unit,
+                                          start_time=info.start_time, recording=self.recording)
+        except OSError as exc:
+            raise OutputError.from_os(self.option, self.path, exc) from None
+
+    def update(self, result: ChunkResult) -> None:
+        """Write the chunk's samples and annotate its events and faults."""
+        writer = self.writer
+        if writer is None:
+            raise RuntimeError("the recording sink was not opened")
+        fs = writer.fs
+        flags = result.flags
+        if result.lost_samples:
+            writer.annotate(result.first_sample / fs, result.lost_samples / fs,
+                            f"lost {result.lost_samples} samples")
+        if flags & ChunkFlags.RECONNECTED:
+            writer.annotate((result.first_sample + result.lost_samples) / fs, None, "reconnected")
+        if flags & ChunkFlags.MALFORMED:
+            writer.annotate(result.first_sample / fs, None, "malformed packets skipped")
+        writer.write(result.samples)
+        urgent = False
+        for event in result.events:
+            if event.kind == "onset":
+                writer.annotate(event.onset_s, None, f"onset {event.channel}")
+                urgent = True
+            elif event.kind == "sustained":
+                writer.annotate(event.time_s, None, f"prolonged spasm alert {event.channel}")
+                urgent = True
+        writer.add_events(result.events)
+        if urgent:
+            writer.flush_annotations()
+
+    def close(self, summary: RunSummary) -> None:
+        """Finish the file (last record, pending annotations, record count)."""
+        if self.writer is not None:
+            self.writer.close()

@@ -6,14 +6,12 @@ on the stream's sample clock (``first_index``), the rate and the channel names,
 exactly as a board source does. It follows the source protocol of the project::
 
     async with ReplaySource(path, speed=1.0) as source:
-        async for chunk in source:
-            result = pipe.process(chunk)
+        summary = await run_async(source, pipe, sinks)
 
 and, for replays that need no pacing, is also a plain synchronous iterator::
 
     with ReplaySource(path, speed=None) as source:
-        for chunk in source:
-            pipe.process(chunk)
+        summary = run(source, pipe, sinks)
 
 Pacing
 ------

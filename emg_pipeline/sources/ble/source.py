@@ -21,8 +21,7 @@
 Example (real hardware)::
 
     async with BleSource("ganglion") as source:
-        async for chunk in source:
-            pipe.process(chunk)
+        summary = await run_async(source, pipe, sinks)
 """
 
 from __future__ import annotations

@@ -1,0 +1,323 @@
+"""One run loop: a source's chunks through the pipeline into the sinks.
+
+Every command and benchmark drives a stream the same way, with :func:`run`
+(a recording, a synthetic signal, any iterable of chunks) or :func:`run_async`
+(a live board, any async iterable)::
+
+    sinks open ─► for each chunk: pipeline.process ─► every sink's update
+              ─► pipeline.flush ─► every sink's update ─► every sink's close(summary)
+
+A :class:`Sink` sees the stream's :class:`StreamInfo` when it opens, each
+:class:`~emg_pipeline.pipeline.ChunkResult` (the chunk's samples, envelope,
+flags, thresholds and live events), and the :class:`RunSummary` at the end: a
+plain value, so sinks never reach into the pipeline. Ctrl-C (or the task's
+cancellation) ends the stream like its end: the episodes still open are closed
+and every sink is closed, and the summary says it was interrupted. A sink that
+fails while the stream runs does not stop the others from being closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from .chunk import Chunk
+from .events import Episode
+from .labels import Label
+from .pipeline import ChunkResult, Pipeline
+
+__all__ = ["RunSummary", "Sink", "StreamInfo", "run", "run_async"]
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What a sink knows of a stream before its first chunk.
+
+    Attributes
+    ----------
+    fs : float
+        Sampling rate in Hz.
+    channels : tuple of str
+        Channel names.
+    unit : {"uV", "counts"}
+        Unit of the samples.
+    frame_s : float
+        Envelope frame duration in seconds.
+    title : str
+        What is streamed (a file name, a board).
+    start_time : datetime or None
+        Wall-clock time of the first sample, when known.
+    """
+
+    fs: float
+    channels: tuple[str, ...]
+    unit: str
+    frame_s: float
+    title: str = ""
+    start_time: datetime | None = None
+
+    @property
+    def n_channels(self) -> int:
+        """Number of channels."""
+        return len(self.channels)
+
+    @classmethod
+    def of(cls, pipe: Pipeline, title: str = "", start_time: datetime | None = None) -> StreamInfo:
+        """The info of the stream a pipeline is built for."""
+        return cls(pipe.fs, pipe.channels, pipe.unit, pipe.frame_s, title, start_time)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a finished (or interrupted) stream amounted to: a plain value.
+
+    Attributes
+    ----------
+    info : StreamInfo
+        The stream.
+    n_samples : int
+        Samples on the stream's clock (lost ones included).
+    episodes : tuple of Episode
+        Every episode, in the order they ended.
+    n_alerts : int
+        Prolonged-spasm alerts raised (``sustained`` events).
+    artefact_s, no_signal_s : tuple of float
+        Per channel: time marked as artefact, and time without signal (a
+        flat line). A frame without signal is not counted as artefact too.
+    bridged_samples : tuple of int
+        Per channel: missing samples (NaN, inf, lost packets) bridged.
+    lost_samples : int
+        Samples lost in transmission (marked as gaps).
+    mains_hz : float or None
+        Grid frequency removed, if any.
+    interrupted : bool
+        The stream was stopped (Ctrl-C) before its end.
+    source_stats : mapping
+        Counts the source kept (packets, losses, reconnects...), if any.
+    wall_s : float
+        Wall-clock duration of the run.
+    """
+
+    info: StreamInfo
+    n_samples: int
+    episodes: tuple[Episode, ...]
+    n_alerts: int
+    artefact_s: tuple[float, ...]
+    no_signal_s: tuple[float, ...]
+    bridged_samples: tuple[int, ...]
+    lost_samples: int
+    mains_hz: float | None
+    interrupted: bool = False
+    source_stats: Mapping[str, int] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+    @property
+    def duration_s(self) -> float:
+        """Stream duration in seconds."""
+        return self.n_samples / self.info.fs
+
+    @property
+    def n_twitches(self) -> int:
+        """Episodes labelled twitch."""
+        return sum(e.label == Label.TWITCH for e in self.episodes)
+
+    @property
+    def n_spasms(self) -> int:
+        """Episodes labelled spasm."""
+        return sum(e.label == Label.SPASM for e in self.episodes)
+
+    @classmethod
+    def of(cls, pipe: Pipeline, info: StreamInfo, *, n_alerts: int = 0,
+           interrupted: bool = False, source_stats: Mapping[str, int] | None = None,
+           wall_s: float = 0.0) -> RunSummary:
+        """The summary of what ``pipe`` processed."""
+        return cls(
+            info=info,
+            n_samples=pipe.n_samples,
+            episodes=tuple(pipe.episodes),
+            n_alerts=n_alerts,
+            artefact_s=tuple((np.asarray(pipe.artefact_frames) * pipe.frame_s).tolist()),
+            no_signal_s=tuple((np.asarray(pipe.no_signal_frames) * pipe.frame_s).tolist()),
+            bridged_samples=tuple(int(n) for n in pipe.bridged_samples),
+            lost_samples=int(pipe.lost_samples),
+            mains_hz=pipe.mains_hz,
+            interrupted=interrupted,
+            source_stats=dict(source_stats or {}),
+            wall_s=wall_s,
+        )
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Where results go while a stream runs: ``open``, ``update`` per chunk, ``close``."""
+
+    def open(self, info: StreamInfo) -> None:
+        """Prepare for the stream (before its first chunk)."""
+        ...
+
+    def update(self, result: ChunkResult) -> None:
+        """Take one chunk's result (the last one is the end of the stream's)."""
+        ...
+
+    def close(self, summary: RunSummary) -> None:
+        """The stream is over: finish and release everything."""
+        ...
+
+
+class _Loop:
+    """The parts of a run that do not depend on how chunks arrive."""
+
+    def __init__(self, pipeline: Pipeline, sinks: Sequence[Sink], info: StreamInfo,
+                 limit_samples: int | None, stats: Callable[[], Mapping[str, int]] | None,
+                 on_result: Callable[[ChunkResult], None] | None) -> None:
+        self.pipeline = pipeline
+        self.sinks = tuple(sinks)
+        self.info = info
+        self.limit = limit_samples
+        self.stats = stats
+        self.on_result = on_result
+        self.n_alerts = 0
+        self.started = time.monotonic()
+        self.opened: list[Sink] = []
+
+    def open(self) -> None:
+        for sink in self.sinks:
+            sink.open(self.info)
+            self.opened.append(sink)
+
+    def chunk(self, chunk: Chunk | np.ndarray) -> bool:
+        """Process one chunk; False once the sample limit is reached."""
+        self._deliver(self.pipeline.process(chunk))
+        return self.limit is None or self.pipeline.n_samples < self.limit
+
+    def _deliver(self, result: ChunkResult) -> None:
+        self.n_alerts += sum(e.kind == "sustained" for e in result.events)
+        for sink in self.sinks:
+            sink.update(result)
+        if self.on_result is not None:
+            self.on_result(result)
+
+    def finish(self, interrupted: bool) -> RunSummary:
+        self._deliver(self.pipeline.flush())
+        return self.summary(interrupted)
+
+    def summary(self, interrupted: bool) -> RunSummary:
+        return RunSummary.of(
+            self.pipeline, self.info, n_alerts=self.n_alerts, interrupted=interrupted,
+            source_stats=self.stats() if self.stats is not None else None,
+            wall_s=time.monotonic() - self.started,
+        )
+
+    def close(self, summary: RunSummary) -> None:
+        """Close every opened sink, even if one of them fails; raise the first error."""
+        first: BaseException | None = None
+        for sink in self.opened:
+            try:
+                sink.close(summary)
+            except Exception as exc:
+                first = first or exc
+        if first is not None:
+            raise first
+
+
+def run(
+    source: Iterable[Chunk | np.ndarray],
+    pipeline: Pipeline,
+    sinks: Sequence[Sink] = (),
+    *,
+    info: StreamInfo | None = None,
+    limit_samples: int | None = None,
+    stats: Callable[[], Mapping[str, int]] | None = None,
+    on_result: Callable[[ChunkResult], None] | None = None,
+) -> RunSummary:
+    """Drive a stream from ``source`` through ``pipeline`` into ``sinks``.
+
+    Parameters
+    ----------
+    source : iterable of Chunk or ndarray
+        The stream's chunks, in order.
+    pipeline : Pipeline
+        A fresh pipeline built for the stream.
+    sinks : sequence of Sink
+        Opened before the first chunk, updated with every result, closed at the end.
+    info : StreamInfo, optional
+        Default: from the pipeline.
+    limit_samples : int, optional
+        Stop once this many samples have been processed.
+    stats : callable, optional
+        Returns the source's counts for the summary (called at the end).
+    on_result : callable, optional
+        Called with every result after the sinks (e.g. a progress bar).
+
+    Returns
+    -------
+    RunSummary
+        With ``interrupted`` set when Ctrl-C stopped the stream.
+
+    Examples
+    --------
+    >>> from emg_pipeline import simulate
+    >>> rec = simulate(np.random.default_rng(1), fs=1000.0, duration_s=20.0, n_channels=1)
+    >>> summary = run(np.array_split(rec.signal, 40), Pipeline(rec.fs, rec.channels, unit="uV"))
+    >>> summary.duration_s, len(summary.episodes) == len(rec.truth)
+    (20.0, True)
+    """
+    loop = _Loop(pipeline, sinks, info or StreamInfo.of(pipeline), limit_samples, stats,
+                 on_result)
+    summary: RunSummary | None = None
+    try:
+        loop.open()
+        interrupted = False
+        try:
+            for chunk in source:
+                if not loop.chunk(chunk):
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+        summary = loop.finish(interrupted)
+    finally:
+        loop.close(summary if summary is not None else loop.summary(True))
+    return summary
+
+
+async def run_async(
+    source: AsyncIterable[Chunk],
+    pipeline: Pipeline,
+    sinks: Sequence[Sink] = (),
+    *,
+    info: StreamInfo | None = None,
+    limit_samples: int | None = None,
+    stats: Callable[[], Mapping[str, int]] | None = None,
+    on_result: Callable[[ChunkResult], None] | None = None,
+) -> RunSummary:
+    """:func:`run` for a live source (an async iterable, e.g. a BLE board).
+
+    The task's cancellation (what Ctrl-C does to ``asyncio.run``) ends the
+    stream like its end, with ``interrupted`` set; the cancellation is not
+    propagated further.
+    """
+    loop = _Loop(pipeline, sinks, info or StreamInfo.of(pipeline), limit_samples, stats,
+                 on_result)
+    summary: RunSummary | None = None
+    try:
+        loop.open()
+        interrupted = False
+        try:
+            async for chunk in source:
+                if not loop.chunk(chunk):
+                    break
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            interrupted = True
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+        summary = loop.finish(interrupted)
+    finally:
+        loop.close(summary if summary is not None else loop.summary(True))
+    return summary
