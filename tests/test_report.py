@@ -304,3 +304,31 @@ def test_empty_diary_still_writes_a_valid_page(tmp_path: Path) -> None:
     check_page(tmp_path / "out")
     assert json.loads(files["json"].read_text())["totals"]["spasms"] == 0
     assert math.isnan(s.long_spasm_s) is False
+
+
+def test_report_tells_episode_files_from_recordings(tmp_path: Path, capsys) -> None:
+    text_table = tmp_path / "table.csv"
+    text_table.write_text("foo,bar\nx,1\ny,2\nz,3\n")
+    assert main(["report", str(text_table), "--fs", "1000", "--out", str(tmp_path / "r1")]) == 2
+    err = capsys.readouterr().err
+    assert "neither an episode file" in err and "'foo'" in err and err.count("\n") == 1
+    half = tmp_path / "half.csv"
+    half.write_text("channel,onset_s,label\nch1,1.0,twitch\n")
+    assert main(["report", str(half), "--out", str(tmp_path / "r2")]) == 2
+    assert "lacks the column(s) offset_s, duration_s" in capsys.readouterr().err
+    naive = tmp_path / "naive.csv"
+    naive.write_text("channel,onset_s,offset_s,duration_s,label,onset_time\n"
+                     "ch1,1.0,2.0,1.0,twitch,2026-03-01T10:00:01\n")
+    assert main(["report", str(naive), "--out", str(tmp_path / "r3"),
+                 "--timezone", "Europe/Paris"]) == 0
+    err = capsys.readouterr().err
+    assert "read as local time in Europe/Paris" in err and "1 twitch," in err
+
+
+def test_report_out_is_checked_before_detection(tmp_path: Path, capsys) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["report", "--out", str(afile)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"emg-pipeline: error: --out: {afile}: is a file, not a folder"
+    assert "detecting" not in err

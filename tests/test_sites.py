@@ -235,7 +235,6 @@ HEADER = "channel,onset_s,offset_s,duration_s,label,pattern,onset_time,truncated
         ("ch1,1,2,1,cramp,tonic,,False", "label 'cramp' is not one of", "label"),
         ("ch1,1,2,1,spasm,wobbly,,False", "pattern 'wobbly'", "pattern"),
         ("ch1,1,2,1,spasm,tonic,yesterday,False", "not an ISO-8601", "onset_time"),
-        ("ch1,1,2,1,spasm,tonic,2024-05-01T10:00:00,False", "no UTC offset", "onset_time"),
         ("ch1,1,2,1,spasm,tonic,,maybe", "truncated must be True or False", "truncated"),
         (",1,2,1,spasm,tonic,,False", "empty channel", "channel"),
     ],
@@ -247,6 +246,23 @@ def test_bad_values_name_row_and_column(row: str, message: str, column: str) -> 
     assert info.value.row == 2
     assert info.value.column == column
     assert "\n" not in str(info.value)
+
+
+def test_onset_time_without_offset_is_local_time() -> None:
+    from zoneinfo import ZoneInfo
+
+    text = HEADER + "ch1,1,2,1,spasm,tonic,2024-07-01T10:00:00,False\n"
+    table = read_episodes(io.StringIO(text), timezone=ZoneInfo("Europe/Paris"))
+    moment = table.loc[0, "onset_time"]
+    assert moment.utcoffset().total_seconds() == 2 * 3600          # summer time in Paris
+    assert table.attrs["local_times"] == "Europe/Paris"
+    # with no zone given: this computer's zone, and the table says so
+    table = read_episodes(io.StringIO(text))
+    assert table.loc[0, "onset_time"].tzinfo is not None and "local_times" in table.attrs
+    # an offset written in the file is kept, and nothing is said
+    table = read_episodes(io.StringIO(HEADER + "ch1,1,2,1,spasm,tonic,"
+                                      "2024-07-01T10:00:00+05:00,False\n"))
+    assert "local_times" not in table.attrs
 
 
 def test_missing_columns_and_files(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ from emg_pipeline.report.digest import StretchRecorder
 from emg_pipeline.report.plots import plot_stretch
 from emg_pipeline.report.summary import DEFAULT_LONG_SPASM_S, DEFAULT_RECURRING_DAYS
 from emg_pipeline.run import run
+from emg_pipeline.sinks._output import probe_folder
 from emg_pipeline.sinks.episodes import is_episode_file
 from emg_pipeline.sites import add_site_options, load_session, parse_timezone, sites_from_args
 
@@ -108,9 +109,7 @@ def register(
 def run_report(args: argparse.Namespace) -> int:
     """Run ``emg-pipeline report``; return the exit status."""
     inputs = [Path(p) for p in args.inputs] or [demo_recording()]
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out must be a folder, but {out} is a file")
+    out = probe_folder(args.out, "--out")   # before any detection runs
     zone = parse_timezone(args.timezone) if args.timezone else None
     settings = settings_from_args(args)
     episode_files = []
@@ -119,7 +118,7 @@ def run_report(args: argparse.Namespace) -> int:
     for path, name in zip(inputs, names, strict=True):
         if not path.exists():
             raise UsageError(f"{path}: no such file")
-        if path.is_file() and is_episode_file(path):
+        if _input_kind(path, args) == "episodes":
             episode_files.append((path, name))
             continue
         if not args.quiet:
@@ -135,10 +134,15 @@ def run_report(args: argparse.Namespace) -> int:
         # sites from the session file, then --site, override the files' own sites
         session = load_session(args.session) if args.session else None
         options = [f"{ch}={site}" for ch, site in session.sites.items()] if session else []
-        tables.append(load_episode_files(
+        loaded = load_episode_files(
             [p for p, _ in episode_files], site_options=[*options, *args.site],
             names=[n for _, n in episode_files],
-        ))
+            timezone=zone or (session.timezone if session else None),
+        )
+        if not args.quiet:
+            for line in loaded.attrs.get("local_times", []):
+                print(line, file=sys.stderr)
+        tables.append(loaded)
     tables += [rec.episodes for rec in recordings]
     table = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
     summary = summarise(table, long_spasm_s=args.long_spasm_s,
@@ -147,12 +151,45 @@ def run_report(args: argparse.Namespace) -> int:
     if not args.quiet:
         n_tw = int((table["label"] == Label.TWITCH).sum())
         n_sp = int((table["label"] == Label.SPASM).sum())
-        print(f"report: {len(inputs)} session(s), {len(summary.days)} day(s), {n_tw} twitches, "
-              f"{n_sp} spasms, {len(summary.flags)} flag(s) -> {written['html']}",
-              file=sys.stderr)
+        print(f"report: {len(inputs)} session(s), {len(summary.days)} day(s), "
+              f"{n_tw} twitch{'' if n_tw == 1 else 'es'}, {n_sp} spasm{'' if n_sp == 1 else 's'}, "
+              f"{len(summary.flags)} flag(s) -> {written['html']}", file=sys.stderr)
         for flag in summary.flags:
             print(f"  note: {flag.message}", file=sys.stderr)
     return 0
+
+
+def _input_kind(path: Path, args: argparse.Namespace) -> str:
+    """``"episodes"`` or ``"recording"``, told by the columns; refuse a table that is neither.
+
+    An episode file has the columns channel, onset_s, offset_s, duration_s and
+    label; a recording table has numeric channel columns (and maybe a time
+    column). A table that names some episode columns but not all, or holds
+    text columns, is neither: refused with one line rather than read as EMG.
+    """
+    from emg_pipeline.sinks.episodes import REQUIRED_COLUMNS
+    from emg_pipeline.sources.formats import open_recording
+
+    if path.is_file() and is_episode_file(path):
+        return "episodes"
+    if path.is_file():
+        with open(path, "rb") as handle:
+            head = handle.readline(4096).decode("utf-8-sig", errors="replace")
+        names = {h.strip().strip('"').lower() for h in head.replace(";", ",").split(",")}
+        named = [c for c in REQUIRED_COLUMNS if c in names]
+        if len(named) >= 2:
+            missing = ", ".join(c for c in REQUIRED_COLUMNS if c not in names)
+            raise UsageError(f"{path}: looks like an episode file but lacks the column(s) "
+                             f"{missing}")
+    with open_recording(path, format=args.format, fs=args.fs) as reader:
+        ignored = reader.info.metadata.get("ignored_columns", ())
+    if ignored:
+        text = ", ".join(repr(str(c)) for c in ignored)
+        raise UsageError(
+            f"{path}: neither an episode file (columns {', '.join(REQUIRED_COLUMNS)}) nor a "
+            f"recording (numeric channel columns): column(s) {text} hold text"
+        )
+    return "recording"
 
 
 def _names(paths: list[Path]) -> list[str]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
 
 import pandas as pd
@@ -94,7 +95,7 @@ def _unique(names: Iterable[str]) -> list[str]:
 
 def load_episode_files(
     paths: Sequence[str | Path], *, site_options: Iterable[str] = (),
-    names: Sequence[str] | None = None,
+    names: Sequence[str] | None = None, timezone: tzinfo | None = None,
 ) -> pd.DataFrame:
     """Read episode files into one table with a ``session`` column.
 
@@ -107,6 +108,9 @@ def load_episode_files(
         Files without a ``site`` column get the site their channel names name.
     names : sequence of str, optional
         Session names (default: from the file names).
+    timezone : tzinfo, optional
+        Zone of onset times written without a UTC offset (default: this
+        computer's); the table's ``attrs["local_times"]`` lists the files read so.
 
     Raises
     ------
@@ -120,8 +124,12 @@ def load_episode_files(
     names = _unique(session_name(p) for p in paths) if names is None else list(names)
     overrides = dict(parse_site_option(text) for text in site_options)
     tables = []
+    local: list[str] = []
     for path, name in zip(paths, names, strict=True):
-        table = read_episodes(path)
+        table = read_episodes(path, timezone=timezone)
+        if "local_times" in table.attrs:
+            local.append(f"{Path(path).name}: onset_time without a UTC offset, read as local "
+                         f"time in {table.attrs['local_times']}")
         unspecified = table["site"] == "unspecified"
         if unspecified.any():
             guessed = [site_of_name(c) or "unspecified" for c in table.loc[unspecified, "channel"]]
@@ -135,6 +143,8 @@ def load_episode_files(
         if not hit.any():
             raise SiteError(channel, f"--site names channel {channel!r}, found in no episode file")
         table.loc[hit, "site"] = normalise_site(site)
+    if local:
+        table.attrs["local_times"] = local
     return table
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from emg_pipeline.errors import OutputError
 
-__all__ = ["probe_output"]
+__all__ = ["probe_folder", "probe_output"]
 
 
 def probe_output(path: str | Path, option: str) -> Path:
@@ -37,3 +37,25 @@ def probe_output(path: str | Path, option: str) -> Path:
     except OSError as exc:
         raise OutputError.from_os(option, path, exc) from None
     return target
+
+
+def probe_folder(path: str | Path, option: str) -> Path:
+    """Make sure files can be written into the folder ``path`` (created if missing).
+
+    Raises
+    ------
+    OutputError
+        Naming ``option``, the path and the reason.
+    """
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(option, path, "is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".emg-pipeline-probe-{os.getpid()}"
+        with open(probe, "wb"):
+            pass
+        os.remove(probe)
+    except OSError as exc:
+        raise OutputError.from_os(option, path, exc) from None
+    return folder

@@ -33,7 +33,7 @@ import math
 import os
 import sys
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -215,7 +215,7 @@ def _bool(value: object) -> bool | None:
     return None
 
 
-def read_episodes(source: str | Path | IO[str]) -> pd.DataFrame:
+def read_episodes(source: str | Path | IO[str], timezone: tzinfo | None = None) -> pd.DataFrame:
     """Read and validate an episode file.
 
     Parameters
@@ -223,6 +223,10 @@ def read_episodes(source: str | Path | IO[str]) -> pd.DataFrame:
     source : str, Path or text stream
         An episode file written by :func:`write_episodes` or ``emg-pipeline
         detect`` (without ``site``: every site is ``unspecified``).
+    timezone : tzinfo, optional
+        Zone of ``onset_time`` values written without a UTC offset (local
+        times, as most tools write them); default: this computer's zone. The
+        table's ``attrs["local_times"]`` then names the zone used.
 
     Returns
     -------
@@ -313,7 +317,9 @@ def read_episodes(source: str | Path | IO[str]) -> pd.DataFrame:
         out["pattern"] = patterns
     else:
         out["pattern"] = np.where(labels.eq(Label.TWITCH), "phasic", "tonic")
-    out["onset_time"] = _times(raw, path)
+    out["onset_time"], local = _times(raw, path, timezone)
+    if local is not None:
+        out.attrs["local_times"] = local
     for column in ("peak", "mean", "burst_rate_hz", "median_freq_hz", "floor"):
         if column in raw:
             values = pd.to_numeric(raw[column].replace("", "nan"), errors="coerce")
@@ -347,11 +353,18 @@ def read_episodes(source: str | Path | IO[str]) -> pd.DataFrame:
     return out[list(EPISODE_FILE_COLUMNS)]
 
 
-def _times(raw: pd.DataFrame, path: Path | None) -> list[datetime | None]:
-    """Parse the ``onset_time`` column: aware ISO-8601 times, empty cells allowed."""
+def _times(
+    raw: pd.DataFrame, path: Path | None, zone: tzinfo | None
+) -> tuple[list[datetime | None], str | None]:
+    """Parse the ``onset_time`` column: ISO-8601 times, empty cells allowed.
+
+    Times without a UTC offset are local times in ``zone`` (default: this
+    computer's); the second value names that zone when any was read so.
+    """
     if "onset_time" not in raw:
-        return [None] * len(raw)
+        return [None] * len(raw), None
     out: list[datetime | None] = []
+    local: str | None = None
     for i, text in enumerate(raw["onset_time"].str.strip()):
         if not text:
             out.append(None)
@@ -364,12 +377,14 @@ def _times(raw: pd.DataFrame, path: Path | None) -> list[datetime | None]:
                 row=i + 1, column="onset_time", value=text,
             ) from None
         if moment.tzinfo is None:
-            raise EpisodeFileError(
-                path, f"onset_time {text!r} has no UTC offset (expected e.g. +02:00)",
-                row=i + 1, column="onset_time", value=text,
-            )
+            if zone is not None:
+                moment = moment.replace(tzinfo=zone)
+                local = str(zone)
+            else:
+                moment = moment.astimezone()   # this computer's zone at that date
+                local = f"this computer's time zone ({moment.tzname()})"
         out.append(moment)
-    return out
+    return out, local
 
 
 class EpisodeFile:
