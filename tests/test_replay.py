@@ -475,3 +475,27 @@ def test_ctrl_c_stops_with_a_summary_and_a_closed_recording(
         n_records = int(handle.read(8))
     data, _ = read_recording(bdf)
     assert n_records > 0 and data.shape[0] == n_records * 1000
+
+
+def test_live_view_reports_the_link() -> None:
+    from emg_pipeline.pipeline import ChunkResult
+
+    pipe = Pipeline(1000.0, ("a",), unit="uV")
+    out = io.StringIO()
+    view = open_live_view(out)
+    view.open(StreamInfo.of(pipe))
+    empty = np.empty((0, 1))
+
+    def result(first: int, flags: ChunkFlags, lost: int = 0) -> ChunkResult:
+        return ChunkResult(empty, 0, 0.005, empty.astype(bool), (), flags, lost,
+                           np.zeros((10, 1)), first)
+
+    view.update(result(1000, ChunkFlags.PACKET_LOSS, 25))
+    view.update(result(2000, ChunkFlags.MALFORMED))          # within 10 s: held back
+    view.update(result(30_000, ChunkFlags.RECONNECTED | ChunkFlags.PACKET_LOSS, 4000))
+    view.update(result(31_000, ChunkFlags.PACKET_LOSS, 5))
+    lines = out.getvalue().splitlines()[1:]
+    assert "25 samples lost" in lines[0]                   # the first loss at once
+    assert "reconnected after 4.00 s" in lines[1]
+    assert "malformed packets skipped in 1 chunk(s)" in lines[2]   # held back until 10 s on
+    assert len(lines) == 3                                 # the 5 samples wait for 10 s more

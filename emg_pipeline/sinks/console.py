@@ -34,6 +34,7 @@ import math
 import sys
 from typing import TYPE_CHECKING, TextIO
 
+from emg_pipeline.chunk import ChunkFlags
 from emg_pipeline.events import Episode, LiveEvent
 from emg_pipeline.pipeline import ChunkResult
 
@@ -49,6 +50,8 @@ __all__ = [
     "ConsoleView", "format_event", "format_stream_time", "open_live_view", "summary_lines",
 ]
 
+#: shortest stream time between two lines about packet loss or malformed packets
+LINK_EVERY_S = 10.0
 _KIND_LABEL = {"onset": "onset", "sustained": "SPASM", "end": "end"}
 _UNIT_LABEL = {"uV": "uV", "x_floor": "x floor"}
 
@@ -161,6 +164,9 @@ class ConsoleView:
         self.n_events = 0
         self.n_alerts = 0
         self.closed = False
+        # link faults not yet reported: lost samples and chunks with malformed packets
+        self._lost = self._malformed = 0
+        self._link_said_s = -math.inf
 
     def open(self, info: StreamInfo) -> None:
         """Print the heading line of the stream."""
@@ -182,6 +188,8 @@ class ConsoleView:
         """Print the live events of one chunk's result, one line each."""
         if self.closed:
             raise RuntimeError("the live view is closed")
+        if result.flags and self.events:
+            self._link(result)
         for event in result.events:
             if event.kind == "sustained":
                 self.n_alerts += 1
@@ -189,6 +197,29 @@ class ConsoleView:
                 continue
             self.n_events += 1
             self._print(format_event(event, self._width))
+
+    def _link(self, result: ChunkResult) -> None:
+        """Say what the link did: a reconnect at once; losses at once, then at most every
+        LINK_EVERY_S of stream time (a lossy link would fill the screen)."""
+        fs = self.info.fs if self.info is not None else 1.0
+        t = result.first_sample / fs
+        self._lost += result.lost_samples
+        self._malformed += bool(result.flags & ChunkFlags.MALFORMED)
+        if result.flags & ChunkFlags.RECONNECTED:
+            gap = result.lost_samples / fs
+            self._print(f"{format_stream_time(t)}  {'':<{self._width}}  link   reconnected after "
+                        f"{gap:.2f} s without data (a gap in the stream, counted)")
+            self._lost -= result.lost_samples
+        if (self._lost or self._malformed) and t - self._link_said_s >= LINK_EVERY_S:
+            parts = []
+            if self._lost:
+                parts.append(f"{self._lost} samples lost in transmission (gaps, bridged)")
+            if self._malformed:
+                parts.append(f"malformed packets skipped in {self._malformed} chunk(s)")
+            self._print(f"{format_stream_time(t)}  {'':<{self._width}}  link   "
+                        + "; ".join(parts) + " since the last report")
+            self._lost = self._malformed = 0
+            self._link_said_s = t
 
     def close(self, summary: RunSummary) -> None:
         """Print the end summary once; later calls do nothing."""
