@@ -18,7 +18,7 @@ import pytest
 from emg_pipeline import Pipeline, StreamInfo, run, simulate
 from emg_pipeline.chunk import Chunk
 from emg_pipeline.sinks.console import ConsoleView
-from emg_pipeline.sinks.monitor import TerminalMonitor, is_terminal, open_monitor, sparkline
+from emg_pipeline.sinks.monitor import TerminalMonitor, is_terminal, open_live_view, sparkline
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -119,7 +119,7 @@ def test_renders_in_place_under_a_pseudo_terminal(recording) -> None:
     try:
         assert is_terminal(stream)
         pipe = Pipeline(recording.fs, recording.channels, unit="uV")
-        view = open_monitor(stream, title="sim", refresh_s=0.0)
+        view = open_live_view(stream, title="sim", refresh_s=0.0)
         assert isinstance(view, TerminalMonitor)
         assert view.width == 90
         run(np.array_split(recording.signal, 300), pipe, [view])
@@ -143,7 +143,7 @@ def test_renders_in_place_under_a_pseudo_terminal(recording) -> None:
 def test_falls_back_to_lines_without_a_terminal(recording) -> None:
     pipe = Pipeline(recording.fs, recording.channels, unit="uV")
     out = io.StringIO()
-    view = open_monitor(out, title="sim", sites={"ch1": "calf"}, refresh_s=0.1)
+    view = open_live_view(out, title="sim", sites={"ch1": "calf"}, refresh_s=0.1)
     assert isinstance(view, ConsoleView)
     run(np.array_split(recording.signal, 300), pipe, [view])
     text = out.getvalue()

@@ -1,22 +1,27 @@
 """Sinks: where the pipeline's results go while a stream runs.
 
-- :func:`open_live_view` — the live console output shared by ``emg-pipeline
-  replay`` and the BLE ``stream`` command: one line per live event, a summary
-  at the end;
-- :class:`~emg_pipeline.sinks.recording.RecordingWriter` — a durable BDF+/EDF+
-  recording of the samples with the detected episodes as annotations.
+Each is a :class:`~emg_pipeline.run.Sink` (``open(info)``, ``update(result)`` with
+every :class:`~emg_pipeline.pipeline.ChunkResult`, ``close(summary)``), driven by
+:func:`~emg_pipeline.run.run`:
 
-Both are fed the same way: ``update(result)`` with every
-:class:`~emg_pipeline.pipeline.ChunkResult` (including the one of
-``pipe.flush()``), then ``close()``.
+- :func:`open_live_view`: the live view of ``replay`` and ``stream``: the
+  terminal monitor (:class:`TerminalMonitor`) on a terminal, one line per live
+  event (:class:`ConsoleView`) elsewhere, and the end summary;
+- :class:`~emg_pipeline.sinks.episodes.EpisodeFile`: the episode file, each
+  episode appended as it ends;
+- :class:`RecordingSink`: a durable BDF+/EDF+ recording (:class:`RecordingWriter`)
+  with onsets, alerts, episodes and link faults as annotations.
 """
 
-from .console import ConsoleView, format_event, format_stream_time, open_live_view
-from .recording import RecordingWriter
+from .console import ConsoleView, format_event, format_stream_time
+from .monitor import TerminalMonitor, open_live_view
+from .recording import RecordingSink, RecordingWriter
 
 __all__ = [
     "ConsoleView",
+    "RecordingSink",
     "RecordingWriter",
+    "TerminalMonitor",
     "format_event",
     "format_stream_time",
     "open_live_view",

@@ -23,7 +23,7 @@ Examples
 >>> rec = simulate(np.random.default_rng(3), fs=1000.0, duration_s=20.0, n_channels=1)
 >>> out = io.StringIO()
 >>> summary = run(np.array_split(rec.signal, 100), Pipeline(rec.fs, rec.channels, unit="uV"),
-...               [open_live_view(out)])
+...               [ConsoleView(out)])
 >>> "summary" in out.getvalue()
 True
 """
@@ -43,11 +43,9 @@ from ..labels import Label, Pattern
 if TYPE_CHECKING:
     from ..run import RunSummary, StreamInfo
 
-if TYPE_CHECKING:
-    from .monitor import TerminalMonitor
 
 __all__ = [
-    "ConsoleView", "format_event", "format_stream_time", "open_live_view", "summary_lines",
+    "ConsoleView", "format_event", "format_stream_time", "summary_lines",
 ]
 
 #: shortest stream time between two lines about packet loss or malformed packets
@@ -302,25 +300,3 @@ def summary_lines(summary: RunSummary, title: str | None = None) -> list[str]:
             f"reconnects: {stats.get('reconnects', 0)}"
         )
     return lines
-
-
-def open_live_view(
-    stream: TextIO | None = None, **options: object
-) -> ConsoleView | TerminalMonitor:
-    """Open the live console view of a stream (a :class:`~emg_pipeline.run.Sink`).
-
-    On a terminal this is the in-place monitor of :mod:`emg_pipeline.sinks.monitor`
-    (same interface); anywhere else, the plain lines of :class:`ConsoleView`.
-
-    Parameters
-    ----------
-    stream : text file, optional
-        Where to print (default: standard output).
-    **options
-        Keyword options of :class:`ConsoleView` (``title``, ``show_onsets``, ``events``).
-    """
-    from .monitor import TerminalMonitor, is_terminal  # the monitor builds on this module
-
-    if is_terminal(stream if stream is not None else sys.stdout):
-        return TerminalMonitor(stream, **options)  # type: ignore[arg-type]
-    return ConsoleView(stream, **options)  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ times a second (and at once on a prolonged-spasm alert), in one write, so it
 does not flicker.
 
 When the output is not a terminal (a pipe, a file, a log collector),
-:func:`open_monitor` returns the plain line view of
+:func:`open_live_view` returns the plain line view of
 :mod:`emg_pipeline.sinks.console` instead: one line per live event.
 
 Both are :class:`~emg_pipeline.run.Sink` s: ``open(info)``, ``update(result)``
@@ -54,7 +54,7 @@ from .console import ConsoleView, format_stream_time, summary_lines
 if TYPE_CHECKING:
     from ..run import RunSummary, StreamInfo
 
-__all__ = ["TerminalMonitor", "is_terminal", "open_monitor", "sparkline"]
+__all__ = ["TerminalMonitor", "is_terminal", "open_live_view", "sparkline"]
 
 _BARS = "▁▂▃▄▅▆▇█"
 _ESC = "\x1b["
@@ -330,8 +330,12 @@ class TerminalMonitor:
         self.stream.flush()
 
 
-def open_monitor(stream: TextIO | None = None, **options: object) -> TerminalMonitor | ConsoleView:
-    """The terminal monitor on a terminal, the plain line view anywhere else.
+def open_live_view(
+    stream: TextIO | None = None, **options: object
+) -> TerminalMonitor | ConsoleView:
+    """The live view of a stream: the monitor on a terminal, plain lines anywhere else.
+
+    Both are :class:`~emg_pipeline.run.Sink` s (see the module docstring).
 
     Parameters
     ----------
