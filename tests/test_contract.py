@@ -169,3 +169,18 @@ def test_sosfilt_state_matches_scipy_sosfilt(rng: np.random.Generator, n_channel
     assert np.array_equal(filters.sosfilt_state(sos, wide, zi)[0], y_ref)
     y0, zf0 = filters.sosfilt_state(sos, x[:0], zi)
     assert y0.shape == (0, n_channels) and np.array_equal(zf0, zi)
+
+
+def test_sosfilt_state_refuses_wrong_shapes() -> None:
+    from emg_pipeline.conditioning import filters
+
+    sos = bandpass_sos(FS, 20.0, 450.0)
+    x = np.zeros((50, 3))
+    good = np.zeros((3, sos.shape[0], 2))
+    for zi in (np.zeros((sos.shape[0], 2, 3)), good[:, :-1], good[:2]):   # scipy's layout, short
+        with pytest.raises(ValueError, match="zi must have shape"):
+            filters.sosfilt_state(sos, x, zi)
+    with pytest.raises(ValueError, match="sos must have shape"):
+        filters.sosfilt_state(sos[:, :5], x, good)
+    with pytest.raises(ValueError, match="x must have shape"):
+        filters.sosfilt_state(sos, x[:, 0], good)

@@ -91,6 +91,11 @@ def sosfilt_state(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.nd
     zf : ndarray, shape (n_channels, n_sections, 2)
         State after the last sample.
 
+    Raises
+    ------
+    ValueError
+        If ``sos``, ``x`` or ``zi`` has another shape (before any kernel runs).
+
     Examples
     --------
     >>> sos = bandpass_sos(1000.0, 20.0, 450.0)
@@ -101,10 +106,21 @@ def sosfilt_state(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.nd
     >>> bool(np.array_equal(y, y2)) and bool(np.array_equal(zf, np.moveaxis(zf2, -1, 0)))
     True
     """
+    sos = np.ascontiguousarray(sos, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
+    if sos.ndim != 2 or sos.shape[1] != 6 or sos.shape[0] < 1:
+        raise ValueError(f"sos must have shape (n_sections, 6), got {sos.shape}")
+    if x.ndim != 2:
+        raise ValueError(f"x must have shape (n_samples, n_channels), got {x.shape}")
+    want = (x.shape[1], sos.shape[0], 2)
+    if np.shape(zi) != want:
+        raise ValueError(
+            f"zi must have shape (n_channels, n_sections, 2) = {want}, got {np.shape(zi)} "
+            "(scipy's layout (n_sections, 2, n_channels) is moved with np.moveaxis(zi, -1, 0))"
+        )
     zf = np.array(zi, dtype=np.float64, order="C")
     y = np.empty((x.shape[0], x.shape[1]))
-    _sos_kernel(np.ascontiguousarray(sos, dtype=np.float64), x, zf, y)
+    _sos_kernel(sos, x, zf, y)
     return y, zf
 
 
