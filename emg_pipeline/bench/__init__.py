@@ -6,6 +6,9 @@ Run by ``emg-pipeline bench [--suite NAME] [--quick] [--out DIR]`` or
 - ``synthetic`` (:mod:`.synthetic`): seeded recordings with ground truth: SNR
   sweep, sampling rates, artefacts, multi-channel; streamed, so alert
   latencies come from the live events;
+- ``robust`` (:mod:`.robust`): many recordings, each under conditions drawn at
+  random from wide ranges (:mod:`emg_pipeline.sources.randomized`); medians and
+  worst deciles per condition, false episodes at rest;
 - ``real`` (:mod:`.real`): the shared real recordings with usable reference
   timing, each with a stated reference rule; skipped when the data folder is
   absent;
@@ -31,7 +34,7 @@ from .common import environment, provenance
 
 __all__ = ["SUITES", "default_data_dir", "run_bench"]
 
-SUITES: tuple[str, ...] = ("synthetic", "real", "speed", "peers")
+SUITES: tuple[str, ...] = ("synthetic", "robust", "real", "speed", "peers")
 
 
 def default_data_dir() -> Path:
@@ -74,7 +77,7 @@ def run_bench(out: Path | None, suites: Sequence[str] = SUITES, *, quick: bool =
     ConfigError
         For an unknown suite or non-positive minutes.
     """
-    from . import peers, real, speed, synthetic
+    from . import peers, real, robust, speed, synthetic
     from .report import write_report
 
     unknown = [s for s in suites if s not in SUITES]
@@ -93,6 +96,8 @@ def run_bench(out: Path | None, suites: Sequence[str] = SUITES, *, quick: bool =
     results: dict[str, Any] = {}
     if "synthetic" in suites:
         results["synthetic"] = synthetic.run_synthetic(minutes, seed, progress=progress)
+    if "robust" in suites:
+        results["robust"] = robust.run_robust(24 if quick else 200, seed, progress=progress)
     if "real" in suites:
         results["real"] = real.run_real(data, progress=progress)
     if "speed" in suites:
