@@ -232,6 +232,11 @@ class Pipeline:
         return self.stage(MainsRemoval).canceller.mains_hz
 
     @property
+    def mains_level(self) -> np.ndarray:
+        """Per channel: RMS of the mains interference removed over the RMS of the rest."""
+        return self.stage(MainsRemoval).level
+
+    @property
     def floor(self) -> np.ndarray:
         """Current noise floor per channel (envelope units)."""
         return self.stage(DetectionStage).detector.floor

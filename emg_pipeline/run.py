@@ -34,6 +34,9 @@ from .pipeline import ChunkResult, Pipeline
 
 __all__ = ["RunSummary", "Sink", "StreamInfo", "run", "run_async"]
 
+#: a mains line is reported when what was removed reaches this share of what is left
+MAINS_REPORT_LEVEL = 0.1
+
 
 @dataclass(frozen=True)
 class StreamInfo:
@@ -96,6 +99,9 @@ class RunSummary:
         Samples lost in transmission (marked as gaps).
     mains_hz : float or None
         Grid frequency removed, if any.
+    mains_level : tuple of float
+        Per channel: RMS of the mains interference removed over the RMS of
+        the EMG band left (0 where none was removed).
     interrupted : bool
         The stream was stopped (Ctrl-C) before its end.
     source_stats : mapping
@@ -113,6 +119,7 @@ class RunSummary:
     bridged_samples: tuple[int, ...]
     lost_samples: int
     mains_hz: float | None
+    mains_level: tuple[float, ...] = ()
     interrupted: bool = False
     source_stats: Mapping[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
@@ -121,6 +128,21 @@ class RunSummary:
     def duration_s(self) -> float:
         """Stream duration in seconds."""
         return self.n_samples / self.info.fs
+
+    def mains_text(self) -> str:
+        """What was done about mains: the line and its level, or that none was worth removing.
+
+        A line whose removed part stays under a tenth of what is left on every
+        channel is below the noise: modelling it changed nothing that matters.
+        """
+        if self.mains_hz is None:
+            return "none found"
+        levels = self.mains_level
+        if not levels or max(levels) < MAINS_REPORT_LEVEL:
+            return f"no {self.mains_hz:g} Hz line above a tenth of the noise"
+        detail = ", ".join(f"{name} {level:.2g}x" for name, level in
+                           zip(self.info.channels, levels, strict=True))
+        return f"{self.mains_hz:g} Hz removed (its RMS over what is left: {detail})"
 
     @property
     def n_twitches(self) -> int:
@@ -147,6 +169,7 @@ class RunSummary:
             bridged_samples=tuple(int(n) for n in pipe.bridged_samples),
             lost_samples=int(pipe.lost_samples),
             mains_hz=pipe.mains_hz,
+            mains_level=tuple(float(v) for v in pipe.mains_level),
             interrupted=interrupted,
             source_stats=dict(source_stats or {}),
             wall_s=wall_s,

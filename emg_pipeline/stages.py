@@ -144,18 +144,39 @@ class EcgSuppression(Stage):
 
 
 class MainsRemoval(Stage):
-    """Remove 50/60 Hz mains interference and its harmonics from the EMG band."""
+    """Remove 50/60 Hz mains interference and its harmonics from the EMG band.
+
+    Also keeps, per channel, the energy removed and the energy left, so that a
+    summary can say how strong the mains line was (:attr:`level`), not only
+    that one was modelled.
+    """
 
     def __init__(self, spec: StreamSpec) -> None:
         s = spec.settings
         self.canceller = MainsCanceller(spec.fs, spec.n_channels, mains=s.mains,
                                         max_harmonics=s.mains_harmonics, band_hz=spec.band_hz)
+        self.n_channels = spec.n_channels
+        self.reset()
 
     def reset(self) -> None:
         self.canceller.reset()
+        self.removed_energy = np.zeros(self.n_channels)
+        self.residual_energy = np.zeros(self.n_channels)
 
     def process(self, block: Block) -> Block:
-        return block.replace(band=self.canceller.process(block.band))
+        out = self.canceller.process(block.band)
+        if self.canceller.mains_hz is not None and out.shape[0]:
+            removed = block.band - out
+            self.removed_energy += np.einsum("ij,ij->j", removed, removed)
+            self.residual_energy += np.einsum("ij,ij->j", out, out)
+        return block.replace(band=out)
+
+    @property
+    def level(self) -> np.ndarray:
+        """Per channel: RMS of what was removed over RMS of what is left (0 without mains)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.sqrt(self.removed_energy / self.residual_energy)
+        return np.nan_to_num(ratio, nan=0.0, posinf=0.0)
 
 
 class EnvelopeStage(Stage):

@@ -287,8 +287,7 @@ def summary_lines(summary: RunSummary, title: str | None = None) -> list[str]:
     if flat:
         lines.append("  no signal: a flat line (electrode off, zeros, held gaps), per channel "
                      "above")
-    mains = f"{summary.mains_hz:g} Hz removed" if summary.mains_hz else "none found"
-    lines.append(f"  mains interference: {mains}")
+    lines.append(f"  mains interference: {summary.mains_text()}")
     stats = summary.source_stats
     if "packets" in stats:
         received, lost = stats.get("samples", 0), stats.get("lost_samples", 0)
