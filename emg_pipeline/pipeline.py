@@ -218,7 +218,12 @@ class Pipeline:
 
     @property
     def gaps(self) -> list[Gap]:
-        """Runs of missing samples that were bridged, per channel."""
+        """The most recent runs of missing samples that were bridged.
+
+        At most :data:`~emg_pipeline.conditioning.gaps.MAX_GAPS_KEPT` are kept (a
+        long stream's memory must not grow with it); every bridged sample is
+        counted in :attr:`bridged_samples`.
+        """
         return list(self.stage(Bridging).bridge.gaps)
 
     @property

@@ -33,7 +33,7 @@ from emg_pipeline.commands._common import (
     add_quiet_option,
     live_stream_for,
 )
-from emg_pipeline.commands._types import endpoint, port, positive, probability
+from emg_pipeline.commands._types import endpoint, port, positive, probability, whole_at_least
 from emg_pipeline.errors import BluetoothUnavailableError
 from emg_pipeline.pipeline import Pipeline
 from emg_pipeline.profiles import list_profiles, load_profile
@@ -98,8 +98,22 @@ def register(subparsers: argparse._SubParsersAction,
                    help="probability that a packet is lost (default 0)")
     p.add_argument("--malformed", type=probability, default=0.0, metavar="P",
                    help="probability that a packet is sent corrupted (default 0)")
+    p.add_argument("--burst", type=probability, default=0.0, metavar="P",
+                   help="probability that a burst of lost packets starts at a packet (default 0)")
+    p.add_argument("--burst-length", type=whole_at_least(1, "packets"), default=5, metavar="N",
+                   help="packets lost in each burst (default 5)")
+    p.add_argument("--duplicate", type=probability, default=0.0, metavar="P",
+                   help="probability that a packet is sent twice (default 0)")
+    p.add_argument("--reorder", type=probability, default=0.0, metavar="P",
+                   help="probability that a packet is swapped with the next one (default 0)")
+    p.add_argument("--rate", type=positive, default=1.0, metavar="K",
+                   help="the board's clock runs K times its nominal rate (default 1)")
+    p.add_argument("--stall-every", type=positive, default=None, metavar="S",
+                   help="stay connected but send nothing for --stall seconds every S seconds")
+    p.add_argument("--stall", type=positive, default=5.0, metavar="S",
+                   help="length of each stall (default 5 s; a reconnect ends it)")
     p.add_argument("--disconnect-every", type=positive, default=None, metavar="S",
-                   help="drop the link after every S seconds of streaming")
+                   help="drop the link after every S seconds of streaming (6: 10 a minute)")
     p.add_argument("--source", default="synthetic", metavar="synthetic|RECORDING",
                    help="what the board measures: 'synthetic' (default) or a recording file")
     p.add_argument("--firmware", type=int, choices=(2, 3), default=None, metavar="{2,3}",
@@ -283,7 +297,10 @@ async def _emulate(args: argparse.Namespace, profile) -> int:
     source = None if args.source == "synthetic" else args.source
     signal = board_signal(profile, rng, duration_s=300.0, source=source)
     stream = BoardStream(profile, signal, rng, loss=args.loss, malformed=args.malformed,
-                         firmware=args.firmware)
+                         firmware=args.firmware, burst=args.burst,
+                         burst_length=args.burst_length, duplicate=args.duplicate,
+                         reorder=args.reorder, stall_every_s=args.stall_every,
+                         stall_s=args.stall)
     air = VirtualAir()
     try:
         await air.serve_hci(args.host, args.port)
@@ -291,7 +308,7 @@ async def _emulate(args: argparse.Namespace, profile) -> int:
         raise UsageError(f"cannot listen on {args.host}:{args.port} "
                          f"({exc.strerror or exc})") from None
     board = EmulatedBoard(air.device(profile.name), stream, speed=args.speed,
-                          disconnect_every_s=args.disconnect_every)
+                          disconnect_every_s=args.disconnect_every, rate=args.rate)
     status = 0
     try:
         await board.start()
@@ -311,7 +328,9 @@ async def _emulate(args: argparse.Namespace, profile) -> int:
         await board.close()
         await air.close()
     f = stream.faults
-    print(f"sent {f.packets_sent} packets, dropped {f.packets_dropped}, corrupted "
-          f"{f.packets_malformed}; {board.state.connections} connection(s), "
-          f"{board.state.forced_disconnects} forced disconnect(s)", file=err)
+    print(f"sent {f.packets_sent} packets, dropped {f.packets_dropped} ({f.bursts} bursts), "
+          f"corrupted {f.packets_malformed}, duplicated {f.packets_duplicated}, reordered "
+          f"{f.packets_reordered}, withheld {f.packets_stalled} ({f.stalls} stalls); "
+          f"{board.state.connections} connection(s), {board.state.forced_disconnects} forced "
+          "disconnect(s)", file=err)
     return status

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,7 +10,12 @@ import numpy as np
 from .._jit import jit
 from ..framing import FLOAT64
 
-__all__ = ["FlatLine", "Gap", "NanBridge"]
+__all__ = ["MAX_GAPS_KEPT", "FlatLine", "Gap", "NanBridge"]
+
+#: bridged runs listed by :attr:`NanBridge.gaps` (the most recent ones; the counts
+#: stay exact): a 24-hour stream over a lossy link has tens of thousands of them,
+#: and a live session's memory must not grow with its length
+MAX_GAPS_KEPT = 10_000
 
 
 @dataclass(frozen=True)
@@ -153,8 +159,9 @@ class NanBridge:
 
     Holding the last value is causal and, after the band-pass, turns a gap into
     silence, so that a gap can neither excite the filters nor look like
-    activity. Every bridged run is recorded in :attr:`gaps` and counted in
-    :attr:`n_bridged`; nothing is dropped, so the timeline stays right.
+    activity. Every bridged sample is counted in :attr:`n_bridged` and every
+    run in :attr:`n_gaps`; the most recent :data:`MAX_GAPS_KEPT` runs are
+    listed in :attr:`gaps`. Nothing is dropped, so the timeline stays right.
 
     Parameters
     ----------
@@ -179,7 +186,8 @@ class NanBridge:
         self._last = np.zeros(self.n_channels)
         self._index = 0
         self.n_bridged = np.zeros(self.n_channels, dtype=np.int64)
-        self.gaps: list[Gap] = []
+        self.n_gaps = 0
+        self.gaps: deque[Gap] = deque(maxlen=MAX_GAPS_KEPT)
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """Return ``x`` with NaN (and ±inf) replaced; ``x`` itself is not modified.
@@ -196,6 +204,7 @@ class NanBridge:
         runs = np.empty((self.n_channels * ((n + 1) // 2), 3), dtype=np.int64)
         n_runs = _bridge_kernel(x, self._last, self._index, y, self.n_bridged, runs)
         self.gaps.extend(Gap(c, start, length) for c, start, length in runs[:n_runs].tolist())
+        self.n_gaps += int(n_runs)
         self._index += n
         return y
 

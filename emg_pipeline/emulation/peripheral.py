@@ -18,9 +18,18 @@ on the (virtual) air the way the real board does:
   bursts every ``tick_s`` as connection events would; the board's sample
   clock keeps running while nobody listens, so an outage loses exactly the
   samples that went by;
-* injects faults: packet loss and malformed packets (from the stream), and
-  forced disconnects (:meth:`EmulatedBoard.force_disconnect`, or every
-  ``disconnect_every_s`` of streaming).
+* injects faults: packet loss, loss bursts, malformed, duplicated and
+  reordered packets and stalls (from the stream, see
+  :class:`~emg_pipeline.emulation.board.BoardStream`), a fast clock (``rate``:
+  notifications paced at ``rate`` times the nominal packet rate, each still
+  holding the nominal number of samples), and forced disconnects
+  (:meth:`EmulatedBoard.force_disconnect`, or every ``disconnect_every_s`` of
+  streaming: 6 s gives a storm of 10 a minute). The last packet before a
+  scheduled disconnect is always delivered intact, so every fault of the
+  stream stays visible to a receiver's counter;
+* can stop sending after ``stop_after_s`` of board time (staying connected),
+  so that a test knows exactly which packets the board sent
+  (:attr:`BoardState.notifications`, :attr:`BoardState.finished`).
 """
 
 from __future__ import annotations
@@ -73,6 +82,13 @@ class BoardState:
     stream_starts: list[int] = field(default_factory=list)
     #: board sample position at which each stream started (its first sample)
     stream_start_samples: list[int] = field(default_factory=list)
+    #: notifications put on the air (a duplicated packet's twice)
+    notifications: int = 0
+    #: the board reached ``stop_after_s`` and sends nothing more
+    finished: bool = False
+    #: most board time the sending fell behind the board's clock at a tick (a link
+    #: slower than the pace: then outages measured by time come out short)
+    max_lag_s: float = 0.0
 
 
 class EmulatedBoard:
@@ -98,15 +114,29 @@ class EmulatedBoard:
         Drop the link after this much streaming (board time), again and again.
     tick_s : float
         Interval between bursts of notifications (wall clock).
+    rate : float
+        The board's clock runs this many times faster than its nominal rate:
+        notifications are paced at ``rate`` times the nominal packet rate
+        (on top of ``speed``), each with the nominal number of samples.
+    stop_after_s : float, optional
+        Stop sending after this many seconds of the board's own clock
+        (packets since the first stream started, over the nominal packet
+        rate), staying connected; the last two packets are delivered intact,
+        also when a reconnect comes after the board's clock passed the end.
     """
 
     def __init__(self, device: Device, stream: BoardStream, *, speed: float = 1.0,
                  name: str | None = None, firmware_revision: str | None = None,
-                 disconnect_every_s: float | None = None, tick_s: float = 0.005) -> None:
+                 disconnect_every_s: float | None = None, tick_s: float = 0.005,
+                 rate: float = 1.0, stop_after_s: float | None = None) -> None:
         if not speed > 0:
             raise ConfigError("speed", speed, "a positive factor")
+        if not rate > 0:
+            raise ConfigError("rate", rate, "a positive factor")
         if disconnect_every_s is not None and not disconnect_every_s > 0:
             raise ConfigError("disconnect_every_s", disconnect_every_s, "a positive time")
+        if stop_after_s is not None and not stop_after_s > 0:
+            raise ConfigError("stop_after_s", stop_after_s, "a positive time")
         self.device = device
         self.stream = stream
         self.profile = stream.profile
@@ -118,7 +148,10 @@ class EmulatedBoard:
         self.firmware_revision = firmware_revision
         self.disconnect_every_s = disconnect_every_s
         self.tick_s = tick_s
+        self.rate = float(rate)
+        self.stop_after_s = stop_after_s
         self.state = BoardState()
+        self._stop_at: int | None = None
         self._connection: Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._origin: float | None = None
@@ -287,13 +320,17 @@ class EmulatedBoard:
     def _due(self, now: float) -> int:
         if self._origin is None:
             self._origin = now
-        return int((now - self._origin) * self.stream.packets_per_second * self.speed)
+        return int((now - self._origin) * self.stream.packets_per_second * self.speed
+                   * self.rate)
 
     def _start_stream(self, *, restart_counter: bool) -> None:
         if self._task is not None:
             return
         loop = asyncio.get_running_loop()
-        self.stream.skip_to(self._due(loop.time()))
+        due = self._due(loop.time())
+        if self._stop_at is not None:   # a stream after a reconnect still ends with its packets
+            due = min(due, max(self.stream.position, self._stop_at - 2))
+        self.stream.skip_to(due)
         if restart_counter:
             self.stream.restart_counter()
         self.stream.begin()
@@ -301,6 +338,9 @@ class EmulatedBoard:
         self.state.streams_started += 1
         self.state.stream_starts.append(self.stream.position)
         self.state.stream_start_samples.append(self.stream.sample_position)
+        if self.stop_after_s is not None and self._stop_at is None:
+            self._stop_at = self.stream.position + max(
+                1, round(self.stop_after_s * self.stream.packets_per_second))
         self._task = loop.create_task(self._pace())
 
     async def _stop_stream(self) -> None:
@@ -311,6 +351,29 @@ class EmulatedBoard:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    async def _send(self, conn: Connection, notifications: list[tuple[int, bytes]]) -> None:
+        for index, payload in notifications:
+            await self.device.notify_subscriber(conn, self._notify[index], payload)
+            self.state.notifications += 1
+
+    async def _drain(self, conn: Connection) -> None:
+        """Wait (boundedly) until the link has carried every notification queued.
+
+        bumble queues notifications without limit: a board paced faster than
+        the link carries them would build a backlog that a disconnection then
+        discards, notifications the board counted as sent. Waiting here is
+        the flow control of a real radio (its buffers are few): the board
+        falls behind its clock instead (:attr:`BoardState.max_lag_s`).
+        """
+        host = self.device.host
+        queue = getattr(host, "le_acl_packet_queue", None) or getattr(host, "acl_packet_queue",
+                                                                       None)
+        if queue is None or not queue.pending:
+            return
+        with contextlib.suppress(ValueError, TimeoutError):   # no such connection (any more)
+            async with asyncio.timeout(5.0):
+                await queue.drain(conn.handle)
+
     async def _pace(self) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -320,11 +383,24 @@ class EmulatedBoard:
                 if conn is None:
                     return
                 due = self._due(loop.time())
+                stop = self._stop_at
+                if stop is not None:
+                    due = min(due, stop)
+                lag = (due - self.stream.position) / (self.stream.packets_per_second * self.rate)
+                self.state.max_lag_s = max(self.state.max_lag_s, lag)
                 while self.stream.position < due:
-                    for index, payload in self.stream.next_packet():
-                        await self.device.notify_subscriber(conn, self._notify[index], payload)
+                    clean = stop is not None and self.stream.position >= stop - 2
+                    await self._send(conn, self.stream.next_packet(clean=clean))
+                await self._drain(conn)
+                if stop is not None and self.stream.position >= stop:
+                    self.state.finished = True   # connected, silent for good
+                    return
                 every = self.disconnect_every_s
                 if every is not None and (loop.time() - started) * self.speed >= every:
+                    # the last packet before the drop is delivered: the stream's faults
+                    # stay visible to the receiver's counter
+                    await self._send(conn, self.stream.next_packet(clean=True))
+                    await self._drain(conn)
                     self.state.forced_disconnects += 1
                     self.state.streaming = False
                     self._task = None

@@ -298,4 +298,10 @@ def summary_lines(summary: RunSummary, title: str | None = None) -> list[str]:
             f"duplicate; samples: {received} received, {lost} lost{share} marked as gaps; "
             f"reconnects: {stats.get('reconnects', 0)}"
         )
+        odd = [f"{stats[key]} {what}" for key, what in
+               (("late_packets", "late packets dropped"),
+                ("early_packets", "packets ahead of the board's nominal rate"))
+               if stats.get(key)]
+        if odd:
+            lines.append("  " + "; ".join(odd))
     return lines

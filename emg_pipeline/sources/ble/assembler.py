@@ -21,11 +21,29 @@ How the timeline is kept right:
   time; the counter's figure is used instead when it agrees with the clock
   (boards whose counter keeps running), so a board that restarts its counter
   on a new connection cannot fake a huge or a negative gap. The chunk carries
-  ``ChunkFlags.RECONNECTED``.
+  ``ChunkFlags.RECONNECTED``. The outage starts when the last sample before
+  it was due on the stream's own clock: the receive time of the least
+  delayed packet of the last ``clock_window_s`` plus the samples since, or
+  the last packet's receive time if earlier. A host that was lagging when
+  the link dropped (its last packets received late) so does not shorten
+  the outage.
 * **Malformed packets** (:class:`~emg_pipeline.errors.DecodeError`) are counted
   and skipped; the next chunk carries ``ChunkFlags.MALFORMED``. Their samples
   show up as a counter gap like any lost packet.
-* Duplicate and late packets (same or older counter) are counted and dropped.
+* **Duplicate and late packets** (same or older counter) are counted and
+  dropped (``StreamStats.duplicates``; the late ones also in
+  ``StreamStats.late_packets``). A late packet comes after its successor,
+  whose counter already marked it lost: it stays counted as lost, and its
+  samples stay a gap (the timeline never moves back). So a swapped pair
+  counts one lost packet and one late packet. A stateful decoder (delta
+  coding) is put back as it was before a dropped packet, so a repeated
+  packet cannot break its chain.
+* **A board whose clock runs fast** (more packets than its nominal rate):
+  the samples are placed by the counter, every one of them, none invented
+  and none dropped; the timeline is the board's sample clock. Packets that
+  arrive more than ``silence_gap_s`` ahead of the nominal rate since the
+  connection's first packet (a fixed anchor: a host that lags only makes
+  packets late, never early) are counted in ``StreamStats.early_packets``.
 * **Delta-coded boards** (Ganglion firmware 2): after a lost packet the
   samples keep their shape but carry an unknown DC offset until the board's
   next uncompressed packet. They are delivered (the high-pass removes the
@@ -85,6 +103,13 @@ class StreamStats:
         Notifications that could not be decoded (skipped).
     duplicates : int
         Repeated or late packets (dropped).
+    late_packets : int
+        The part of ``duplicates`` that came after a later packet (already
+        counted lost; dropped).
+    early_packets : int
+        Packets that came more than ``silence_gap_s`` ahead of the nominal
+        rate, measured from the connection's first packet: the board's clock
+        runs fast (its samples are still placed by its counter).
     counter_resets : int
         Counter jumps too large to be a gap (timeline kept by time).
     other_packets : int
@@ -109,6 +134,8 @@ class StreamStats:
     loss_events: int = 0
     malformed: int = 0
     duplicates: int = 0
+    late_packets: int = 0
+    early_packets: int = 0
     counter_resets: int = 0
     other_packets: int = 0
     reconnects: int = 0
@@ -198,6 +225,14 @@ class PacketAssembler:
         self._reconnected = False
         self._segments: list[_Segment] = []
         self._open: _Segment | None = None
+        # delta-coded decoders keep state a dropped packet must not change
+        self._stateful = getattr(self.decoder, "chain_breaks", None) is not None
+        # the connection's first packet: (receive time, sample index after it)
+        self._anchor: tuple[float, int] | None = None
+        # least delay seen (board seconds of receive time minus sample clock), per window
+        self._floor: float | None = None
+        self._floor_previous: float | None = None
+        self._floor_start = 0.0
 
     # ------------------------------------------------------------------ input
     @property
@@ -218,6 +253,7 @@ class PacketAssembler:
             When it was received, in seconds on any monotonic clock.
         """
         self.stats.packets += 1
+        saved = dict(vars(self.decoder)) if self._stateful else None
         try:
             packet = self.decoder.decode(payload, characteristic=characteristic)
         except DecodeError:
@@ -228,7 +264,9 @@ class PacketAssembler:
             self.stats.other_packets += 1
             return
         lost = self._account(packet, t_rx)
-        if lost is None:  # duplicate or late: dropped
+        if lost is None:  # duplicate or late: dropped, and the decoder as it was
+            if saved is not None:
+                vars(self.decoder).update(saved)
             return
         if not getattr(self.decoder, "anchored", True):
             self.stats.unanchored_samples += packet.n_samples
@@ -236,12 +274,15 @@ class PacketAssembler:
         self._place(packet.samples, lost)
         self.stats.emg_packets += 1
         self._t_last = t_rx
+        self._check_rate(t_rx)
+        self._track_delay(t_rx)
 
     def reconnected(self) -> None:
         """Say that the link was re-established: the next packet starts after an outage."""
         self._reconnected = True
         self.stats.reconnects += 1
         self.decoder.reset()
+        self._anchor = None
 
     # ---------------------------------------------------------------- output
     def drain(self) -> list[Chunk]:
@@ -273,6 +314,7 @@ class PacketAssembler:
         if self._reconnected:
             self._reconnected = False
             self._pending_flags |= ChunkFlags.RECONNECTED
+            self._floor = self._floor_previous = None   # a new connection, new delays
             by_counter = None
             if tracker is not None and packet.seq is not None:
                 by_counter = self._counter_gap(packet)
@@ -288,6 +330,8 @@ class PacketAssembler:
         status = tracker.update(packet.seq, packet.span or None)
         if not status.accepted:
             self.stats.duplicates += 1
+            if status.event is SeqEvent.OUT_OF_ORDER:
+                self.stats.late_packets += 1
             return None
         if status.event is SeqEvent.GAP and status.lost:
             ticks = status.lost
@@ -296,6 +340,7 @@ class PacketAssembler:
             return samples
         if status.event is SeqEvent.RESET:
             self.stats.counter_resets += 1
+            self._anchor = None   # the timeline is kept by time here: measure afresh
             return self._estimated(by_time or 0)
         return 0
 
@@ -336,9 +381,44 @@ class PacketAssembler:
         if self._t_last is None:
             return None
         silence_s = (t_rx - self._t_last) * self.time_scale
-        if silence_s <= self.silence_gap_s and not self._reconnected:
+        if self._reconnected:
+            silence_s = t_rx * self.time_scale - self._end_of_stream_s()
+        elif silence_s <= self.silence_gap_s:
             return 0
         return max(0, round(silence_s * self.fs) - n_new)
+
+    #: length of the windows the least delay is tracked over (board seconds)
+    clock_window_s = 10.0
+
+    def _track_delay(self, t_rx: float) -> None:
+        """Keep the least delay of recent packets (receive time minus sample clock)."""
+        t = t_rx * self.time_scale
+        delay = t - self._next_index / self.fs
+        if self._floor is None or t - self._floor_start > self.clock_window_s:
+            self._floor_previous = self._floor
+            self._floor = delay
+            self._floor_start = t
+        elif delay < self._floor:
+            self._floor = delay
+
+    def _end_of_stream_s(self) -> float:
+        """When (board seconds of receive time) the last sample placed was due."""
+        last = (self._t_last or 0.0) * self.time_scale
+        floors = [f for f in (self._floor, self._floor_previous) if f is not None]
+        if not floors:
+            return last
+        return min(last, min(floors) + self._next_index / self.fs)
+
+    def _check_rate(self, t_rx: float) -> None:
+        """Count a packet that came early for the nominal rate (a fast board clock)."""
+        anchor = self._anchor
+        if anchor is None:
+            self._anchor = (t_rx, self._next_index)
+            return
+        board_s = (self._next_index - anchor[1]) / self.fs
+        host_s = (t_rx - anchor[0]) * self.time_scale
+        if board_s - host_s > self.silence_gap_s:
+            self.stats.early_packets += 1
 
     def _tolerance(self, n_new: int) -> int:
         return max(round(self.silence_gap_s * self.fs), 2 * n_new)
