@@ -23,6 +23,7 @@ import time
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import TracebackType
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -194,7 +195,13 @@ class Sink(Protocol):
 
 
 class _Loop:
-    """The parts of a run that do not depend on how chunks arrive."""
+    """The parts of a run that do not depend on how chunks arrive.
+
+    Used as ``with loop:`` around the iteration: entering opens the sinks;
+    leaving ends the stream (the pipeline's flush goes to the sinks), builds the
+    summary and closes every sink opened, even when a sink or the source fails
+    (then the summary says the stream was cut short and the error propagates).
+    """
 
     def __init__(self, pipeline: Pipeline, sinks: Sequence[Sink], info: StreamInfo,
                  limit_samples: int | None, stats: Callable[[], Mapping[str, int]] | None,
@@ -206,13 +213,32 @@ class _Loop:
         self.stats = stats
         self.on_result = on_result
         self.n_alerts = 0
+        self.interrupted = False
         self.started = time.monotonic()
         self.opened: list[Sink] = []
+        self.result: RunSummary | None = None
 
-    def open(self) -> None:
-        for sink in self.sinks:
-            sink.open(self.info)
-            self.opened.append(sink)
+    def __enter__(self) -> _Loop:
+        try:
+            for sink in self.sinks:
+                sink.open(self.info)
+                self.opened.append(sink)
+        except BaseException:
+            self._close(self._summary())
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        summary = None
+        try:
+            if exc_type is None:
+                self._deliver(self.pipeline.flush())
+                summary = self._summary()
+        finally:
+            self.interrupted = self.interrupted or summary is None
+            self._close(summary if summary is not None else self._summary())
+        self.result = summary
 
     def chunk(self, chunk: Chunk | np.ndarray) -> bool:
         """Process one chunk; False once the sample limit is reached."""
@@ -226,18 +252,14 @@ class _Loop:
         if self.on_result is not None:
             self.on_result(result)
 
-    def finish(self, interrupted: bool) -> RunSummary:
-        self._deliver(self.pipeline.flush())
-        return self.summary(interrupted)
-
-    def summary(self, interrupted: bool) -> RunSummary:
+    def _summary(self) -> RunSummary:
         return RunSummary.of(
-            self.pipeline, self.info, n_alerts=self.n_alerts, interrupted=interrupted,
+            self.pipeline, self.info, n_alerts=self.n_alerts, interrupted=self.interrupted,
             source_stats=self.stats() if self.stats is not None else None,
             wall_s=time.monotonic() - self.started,
         )
 
-    def close(self, summary: RunSummary) -> None:
+    def _close(self, summary: RunSummary) -> None:
         """Close every opened sink, even if one of them fails; raise the first error."""
         first: BaseException | None = None
         for sink in self.opened:
@@ -293,20 +315,15 @@ def run(
     """
     loop = _Loop(pipeline, sinks, info or StreamInfo.of(pipeline), limit_samples, stats,
                  on_result)
-    summary: RunSummary | None = None
-    try:
-        loop.open()
-        interrupted = False
+    with loop:
         try:
             for chunk in source:
                 if not loop.chunk(chunk):
                     break
         except KeyboardInterrupt:
-            interrupted = True
-        summary = loop.finish(interrupted)
-    finally:
-        loop.close(summary if summary is not None else loop.summary(True))
-    return summary
+            loop.interrupted = True
+    assert loop.result is not None
+    return loop.result
 
 
 async def run_async(
@@ -327,20 +344,15 @@ async def run_async(
     """
     loop = _Loop(pipeline, sinks, info or StreamInfo.of(pipeline), limit_samples, stats,
                  on_result)
-    summary: RunSummary | None = None
-    try:
-        loop.open()
-        interrupted = False
+    with loop:
         try:
             async for chunk in source:
                 if not loop.chunk(chunk):
                     break
         except (asyncio.CancelledError, KeyboardInterrupt):
-            interrupted = True
+            loop.interrupted = True
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
-        summary = loop.finish(interrupted)
-    finally:
-        loop.close(summary if summary is not None else loop.summary(True))
-    return summary
+    assert loop.result is not None
+    return loop.result
