@@ -2,7 +2,9 @@
 
 Every error the user can cause (a missing or malformed file, an unknown or
 inconsistent sampling rate, a bad setting) ends the program with one line on
-standard error and exit status 2; nothing is printed as a traceback.
+standard error and exit status 2; nothing is printed as a traceback. A
+recording read only in part (a truncated file) gives one
+``emg-pipeline: warning: ...`` line saying what was lost.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import importlib
 import os
 import sys
 import typing
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
@@ -24,7 +27,7 @@ from .commands._common import (
     chunk_samples,
 )
 from .commands._types import positive
-from .errors import EmgPipelineError
+from .errors import EmgPipelineError, RecordingWarning
 from .pipeline import Pipeline
 from .settings import PipelineSettings
 
@@ -101,7 +104,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
     path = Path(args.path) if args.path else demo_recording()
     settings = settings_from_args(args)
-    with open_recording(path, format=args.format, fs=args.fs) as reader:
+    with open_recording(path, format=args.format, fs=args.fs, strict=args.strict) as reader:
         info = reader.info
         sites = sites_from_args(args, info.channels, info)
         episodes = EpisodeFile(args.out or "-", sites,
@@ -120,7 +123,7 @@ def detect_summary(summary: RunSummary) -> list[str]:
     """The short summary of ``detect``: one line per fact, what was found, what was repaired."""
     info = summary.info
     twitches, spasms = summary.n_twitches, summary.n_spasms
-    mains = f"{summary.mains_hz:g} Hz removed" if summary.mains_hz else "none found"
+    mains = summary.mains_text()
     plural = "" if info.n_channels == 1 else "s"
     lines = [
         f"{info.title}: {summary.duration_s:.1f} s, {info.n_channels} channel{plural} at "
@@ -217,12 +220,41 @@ def _silence_stdout() -> None:
         pass
 
 
+def _one_line_warnings(previous: Callable[..., object]) -> Callable[..., None]:
+    """A ``warnings.showwarning`` that prints a :class:`RecordingWarning` as one plain line.
+
+    Each distinct message is printed once, however often a command opens the
+    recording; other warnings go to ``previous``.
+    """
+    shown: set[str] = set()
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: typing.TextIO | None = None, line: str | None = None) -> None:
+        if not issubclass(category, RecordingWarning):
+            previous(message, category, filename, lineno, file, line)
+            return
+        text = " ".join(str(message).split())
+        if text not in shown:
+            shown.add(text)
+            print(f"emg-pipeline: warning: {text}", file=sys.stderr, flush=True)
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status.
 
     ``--help`` and ``--version`` print and raise :class:`SystemExit` (status 0)
     as argparse does; every error returns 2 after one line on standard error.
+    A :class:`~emg_pipeline.errors.RecordingWarning` (a recording read only in
+    part) is printed as one ``emg-pipeline: warning: ...`` line.
     """
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warnings(warnings.showwarning)
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -22,6 +22,7 @@ __all__ = [
     "OutputError",
     "ProfileError",
     "RecordingError",
+    "RecordingWarning",
     "SampleRateError",
 ]
 
@@ -67,6 +68,28 @@ class RecordingError(EmgPipelineError):
         The file concerned.
     reason : str
         What is wrong, in one line.
+    """
+
+    def __init__(self, path: str | Path | None, reason: str) -> None:
+        self.path = None if path is None else Path(path)
+        self.reason = reason
+        where = f"{self.path}: " if self.path is not None else ""
+        super().__init__(f"{where}{reason}")
+
+
+class RecordingWarning(UserWarning):
+    """A recording was read, but not all of it: what was lost is said in one line.
+
+    Given (with :func:`warnings.warn`) when a reader salvages a damaged file,
+    e.g. a truncated EDF/BDF or WFDB record read up to its last whole record;
+    with ``strict=True`` the reader raises :class:`RecordingError` instead.
+
+    Parameters
+    ----------
+    path : str or Path or None
+        The file concerned.
+    reason : str
+        What was lost, in one line.
     """
 
     def __init__(self, path: str | Path | None, reason: str) -> None:

@@ -457,7 +457,7 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, dict, type[Exception], str]]
     (tmp / "wrongfs.csv").write_text("time,emg\n0,1\n0.001,2\n0.002,3\n")
     cases["wrong rate"] = (tmp / "wrongfs.csv", {"fs": 500}, SampleRateError, "disagrees")
     hea = write_wfdb(tmp, "trunc", np.arange(200).reshape(100, 2), n_samples=150)
-    cases["truncated wfdb"] = (hea, {}, RecordingError, "truncated")
+    cases["truncated wfdb"] = (hea, {"strict": True}, RecordingError, "truncated")
     digital = np.arange(400) - 200
     sig = {
         "label": "EMG",
@@ -470,7 +470,7 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, dict, type[Exception], str]]
     write_edf(tmp / "full.edf", [sig])
     full = (tmp / "full.edf").read_bytes()
     (tmp / "trunc.edf").write_bytes(full[:-50])
-    cases["truncated edf"] = (tmp / "trunc.edf", {}, RecordingError, "truncated")
+    cases["truncated edf"] = (tmp / "trunc.edf", {"strict": True}, RecordingError, "truncated")
     (tmp / "header.edf").write_bytes(full[:300])
     cases["truncated edf header"] = (tmp / "header.edf", {}, RecordingError, "truncated")
     from scipy.io import wavfile

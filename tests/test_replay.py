@@ -382,7 +382,7 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
     slow = tmp / "slow.csv"
     slow.write_text("time,a\n" + "".join(f"{k / 10},{k % 5}\n" for k in range(500)))
     return {
-        "truncated file": ([str(truncated_bdf)], "truncated"),
+        "truncated file": ([str(truncated_bdf), "--strict"], "truncated"),
         "binary garbage": ([str(garbage)], "unknown format"),
         "unknown format": ([str(timed), "--format", "matlab"], "format"),
         "missing file": ([str(tmp / "nope.csv")], "not found"),

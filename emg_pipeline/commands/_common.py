@@ -1,7 +1,7 @@
 """Options and outputs that several subcommands share, spelled and handled once.
 
-- :func:`add_recording_options`: ``--fs`` and ``--format`` of the commands that read a
-  recording;
+- :func:`add_recording_options`: ``--fs``, ``--format`` and ``--strict`` of the commands
+  that read a recording;
 - :func:`add_chunk_option` and :func:`chunk_samples`: ``--chunk-ms``;
 - :func:`add_episode_options`: ``--out EVENTS.csv`` with ``--site``, ``--session`` and
   ``--timezone``, so that ``detect``, ``replay`` and ``stream`` write the same episode
@@ -30,10 +30,14 @@ __all__ = [
 
 
 def add_recording_options(p: argparse.ArgumentParser, *, fs_help: str) -> None:
-    """Add ``--fs HZ`` (with ``fs_help``) and ``--format NAME``."""
+    """Add ``--fs HZ`` (with ``fs_help``), ``--format NAME`` and ``--strict``."""
     p.add_argument("--fs", type=positive, default=None, metavar="HZ", help=fs_help)
     p.add_argument("--format", default=None, metavar="NAME",
                    help="force a file format instead of detecting it from the content")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse a damaged recording instead of reading the part that is "
+                        "there (a truncated EDF/BDF or WFDB file is otherwise read up to its "
+                        "last whole record, with a warning saying what was lost)")
 
 
 def add_chunk_option(p: argparse.ArgumentParser, *, default_help: str) -> None:

@@ -124,7 +124,8 @@ def run_replay(args: argparse.Namespace) -> int:
     live_stream = live_stream_for(args.out)
 
     with ReplaySource(
-        path, speed=speed, chunk_s=chunk_ms / 1000.0, format=args.format, fs=args.fs
+        path, speed=speed, chunk_s=chunk_ms / 1000.0, format=args.format, fs=args.fs,
+        strict=args.strict,
     ) as source:
         info = source.info
         sites = sites_from_args(args, info.channels, info)  # bad site options fail first

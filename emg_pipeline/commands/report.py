@@ -126,7 +126,7 @@ def run_report(args: argparse.Namespace) -> int:
         rec = detect_recording(
             path, out / f"{name}.episodes.csv", settings=settings, format=args.format,
             fs=args.fs, resolve=lambda channels, info: sites_from_args(args, channels, info),
-            name=name,
+            name=name, strict=args.strict,
         )
         recordings.append(rec)
     tables = []
@@ -181,7 +181,8 @@ def _input_kind(path: Path, args: argparse.Namespace) -> str:
             missing = ", ".join(c for c in REQUIRED_COLUMNS if c not in names)
             raise UsageError(f"{path}: looks like an episode file but lacks the column(s) "
                              f"{missing}")
-    with open_recording(path, format=args.format, fs=args.fs) as reader:
+    # strict here: detect_recording, which opens the recording again, has no strict option
+    with open_recording(path, format=args.format, fs=args.fs, strict=args.strict) as reader:
         ignored = reader.info.metadata.get("ignored_columns", ())
     if ignored:
         text = ", ".join(repr(str(c)) for c in ignored)
@@ -215,7 +216,7 @@ def run_plot(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".png":
         raise UsageError(f"--out must name a .png file, got {out}")
     settings = settings_from_args(args)
-    with open_recording(path, format=args.format, fs=args.fs) as reader:
+    with open_recording(path, format=args.format, fs=args.fs, strict=args.strict) as reader:
         info = reader.info
         if info.duration_s is not None and start >= info.duration_s:
             raise UsageError(

@@ -182,6 +182,7 @@ def detect_recording(
     fs: float | None = None,
     resolve: object = None,
     name: str | None = None,
+    strict: bool = False,
 ) -> RecordingSession:
     """Detect the episodes of a recording, write its episode file and keep its envelope digest.
 
@@ -193,7 +194,7 @@ def detect_recording(
         Where to write its episode file.
     settings : PipelineSettings, optional
         Detection settings.
-    format, fs : optional
+    format, fs, strict : optional
         As for :func:`~emg_pipeline.sources.formats.open_recording`.
     resolve : callable, optional
         ``(channels, info) -> SiteMap``; default: sites from the channel names
@@ -204,7 +205,7 @@ def detect_recording(
     from emg_pipeline.sites import resolve_sites
     from emg_pipeline.sources.formats import open_recording
 
-    with open_recording(path, format=format, fs=fs) as reader:
+    with open_recording(path, format=format, fs=fs, strict=strict) as reader:
         info = reader.info
         pipe = Pipeline(info.fs, info.channels, unit=info.unit, settings=settings)
         sites = (resolve(info.channels, info) if callable(resolve)

@@ -87,6 +87,9 @@ class ReplaySource(Closing):
         Force a file format (see :data:`~emg_pipeline.sources.formats.FORMATS`).
     fs : float, optional
         Sampling rate when the file does not state it, or a check of the file's.
+    strict : bool
+        Refuse a damaged file instead of reading the part that is there (see
+        :func:`~emg_pipeline.sources.formats.open_recording`).
     clock : callable, optional
         Monotonic clock in seconds (default :func:`time.monotonic`).
     sleep : callable, optional
@@ -117,6 +120,7 @@ class ReplaySource(Closing):
         chunk_s: float = 0.02,
         format: str | None = None,
         fs: float | None = None,
+        strict: bool = False,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] = time.sleep,
         async_sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
@@ -136,7 +140,7 @@ class ReplaySource(Closing):
             self._reader: RecordingReader | None = recording
             self._owns_reader = False
         else:
-            self._reader = open_recording(recording, format=format, fs=fs)
+            self._reader = open_recording(recording, format=format, fs=fs, strict=strict)
             self._owns_reader = True
         self.info: RecordingInfo = self._reader.info
         self.chunk_samples = max(1, round(self.chunk_s * self.info.fs))

@@ -48,7 +48,7 @@ import numpy as np
 
 from emg_pipeline.errors import ConfigError, RecordingError
 
-from ._base import RecordingInfo, RecordingReader, read_head, text_of
+from ._base import RecordingInfo, RecordingReader, is_gzip, read_head, text_of
 from .biosppy import BioSppyReader
 from .csv import CsvReader
 from .edf import EdfReader
@@ -125,6 +125,8 @@ def detect_format(path: str | Path) -> str:
     path = _existing(Path(path))
     head = read_head(path)
     if not head.strip():
+        if path.stat().st_size and is_gzip(path):
+            raise RecordingError(path, "damaged gzip stream: nothing could be decompressed")
         raise RecordingError(path, "file is empty")
     matches = [reader for reader in READERS if reader.sniff(head, path)]
     if not matches:
@@ -140,7 +142,11 @@ def detect_format(path: str | Path) -> str:
 
 
 def open_recording(
-    path: str | Path, *, format: str | None = None, fs: float | None = None
+    path: str | Path,
+    *,
+    format: str | None = None,
+    fs: float | None = None,
+    strict: bool = False,
 ) -> RecordingReader:
     """Open a recording with the reader of its format.
 
@@ -153,6 +159,11 @@ def open_recording(
     fs : float, optional
         Sampling rate in Hz: required when the file does not state one
         (headerless CSV, Myo), else checked against the file's (1 % tolerance).
+    strict : bool
+        A damaged file of which a part can be read (a truncated EDF/BDF or
+        WFDB record) is read up to its last whole record with one
+        :class:`~emg_pipeline.errors.RecordingWarning` saying what was lost;
+        with ``strict=True`` it raises :class:`RecordingError` instead.
 
     Returns
     -------
@@ -164,7 +175,8 @@ def open_recording(
     ConfigError
         If ``format`` is not a known format name.
     RecordingError
-        If the file is missing or malformed.
+        If the file is missing or malformed (or, with ``strict=True``, can
+        only be read in part).
     SampleRateError
         If the rate is unknown or disagrees with the file.
     """
@@ -172,11 +184,15 @@ def open_recording(
         raise ConfigError("format", format, f"one of {', '.join(FORMATS)}")
     target = _existing(Path(path))
     name = format if format is not None else detect_format(target)
-    return _BY_NAME[name](target, fs=fs)
+    return _BY_NAME[name](target, fs=fs, strict=strict)
 
 
 def read_recording(
-    path: str | Path, *, format: str | None = None, fs: float | None = None
+    path: str | Path,
+    *,
+    format: str | None = None,
+    fs: float | None = None,
+    strict: bool = False,
 ) -> tuple[np.ndarray, RecordingInfo]:
     """Read a whole recording: ``(samples, info)``.
 
@@ -189,7 +205,7 @@ def read_recording(
     info : RecordingInfo
         The description, with ``n_samples`` filled in.
     """
-    with open_recording(path, format=format, fs=fs) as reader:
+    with open_recording(path, format=format, fs=fs, strict=strict) as reader:
         data = reader.read()
         info = reader.info
     if info.n_samples is None:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import gzip
 import math
 import re
+import sys
+import warnings
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
@@ -23,7 +25,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from emg_pipeline.errors import ConfigError, RecordingError, SampleRateError
+from emg_pipeline.errors import ConfigError, RecordingError, RecordingWarning, SampleRateError
 
 from ..._closing import Closing
 
@@ -36,6 +38,7 @@ __all__ = [
     "RecordingReader",
     "check_fs",
     "empty_annotations",
+    "excerpt",
     "int24_le",
     "is_gzip",
     "make_annotations",
@@ -185,11 +188,19 @@ class RecordingReader(Closing):
     fs : float, optional
         Sampling rate in Hz. Required by formats that do not state it; for the
         others it must agree with the file within 1 %, and then it is used.
+    strict : bool
+        What to do with a damaged file of which a part can be read (e.g. a
+        truncated EDF/BDF or WFDB record): False (the default) reads that part
+        and warns once with a :class:`~emg_pipeline.errors.RecordingWarning`
+        saying what was lost (its text is kept in
+        ``info.metadata['partial_read']``); True raises :class:`RecordingError`
+        instead. Formats with nothing to salvage ignore it.
 
     Raises
     ------
     RecordingError
-        If the file is missing or cannot be read as this format.
+        If the file is missing or cannot be read as this format (or, with
+        ``strict=True``, can only be read in part).
     SampleRateError
         If the rate is unknown or disagrees with the file.
     """
@@ -201,11 +212,18 @@ class RecordingReader(Closing):
 
     info: RecordingInfo
 
-    def __init__(self, path: str | Path, *, fs: float | None = None) -> None:
+    def __init__(
+        self, path: str | Path, *, fs: float | None = None, strict: bool = False
+    ) -> None:
         self.path = Path(path)
+        self.strict = bool(strict)
+        self._partial: str | None = None
         if not self.path.is_file():
             raise RecordingError(self.path, "file not found")
-        self.info = self._inspect(fs)
+        info = self._inspect(fs)
+        if self._partial is not None:
+            info = replace(info, metadata={**info.metadata, "partial_read": self._partial})
+        self.info = info
 
     # -- to be provided by each format ---------------------------------------------------------
 
@@ -277,12 +295,44 @@ class RecordingReader(Closing):
     def close(self) -> None:
         """Release the file handles; the reader cannot be used afterwards."""
 
+    def _salvage(self, loss: str, kept: str) -> None:
+        """Report that only part of the file can be read, once, at opening.
+
+        Parameters
+        ----------
+        loss : str
+            What is missing, e.g. ``"truncated: header says 10 data records,
+            file holds 4 whole ones"``.
+        kept : str
+            What is read instead, e.g. ``"reading the 4 s that are there"``.
+
+        Raises
+        ------
+        RecordingError
+            In strict mode, naming the loss.
+        """
+        if self.strict:
+            raise RecordingError(self.path, f"{loss}; strict mode refuses a partial read")
+        self._partial = f"{loss}; {kept}"
+        warnings.warn(RecordingWarning(self.path, self._partial), stacklevel=_caller_level())
+
     def __repr__(self) -> str:
         info = self.info
         return (
             f"{type(self).__name__}({str(self.path)!r}, fs={info.fs:g}, "
             f"channels={len(info.channels)}, unit={info.unit!r})"
         )
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` that attributes a warning to the first caller outside the readers."""
+    here = str(Path(__file__).parent)
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(here):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def _rechunk(blocks: Iterator[np.ndarray], size: int, n_channels: int) -> Iterator[np.ndarray]:
@@ -343,11 +393,24 @@ def resolve_fs(path: Path, stated: float | None, given: float | None, source: st
         Rate passed by the caller (``fs=``, the CLI's ``--fs``).
     source : str
         Where ``stated`` comes from, e.g. ``"the header"``.
+
+    Raises
+    ------
+    RecordingError
+        If ``stated`` is not a positive finite number (the file is malformed).
+    SampleRateError
+        If ``given`` is invalid, both are missing, or they disagree.
     """
     if given is not None:
         given = check_fs(given, path, "fs")
     if stated is not None:
-        stated = check_fs(stated, path, f"sampling rate from {source}")
+        # a rate the file states is part of the file: a nonsense value makes it malformed
+        try:
+            stated = check_fs(stated, path, f"sampling rate from {source}")
+        except SampleRateError:
+            raise RecordingError(
+                path, f"malformed file: {source} states a sampling rate of {stated!r} Hz"
+            ) from None
     if given is None and stated is None:
         raise SampleRateError(f"{path}: sampling rate unknown: pass --fs")
     if given is None:
@@ -403,6 +466,18 @@ def parse_date_time(text: str) -> datetime | None:
         return None
 
 
+def excerpt(text: object, limit: int = 40) -> str:
+    """``repr`` of a piece of a file, cut short for a one-line message.
+
+    Examples
+    --------
+    >>> excerpt("12"), excerpt("9" * 50, 10)
+    ("'12'", "'9999999...'")
+    """
+    value = str(text)
+    return repr(value if len(value) <= limit else value[: limit - 3] + "...")
+
+
 def uv_per_unit(unit: str) -> float | None:
     """Return how many µV one ``unit`` is, or None if ``unit`` is not a voltage.
 
@@ -423,7 +498,8 @@ def is_gzip(path: Path) -> bool:
 def read_head(path: Path, n_bytes: int = HEAD_BYTES) -> bytes:
     """Return up to ``n_bytes`` first bytes of ``path``, decompressed if gzip.
 
-    A truncated gzip stream gives what could be decompressed.
+    A truncated or damaged gzip stream gives what could be decompressed
+    before the damage.
     """
     with open(path, "rb") as handle:
         raw = handle.read(n_bytes)
@@ -433,11 +509,17 @@ def read_head(path: Path, n_bytes: int = HEAD_BYTES) -> bytes:
         with gzip.open(path, "rb") as handle:
             return handle.read(n_bytes)
     except (OSError, EOFError, zlib.error):
+        # piece by piece, so that what comes before a damaged spot is kept
         decomp = zlib.decompressobj(wbits=31)
-        try:
-            return decomp.decompress(raw, n_bytes)
-        except zlib.error:
-            return b""
+        out = b""
+        for start in range(0, len(raw), 512):
+            try:
+                out += decomp.decompress(raw[start : start + 512], n_bytes - len(out))
+            except zlib.error:
+                break
+            if len(out) >= n_bytes or decomp.eof:
+                break
+        return out
 
 
 _CONTROL = bytes(b for b in range(32) if b not in (9, 10, 12, 13)) + b"\x7f"

@@ -10,6 +10,7 @@ that names the column and the data row.
 from __future__ import annotations
 
 import csv as _stdlib_csv
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,14 @@ from emg_pipeline.errors import RecordingError
 
 from ._base import encoding_of, is_gzip, read_head
 
-__all__ = ["TableSpec", "iter_table", "numeric_block", "table_error", "table_spec"]
+__all__ = [
+    "TABLE_ERRORS",
+    "TableSpec",
+    "iter_table",
+    "numeric_block",
+    "table_error",
+    "table_spec",
+]
 
 #: regular expression pandas understands as "runs of blanks"
 WHITESPACE = r"\s+"
@@ -129,9 +137,14 @@ def iter_table(
                 yield block
     except pd.errors.EmptyDataError:
         return
-    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError, ValueError) as error:
-        # ValueError: pandas reports usecols beyond the row width that way
+    except TABLE_ERRORS as error:
         raise table_error(path, error, first_row) from None
+
+
+#: what parsing a table can raise: pandas' errors (ValueError also for usecols beyond the
+#: row width), undecodable text, and the decompressor's errors for a gzipped file
+TABLE_ERRORS = (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError, ValueError,
+                zlib.error)
 
 
 def table_error(path: Path, error: BaseException, rows_read: int = 0) -> RecordingError:
@@ -142,6 +155,8 @@ def table_error(path: Path, error: BaseException, rows_read: int = 0) -> Recordi
         )
     if isinstance(error, EOFError):
         return RecordingError(path, "truncated: the compressed stream ends early")
+    if isinstance(error, zlib.error):
+        return RecordingError(path, f"damaged compressed stream: {_first_line(error)}")
     if isinstance(error, OSError):
         return RecordingError(path, f"cannot read the table: {_first_line(error)}")
     return RecordingError(path, f"malformed table: {_first_line(error)}")
@@ -154,6 +169,12 @@ def numeric_block(path: Path, frame: pd.DataFrame, spec: TableSpec, first_row: i
     """
     out = np.empty((len(frame), len(spec.usecols)), dtype=np.float64)
     for j, (col, name) in enumerate(zip(spec.usecols, spec.names, strict=True)):
+        if col not in frame.columns:
+            # pandas sizes the table by its first row: a short one leaves the column out
+            raise RecordingError(
+                path, f"malformed table: no field {col + 1} (column {name!r}) in the rows "
+                f"from data row {first_row + 1}"
+            )
         series = frame[col]
         if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
             series.dtype

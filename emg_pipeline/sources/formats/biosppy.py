@@ -81,7 +81,7 @@ def parse_header(lines: list[str]) -> dict[str, object]:
         if body.startswith("{"):
             try:
                 value = json.loads(body)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # malformed, or nested beyond the parser
                 continue
             if isinstance(value, dict):
                 out.update({str(k).lower(): v for k, v in value.items()})
@@ -130,7 +130,7 @@ def _start_time(path: Path, header: dict[str, object]) -> datetime | None:
 def _bits(value: object) -> int | None:
     try:
         return int(float(str(value)))
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, or inf
         return None
 
 

@@ -67,7 +67,7 @@ from ._base import (
     text_of,
     uv_per_unit,
 )
-from ._table import WHITESPACE, TableSpec, iter_table, table_error, table_spec
+from ._table import TABLE_ERRORS, WHITESPACE, TableSpec, iter_table, table_error, table_spec
 
 __all__ = ["CsvReader"]
 
@@ -307,7 +307,13 @@ class CsvReader(RecordingReader):
             timestamp = _SECONDS_SUFFIX.sub("", names[time_col].strip()).lower() == "timestamp"
             if timestamp and first.size and first[0] > 1e8:
                 # seconds since the Unix epoch: an absolute, UTC instant
-                start_time = datetime.fromtimestamp(float(first[0]), tz=UTC)
+                try:
+                    start_time = datetime.fromtimestamp(float(first[0]), tz=UTC)
+                except (OverflowError, OSError, ValueError):
+                    raise RecordingError(
+                        path, f"first value {first[0]:g} of column {names[time_col]!r} is not "
+                        "a Unix time in seconds"
+                    ) from None
         rate = resolve_fs(path, stated, fs, "the time column (median interval)")
         units = [voltage_suffix(names[j]) for j in channel_cols]
         self._scale: np.ndarray | None = None
@@ -365,7 +371,7 @@ class CsvReader(RecordingReader):
             )
         except pd.errors.EmptyDataError:
             return pd.DataFrame()
-        except (pd.errors.ParserError, ValueError, UnicodeDecodeError, EOFError, OSError) as error:
+        except TABLE_ERRORS as error:
             raise table_error(self.path, error) from None
 
     def _blocks(self, size_hint: int) -> Iterator[np.ndarray]:

@@ -36,12 +36,24 @@ flagged by ``metadata['discontinuous']`` (samples are returned back to back).
 ``start_time`` is the header's start date and time (naive: EDF has no time
 zone), plus the sub-second offset of the first record in EDF+.
 
+Truncated files
+---------------
+A file holding fewer whole data records than its header says (a copy cut
+short, a disk that filled up) is read up to its last whole record, with one
+:class:`~emg_pipeline.errors.RecordingWarning` saying how many records and
+seconds are there; ``strict=True`` raises :class:`RecordingError` instead. A
+header count of ``-1`` (a recording still being written, or whose writer was
+killed) is replaced by the number of whole records in the file; a trailing
+partial record of such a file is reported the same way. A file cut inside its
+header, or before its first whole record, is a :class:`RecordingError`.
+
 Records are read from disk as the chunks are requested: memory use is bounded
 by the chunk size, however long the file.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -127,6 +139,8 @@ def parse_tals(area: bytes) -> list[tuple[float, float, str]]:
             duration = float(timing[1]) if len(timing) > 1 and timing[1] else float("nan")
         except ValueError:
             continue  # a damaged TAL is skipped rather than failing the whole file
+        if not math.isfinite(onset):
+            continue
         texts = [p.decode("utf-8", "replace") for p in parts[1:] if p]
         if not texts:
             out.append((onset, duration, ""))
@@ -197,24 +211,14 @@ class EdfReader(RecordingReader):
             raise RecordingError(
                 path, f"EDF header size {header_bytes} does not fit {n_signals} signals"
             )
+        if n_records < -1:
+            raise RecordingError(
+                path, f"malformed EDF header: number of data records is {n_records}"
+            )
         block = handle.read(256 * n_signals)
         if len(block) < 256 * n_signals:
             raise RecordingError(path, "truncated: EDF signal headers are incomplete")
         signals = _signals(block.decode("latin-1"), n_signals, path)
-        self._sample_bytes = 3 if bdf else 2
-        offsets = np.concatenate(([0], np.cumsum([s.n_per_record for s in signals])))
-        self._record_bytes = int(offsets[-1]) * self._sample_bytes
-        self._header_bytes = header_bytes
-        data_bytes = path.stat().st_size - header_bytes
-        whole = data_bytes // self._record_bytes if self._record_bytes else 0
-        if n_records < 0:
-            n_records = whole  # -1: the writer did not finish; count the complete records
-        elif whole < n_records:
-            raise RecordingError(
-                path, f"truncated: header says {n_records} data records, file holds {whole}"
-            )
-        self._n_records = n_records
-        self._duration = duration
         ordinary = [k for k, s in enumerate(signals) if not s.is_annotation and s.n_per_record > 0]
         if not ordinary:
             raise RecordingError(path, "EDF file has no ordinary signal (annotations only)")
@@ -222,6 +226,13 @@ class EdfReader(RecordingReader):
             raise RecordingError(
                 path, f"EDF data record duration is {duration:g} s; no sampling rate"
             )
+        self._sample_bytes = 3 if bdf else 2
+        offsets = np.concatenate(([0], np.cumsum([s.n_per_record for s in signals])))
+        self._record_bytes = int(offsets[-1]) * self._sample_bytes
+        self._header_bytes = header_bytes
+        self._duration = duration
+        self._n_records = self._records_in_file(n_records)
+        n_records = self._n_records
         volt = [k for k in ordinary if uv_per_unit(signals[k].dimension) is not None]
         pool = volt or ordinary
         top = max(signals[k].n_per_record for k in pool)
@@ -239,8 +250,14 @@ class EdfReader(RecordingReader):
             s = signals[k]
             g = (s.phys_max - s.phys_min) / (s.dig_max - s.dig_min)
             factor = (uv_per_unit(s.dimension) or 1.0) if volt else 1.0
+            shift = (s.phys_min - g * s.dig_min) * factor
+            if not (math.isfinite(g * factor) and math.isfinite(shift)):
+                raise RecordingError(
+                    path, f"signal {s.label!r}: physical range {s.phys_min:g}..{s.phys_max:g} "
+                    f"over digital range {s.dig_min}..{s.dig_max} gives no finite scale"
+                )
             gains.append(g * factor)
-            shifts.append((s.phys_min - g * s.dig_min) * factor)
+            shifts.append(shift)
         self._gain = np.array(gains)
         self._shift = np.array(shifts)
         annotation_signals = [k for k, s in enumerate(signals) if s.is_annotation]
@@ -257,7 +274,13 @@ class EdfReader(RecordingReader):
         )
         start = _start_time(text[168:176], text[176:184], text[88:168])
         if start is not None and first_onset:
-            start += timedelta(seconds=first_onset)
+            try:
+                start += timedelta(seconds=first_onset)
+            except OverflowError:
+                raise RecordingError(
+                    path, f"EDF+ first data record starts {first_onset:g} s after the header's "
+                    "start time: out of range"
+                ) from None
         variant = ("BDF" if bdf else "EDF") + (
             "+D" if reserved.endswith("+D") else "+C" if reserved.endswith("+C") else ""
         )
@@ -286,6 +309,41 @@ class EdfReader(RecordingReader):
                 "record_onsets_s": tuple(o - first_onset for o in record_onsets),
             },
         )
+
+    def _records_in_file(self, stated: int) -> int:
+        """The number of data records to read: the header's, or the whole ones a cut file holds.
+
+        A header count of -1 (a recording that was not finished) is replaced by
+        the number of whole records in the file. A file holding fewer whole
+        records than its header says is read up to its last whole record, with
+        one warning (an error in strict mode); so is a trailing partial record
+        of an unfinished recording.
+        """
+        path = self.path
+        data_bytes = max(path.stat().st_size - self._header_bytes, 0)
+        whole, extra = divmod(data_bytes, self._record_bytes)
+        ones = "one" if whole == 1 else "ones"
+        kept = f"reading the {whole * self._duration:g} s that are there"
+        if stated == -1:
+            # -1: the writer did not finish; count the complete records
+            if extra:
+                loss = (
+                    f"unfinished recording (data record count -1) ends in a partial data record "
+                    f"({extra} of {self._record_bytes} bytes)"
+                )
+                if whole == 0:
+                    raise RecordingError(path, f"{loss} and holds no whole one")
+                self._salvage(f"{loss} after {whole} whole {ones}", kept)
+            return whole
+        if whole >= stated:
+            return stated
+        if whole == 0:
+            raise RecordingError(
+                path, f"truncated: header says {stated} data records, file holds no whole one"
+            )
+        self._salvage(f"truncated: header says {stated} data records, file holds {whole} whole "
+                      f"{ones}", kept)
+        return whole
 
     def _read_tals(
         self, starts: list[int], signals: list[EdfSignal]
@@ -350,9 +408,12 @@ def _int(field: str, what: str, path: Path) -> int:
 
 def _float(field: str, what: str, path: Path) -> float:
     try:
-        return float(field.strip())
+        value = float(field.strip())
     except ValueError:
-        raise RecordingError(path, f"malformed EDF header: {what} is {field.strip()!r}") from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise RecordingError(path, f"malformed EDF header: {what} is {field.strip()!r}")
+    return value
 
 
 def _signals(block: str, n: int, path: Path) -> list[EdfSignal]:
@@ -365,6 +426,11 @@ def _signals(block: str, n: int, path: Path) -> list[EdfSignal]:
     for k in range(n):
         label = columns["label"][k]
         where = f"signal {k + 1} ({label!r})"
+        n_per_record = _int(columns["n_per_record"][k], f"{where} samples per record", path)
+        if n_per_record < 0:
+            raise RecordingError(
+                path, f"malformed EDF header: {where} samples per record is {n_per_record}"
+            )
         out.append(
             EdfSignal(
                 label=label,
@@ -375,7 +441,7 @@ def _signals(block: str, n: int, path: Path) -> list[EdfSignal]:
                 dig_min=_int(columns["dig_min"][k], f"{where} digital minimum", path),
                 dig_max=_int(columns["dig_max"][k], f"{where} digital maximum", path),
                 prefilter=columns["prefilter"][k],
-                n_per_record=_int(columns["n_per_record"][k], f"{where} samples per record", path),
+                n_per_record=n_per_record,
             )
         )
     return out

@@ -21,7 +21,8 @@ Units
 Labels
 ------
 With a 9th column, ``metadata['labels']`` is the per-sample label array
-(int64, −1 where the cell is empty) and the annotations have one row per run of
+(int64, −1 where the cell is empty; a label that is not a whole number in
+0..2**31−1 is an error) and the annotations have one row per run of
 equal labels: ``onset_s``, ``duration_s`` and ``text = f"label {k}"``.
 """
 
@@ -51,6 +52,8 @@ from ._table import WHITESPACE, TableSpec, iter_table, table_spec
 __all__ = ["MyoReader", "label_segments"]
 
 N_EMG = 8
+#: largest class label accepted (labels are small integers; far larger is a damaged cell)
+_MAX_LABEL = 2**31 - 1
 _INTEGER = re.compile(r"^[+-]?\d+$")
 
 
@@ -70,8 +73,8 @@ def _layout(text: str) -> tuple[str, int] | None:
                 return None
         if len(fields) != width or not all(_INTEGER.match(f) for f in fields):
             return None
-        emg = np.array(fields[:N_EMG], dtype=np.int64)
-        if emg.min() < -128 or emg.max() > 127:
+        emg = [int(f) for f in fields[:N_EMG]]  # Python ints: a 30-digit field is no overflow
+        if min(emg) < -128 or max(emg) > 127:
             return None
         if width == N_EMG + 1 and int(fields[N_EMG]) < 0:
             return None
@@ -139,7 +142,15 @@ class MyoReader(RecordingReader):
             label_spec = table_spec(path, skiprows=0, sep=sep, usecols=[N_EMG], names=["label"])
             parts = [b[:, 0] for b in iter_table(path, label_spec, 1 << 16)]
             values = np.concatenate(parts) if parts else np.empty(0)
-            labels = np.where(np.isnan(values), -1, values).astype(np.int64)
+            given = ~np.isnan(values)
+            bad = given & ((values != np.round(values)) | (values < 0) | (values > _MAX_LABEL))
+            if bad.any():
+                k = int(np.flatnonzero(bad)[0])
+                raise RecordingError(
+                    path, f"label {values[k]:g} at data row {k + 1} is not a whole number "
+                    f"in 0..{_MAX_LABEL}"
+                )
+            labels = np.where(given, values, -1).astype(np.int64)
             onset, duration, seg = label_segments(labels, rate)
             annotations = make_annotations(onset, duration, [f"label {k}" for k in seg.tolist()])
             metadata["labels"] = labels

@@ -48,7 +48,15 @@ import numpy as np
 
 from emg_pipeline.errors import RecordingError
 
-from ._base import RecordingInfo, RecordingReader, leading_lines, read_head, resolve_fs, text_of
+from ._base import (
+    RecordingInfo,
+    RecordingReader,
+    excerpt,
+    leading_lines,
+    read_head,
+    resolve_fs,
+    text_of,
+)
 from ._table import TableSpec, iter_table, table_spec
 
 __all__ = ["OpenBciReader"]
@@ -92,7 +100,15 @@ class OpenBciReader(RecordingReader):
             n_header += 1
         header_text = "\n".join(header)
         rate_match = _RATE.search(header_text)
-        stated = float(rate_match.group(1)) if rate_match else None
+        stated = None
+        if rate_match:
+            try:
+                stated = float(rate_match.group(1))
+            except ValueError:  # "1.2.3" or "." match the pattern's digits and dots
+                raise RecordingError(
+                    path, f"malformed '%Sample Rate' {excerpt(rate_match.group(1))} in the "
+                    "OpenBCI header"
+                ) from None
         n_match = _N_CHANNELS.search(header_text)
         board_match = _BOARD.search(header_text)
         board = board_match.group(1).strip() if board_match else None
@@ -117,7 +133,13 @@ class OpenBciReader(RecordingReader):
             generation = "legacy" if "first column" in header_text.lower() else "v5"
             if n_match is None:
                 raise RecordingError(path, "'%Number of channels' missing from the OpenBCI header")
-            exg = list(range(1, 1 + int(n_match.group(1))))
+            n_exg = int(n_match.group(1))
+            if not 1 <= n_exg < len(fields):
+                raise RecordingError(
+                    path, f"'%Number of channels' of {excerpt(n_match.group(1))} does not fit "
+                    f"the data rows of {len(fields)} fields"
+                )
+            exg = list(range(1, 1 + n_exg))
         skipped = 0
         first_row = [f.strip() for f in rest[0].split(",")]
         if all(_is_float(f) and float(f) == 0.0 for f in first_row) and len(rest) > 1:
@@ -152,7 +174,7 @@ class OpenBciReader(RecordingReader):
             channels=names,
             unit="uV",
             n_samples=None,
-            start_time=_start_time(first_row[max(exg) + 1 :], columns, first_row),
+            start_time=_start_time(path, first_row[max(exg) + 1 :], columns, first_row),
             metadata=metadata,
         )
 
@@ -169,9 +191,15 @@ def _is_float(field: str) -> bool:
 
 
 def _start_time(
-    after_channels: list[str], columns: tuple[str, ...] | None, row: list[str]
+    path: Path, after_channels: list[str], columns: tuple[str, ...] | None, row: list[str]
 ) -> datetime | None:
-    """Find the Unix timestamp of the first row: the 'Timestamp' column, else by magnitude."""
+    """Find the Unix timestamp of the first row: the 'Timestamp' column, else by magnitude.
+
+    Raises
+    ------
+    RecordingError
+        If that timestamp is beyond the dates a datetime can hold.
+    """
     candidates = after_channels
     if columns is not None and "Timestamp" in columns:
         k = columns.index("Timestamp")
@@ -180,8 +208,13 @@ def _start_time(
         if not _is_float(field):
             continue
         value = float(field)
-        if value > _UNIX_MS_MIN:
-            return datetime.fromtimestamp(value / 1000.0, tz=UTC)
-        if value > _UNIX_S_MIN:
-            return datetime.fromtimestamp(value, tz=UTC)
+        if not value > _UNIX_S_MIN:  # NaN too
+            continue
+        seconds = value / 1000.0 if value > _UNIX_MS_MIN else value
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise RecordingError(
+                path, f"first timestamp {excerpt(field)} of the OpenBCI file is not a Unix time"
+            ) from None
     return None

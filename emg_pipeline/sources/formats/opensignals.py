@@ -51,7 +51,9 @@ From ``date`` and ``time`` (local time of the acquiring computer; naive datetime
 from __future__ import annotations
 
 import json
+import mmap
 import re
+import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -62,7 +64,7 @@ import numpy as np
 
 from emg_pipeline.errors import RecordingError
 
-from ._base import RecordingInfo, RecordingReader, read_head, resolve_fs, text_of
+from ._base import RecordingInfo, RecordingReader, excerpt, read_head, resolve_fs, text_of
 from ._table import TableSpec, iter_table, table_spec
 
 __all__ = ["OpenSignalsReader", "emg_transfer_uv"]
@@ -93,6 +95,74 @@ def is_hdf5(head: bytes) -> bool:
     return any(head[k : k + 8] == HDF5_SIGNATURE for k in (0, 512, 1024, 2048, 4096, 8192))
 
 
+_GCOL = b"GCOL\x01\x00\x00\x00"  # a global heap collection, version 1
+
+
+def check_global_heaps(path: Path) -> None:
+    """Refuse an HDF5 file whose global heap the HDF5 library would loop on forever.
+
+    Variable-length strings (OpenSignals' ``date``, ``time`` and ``device``
+    attributes) live in global heap collections. The HDF5 library walks a
+    collection's objects by their stated sizes and never moves on from a free
+    space object of size 0, which a damaged collection can hold: reading such an
+    attribute then never returns. Each collection (``GCOL``, version 1) is walked
+    here the same way first, and one whose objects do not tile it is refused.
+
+    Raises
+    ------
+    RecordingError
+        If a global heap collection is damaged.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(8192 + 16)
+        base = next(
+            (k for k in (0, 512, 1024, 2048, 4096, 8192) if head[k : k + 8] == HDF5_SIGNATURE),
+            None,
+        )
+        if base is None or len(head) < base + 16:
+            return
+        # superblock versions 0 and 1 give the size of lengths at byte 14, later ones at 10
+        lengths = head[base + 14] if head[base + 8] < 2 else head[base + 10]
+        if lengths not in (2, 4, 8):
+            return  # the library refuses such a superblock itself
+        try:
+            view = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # an empty file cannot be mapped
+            return
+        with view:
+            at = view.find(_GCOL)
+            while at >= 0:
+                if not _heap_tiles(view, at, lengths):
+                    raise RecordingError(
+                        path, f"malformed HDF5 file: damaged global heap collection at byte {at}"
+                    )
+                at = view.find(_GCOL, at + 1)
+
+
+def _heap_tiles(view: mmap.mmap, at: int, lengths: int) -> bool:
+    """Whether the objects of the collection at ``at`` tile it, as the HDF5 library walks them."""
+    length = {2: "<H", 4: "<I", 8: "<Q"}[lengths]
+    header = 8 + lengths
+    if at + header > len(view):
+        return True  # a collection cut by the end of the file: the library reports it
+    (size,) = struct.unpack_from(length, view, at + 8)
+    end = at + size
+    p = at + header
+    object_header = 8 + lengths
+    while p < end:
+        if p + object_header > end:
+            return True  # the tail is too small for an object: free space
+        if p + object_header > len(view):
+            return True  # past the end of the file: the library reports it
+        (index,) = struct.unpack_from("<H", view, p)
+        (object_size,) = struct.unpack_from(length, view, p + 8)
+        need = object_header + -(-object_size // 8) * 8 if index else object_size
+        if need == 0 or p + need > end:
+            return False
+        p += need
+    return True
+
+
 @dataclass(frozen=True)
 class _Device:
     """The part of an OpenSignals header that the reader needs, for one device."""
@@ -105,14 +175,55 @@ class _Device:
     bits: tuple[int, ...]
 
 
+#: ADC resolutions accepted, in bits
+_BITS = range(1, 65)
+
+
+def _ints(path: Path, device: str, key: str, value: object) -> tuple[int, ...]:
+    """The integers of a header entry (a list, an array or one number).
+
+    Raises
+    ------
+    RecordingError
+        If an item is not an integer (text, NaN, infinity, a nested object).
+    """
+    try:
+        return tuple(int(c) for c in np.atleast_1d(np.asarray(value)))
+    except (TypeError, ValueError, OverflowError):
+        raise RecordingError(
+            path, f"OpenSignals device {excerpt(device)}: {key!r} is {excerpt(value)}, not a list "
+            "of integers"
+        ) from None
+
+
+def _texts(path: Path, device: str, key: str, value: object) -> tuple[str, ...]:
+    """The names of a header entry (a list of names, or one name)."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple):
+        return tuple(str(x) for x in value)
+    raise RecordingError(
+        path, f"OpenSignals device {excerpt(device)}: {key!r} is {excerpt(value)}, not a list "
+        "of names"
+    )
+
+
 def _device(
-    name: str, attrs: Mapping[str, Any], sensors: Sequence[str], labels: Sequence[str]
+    path: Path, name: str, attrs: Mapping[str, Any], sensors: Sequence[str],
+    labels: Sequence[str],
 ) -> _Device:
-    channels = tuple(int(c) for c in np.atleast_1d(attrs.get("channels", [])))
-    resolution = [int(r) for r in np.atleast_1d(attrs.get("resolution", []))]
+    channels = _ints(path, name, "channels", attrs.get("channels", []))
+    if not channels:
+        raise RecordingError(path, f"device {excerpt(name)}: no analog channel in the header")
+    resolution = _ints(path, name, "resolution", attrs.get("resolution", []))
     # BITalino lists one resolution per column (nSeq, I1, I2, O1, O2, A1..), PLUX one per
     # channel: in both the analog channels are the last entries
     bits = tuple(resolution[-len(channels) :]) if len(resolution) >= len(channels) else ()
+    wrong = [b for b in bits if b not in _BITS]
+    if wrong:
+        raise RecordingError(
+            path, f"device {excerpt(name)}: an ADC resolution of {excerpt(wrong[0])} bits"
+        )
     return _Device(
         name=name,
         attrs=attrs,
@@ -147,6 +258,13 @@ class OpenSignalsReader(RecordingReader):
         return text is not None and text.lstrip("\ufeff").startswith(TXT_MAGIC)
 
     def _inspect(self, fs: float | None) -> RecordingInfo:
+        try:
+            return self._describe(fs)
+        except BaseException:
+            self.close()
+            raise
+
+    def _describe(self, fs: float | None) -> RecordingInfo:
         head = read_head(self.path)
         if is_hdf5(head):
             device, n_samples = self._open_hdf5()
@@ -157,9 +275,13 @@ class OpenSignalsReader(RecordingReader):
             layout = "txt"
         path = self.path
         stated = device.attrs.get("sampling rate")
-        rate = resolve_fs(
-            path, None if stated is None else float(stated), fs, "the OpenSignals header"
-        )
+        try:
+            stated_hz = None if stated is None else float(stated)
+        except (TypeError, ValueError):
+            raise RecordingError(
+                path, f"OpenSignals sampling rate {excerpt(stated)} is not a number"
+            ) from None
+        rate = resolve_fs(path, stated_hz, fs, "the OpenSignals header")
         selected = self._selected
         sensors = [device.sensors[k] if k < len(device.sensors) else "" for k in selected]
         family = str(device.attrs.get("device", ""))
@@ -228,18 +350,29 @@ class OpenSignalsReader(RecordingReader):
             raise RecordingError(
                 path, f"OpenSignals JSON header is malformed: {error.msg}"
             ) from None
+        except RecursionError:
+            raise RecordingError(
+                path, "OpenSignals JSON header is malformed: nested too deeply"
+            ) from None
         if not isinstance(header, dict) or not header:
             raise RecordingError(path, "OpenSignals JSON header holds no device")
         devices: list[tuple[_Device, int]] = []
         offset = 0
         for name, attrs in header.items():
             if not isinstance(attrs, dict):
-                raise RecordingError(path, f"OpenSignals header entry {name!r} is not an object")
-            columns = list(attrs.get("column", []))
-            dev = _device(name, attrs, attrs.get("sensor", []), attrs.get("label", []))
+                raise RecordingError(
+                    path, f"OpenSignals header entry {excerpt(name)} is not an object"
+                )
+            columns = _texts(path, name, "column", attrs.get("column", []))
+            dev = _device(
+                path, name, attrs, _texts(path, name, "sensor", attrs.get("sensor", [])),
+                _texts(path, name, "label", attrs.get("label", [])),
+            )
             n_analog = len(dev.channels)
-            if n_analog == 0 or len(columns) < n_analog:
-                raise RecordingError(path, f"device {name!r}: no analog channel in the header")
+            if len(columns) < n_analog:
+                raise RecordingError(
+                    path, f"device {excerpt(name)}: {n_analog} channels but {len(columns)} columns"
+                )
             devices.append((dev, offset + len(columns) - n_analog))
             offset += len(columns)
         device, first_col = _pick(devices)
@@ -261,12 +394,19 @@ class OpenSignalsReader(RecordingReader):
             import h5py  # only this reader needs HDF5
         except ImportError:
             raise RecordingError(path, "reading HDF5 needs h5py: pip install h5py") from None
+        check_global_heaps(path)
         try:
             self._h5 = h5py.File(path, "r")
         except OSError as error:
-            raise RecordingError(
-                path, f"cannot open HDF5 file: {str(error).splitlines()[0]}"
-            ) from None
+            raise RecordingError(path, f"cannot open HDF5 file: {_line(error)}") from None
+        try:
+            return self._hdf5_device(h5py)
+        except _HDF5_ERRORS as error:
+            # what h5py raises on a damaged file's groups, attributes or dataset headers
+            raise RecordingError(path, f"malformed HDF5 file: {_line(error)}") from None
+
+    def _hdf5_device(self, h5py: Any) -> tuple[_Device, int]:
+        path = self.path
         devices: list[tuple[_Device, int]] = []
         for name, group in self._h5.items():
             if (
@@ -275,28 +415,45 @@ class OpenSignalsReader(RecordingReader):
                 or "sampling rate" not in group.attrs
             ):
                 continue
-            attrs = dict(group.attrs)
-            channels = [int(c) for c in np.atleast_1d(attrs.get("channels", []))]
+            attrs = _attributes(h5py, path, group, _DEVICE_ATTRIBUTES)
+            channels = _ints(path, name, "channels", attrs.get("channels", []))
             raw = group["raw"]
             sensors, labels = [], []
             for c in channels:
                 key = f"channel_{c}"
                 if key not in raw:
-                    self.close()
-                    raise RecordingError(path, f"OpenSignals HDF5: {name}/raw/{key} missing")
-                sensors.append(_text(raw[key].attrs.get("sensor", "")))
-                labels.append(_text(raw[key].attrs.get("label", "")) or f"A{c}")
-            devices.append((_device(name, attrs, sensors, labels), 0))
+                    raise RecordingError(
+                        path, f"OpenSignals HDF5: {excerpt(name)}/raw/{excerpt(key)} missing"
+                    )
+                described = _attributes(h5py, path, raw[key], ("sensor", "label"))
+                sensors.append(_text(described.get("sensor", "")))
+                labels.append(_text(described.get("label", "")) or f"A{c}")
+            devices.append((_device(path, name, attrs, sensors, labels), 0))
         if not devices:
-            self.close()
             raise RecordingError(path, "HDF5 file without an OpenSignals device group (<MAC>/raw)")
         device, _ = _pick(devices)
         self._selected = _select(device)
         raw = self._h5[device.name]["raw"]
         self._datasets = tuple(raw[f"channel_{device.channels[k]}"] for k in self._selected)
+        file_size = path.stat().st_size
+        for d in self._datasets:
+            if (d.ndim not in (1, 2) or (d.ndim == 2 and d.shape[1] == 0)
+                    or d.dtype.kind not in "iufb"):
+                raise RecordingError(
+                    path, f"OpenSignals HDF5: {excerpt(d.name)} is not a column of numbers "
+                    f"(shape {d.shape}, type {d.dtype})"
+                )
+            # stored plainly (not chunked, so not filtered), a dataset cannot be larger
+            # than the file; chunked and compressed, not more than deflate's ratio (about
+            # 1000) larger
+            limit = file_size * (1 if d.chunks is None else 1024)
+            if d.size * d.dtype.itemsize > limit:
+                raise RecordingError(
+                    path, f"OpenSignals HDF5: {excerpt(d.name)} claims {d.shape[0]} samples, "
+                    "more than the file holds"
+                )
         lengths = {d.shape[0] for d in self._datasets}
         if len(lengths) != 1:
-            self.close()
             raise RecordingError(
                 path, f"OpenSignals HDF5 channels differ in length: {sorted(lengths)}"
             )
@@ -322,10 +479,17 @@ class OpenSignalsReader(RecordingReader):
         n = self._datasets[0].shape[0]
         for start in range(0, n, size_hint):
             stop = min(n, start + size_hint)
-            block = np.column_stack(
-                [np.asarray(d[start:stop]).reshape(stop - start, -1)[:, 0] for d in self._datasets]
-            ).astype(np.float64)
-            yield self._convert(block)
+            try:
+                columns = [
+                    np.asarray(d[start:stop]).reshape(stop - start, -1)[:, 0]
+                    for d in self._datasets
+                ]
+            except _HDF5_ERRORS as error:
+                raise RecordingError(
+                    self.path, f"cannot read samples {start}..{stop} of the HDF5 file: "
+                    f"{_line(error)}"
+                ) from None
+            yield self._convert(np.column_stack(columns).astype(np.float64))
 
     def close(self) -> None:
         """Close the HDF5 file, if one is open."""
@@ -333,6 +497,52 @@ class OpenSignalsReader(RecordingReader):
             self._h5.close()
             self._h5 = None
             self._datasets = ()
+
+
+#: what h5py raises on a damaged file (it reports HDF5 library errors as these)
+_HDF5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
+#: the attributes of a device group that the reader uses
+_DEVICE_ATTRIBUTES = (
+    "sampling rate", "channels", "resolution", "device", "date", "time", "firmware version"
+)
+#: the most bytes an attribute may hold (OpenSignals' are a few numbers or a short text)
+_MAX_ATTRIBUTE_BYTES = 1 << 20
+
+
+def _attributes(h5py: Any, path: Path, obj: Any, names: Sequence[str]) -> dict[str, Any]:
+    """The values of the attributes ``names`` of ``obj`` that exist, checked before reading.
+
+    Only numbers and texts of a sensible size are read: the HDF5 library can
+    crash the process converting an attribute of another type (a damaged file
+    can turn a text into a variable-length sequence), and a damaged dataspace
+    can claim any size.
+
+    Raises
+    ------
+    RecordingError
+        If an attribute has another type or claims more than
+        :data:`_MAX_ATTRIBUTE_BYTES`.
+    """
+    out: dict[str, Any] = {}
+    for name in names:
+        if name not in obj.attrs:
+            continue
+        attribute = obj.attrs.get_id(name)
+        kind = attribute.get_type()
+        where = f"OpenSignals HDF5: attribute {name!r} of {excerpt(obj.name)}"
+        if not isinstance(kind, h5py.h5t.TypeIntegerID | h5py.h5t.TypeFloatID
+                          | h5py.h5t.TypeStringID):
+            raise RecordingError(path, f"{where} is not a number or a text")
+        count = int(np.prod(attribute.shape, dtype=object)) if attribute.shape else 1
+        if count * kind.get_size() > _MAX_ATTRIBUTE_BYTES:
+            raise RecordingError(path, f"{where} claims {count} values")
+        out[name] = obj.attrs[name]
+    return out
+
+
+def _line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _text(value: object) -> str:
@@ -349,7 +559,11 @@ def _pick(devices: Sequence[tuple[_Device, int]]) -> tuple[_Device, int]:
 
 def _select(device: _Device) -> tuple[int, ...]:
     """Indices of the channels to read: the EMG ones if any, else all."""
-    emg = tuple(k for k, s in enumerate(device.sensors) if s.upper().startswith("EMG"))
+    emg = tuple(
+        k
+        for k, s in enumerate(device.sensors[: len(device.channels)])
+        if s.upper().startswith("EMG")
+    )
     return emg or tuple(range(len(device.channels)))
 
 

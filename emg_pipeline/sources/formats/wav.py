@@ -4,7 +4,11 @@ Read with :func:`scipy.io.wavfile.read` memory-mapped (``mmap=True``), so
 chunks come from disk as they are requested. 24-bit files cannot be
 memory-mapped by scipy and are read whole once; scipy returns them
 left-aligned in int32 and they are shifted back to their 24-bit values. A file
-shorter than its ``data`` chunk says is reported as truncated.
+shorter than its ``data`` chunk says is reported as truncated. Before scipy
+reads the file, its chunk list is walked the way scipy walks it and checked
+(a ``fmt `` chunk with at least one channel and a sample container of 1 to 8
+bytes, then a ``data`` chunk that fits in the file), so that a damaged header
+is one :class:`RecordingError` naming the problem.
 
 Start time
 ----------
@@ -86,6 +90,7 @@ class WavReader(RecordingReader):
         )
 
     def _load(self) -> tuple[int, np.ndarray, bool]:
+        _check_layout(self.path)
         with warnings.catch_warnings():
             # unknown chunks (LIST, bext...) are skipped by scipy with a warning
             warnings.simplefilter("ignore", wavfile.WavFileWarning)
@@ -99,11 +104,11 @@ class WavReader(RecordingReader):
                     ) from None
                 if "not compatible" not in str(error):
                     raise RecordingError(self.path, f"cannot read WAV: {_line(error)}") from None
-            except (OSError, EOFError) as error:
+            except _SCIPY_ERRORS as error:
                 raise RecordingError(self.path, f"cannot read WAV: {_line(error)}") from None
             try:
                 rate, data = wavfile.read(self.path, mmap=False)
-            except (ValueError, OSError, EOFError) as error:
+            except (ValueError, *_SCIPY_ERRORS) as error:
                 raise RecordingError(self.path, f"cannot read WAV: {_line(error)}") from None
             return rate, data, False
 
@@ -118,6 +123,85 @@ class WavReader(RecordingReader):
     def close(self) -> None:
         """Drop the memory map."""
         self._data = None
+
+
+#: what scipy's WAV parser raises on a malformed file that the layout check let through
+#: (ValueError is handled apart: it also says "memory-map unsuitable, read plainly")
+_SCIPY_ERRORS = (OSError, EOFError, struct.error, ZeroDivisionError, OverflowError, TypeError,
+                 MemoryError)
+#: WAVE_FORMAT_EXTENSIBLE
+_EXTENSIBLE = 0xFFFE
+
+
+def _check_layout(path: Path) -> None:
+    """Walk the chunk list as scipy's reader will; raise on what would derail it.
+
+    Raises
+    ------
+    RecordingError
+        If the RIFF header, a ``fmt `` chunk or a ``data`` chunk is malformed,
+        the ``data`` chunk runs past the end of the file, or there is no
+        ``fmt `` chunk followed by a ``data`` chunk within the RIFF size.
+    """
+    file_size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX", b"RF64") or head[8:12] != b"WAVE":
+            raise RecordingError(path, "not a WAV file: no RIFF/RIFX/RF64 WAVE header")
+        order = ">" if head[:4] == b"RIFX" else "<"
+        rf64_data: int | None = None
+        pos = 12
+        if head[:4] == b"RF64":
+            ds64 = handle.read(24)
+            if len(ds64) < 24 or ds64[:4] != b"ds64":
+                raise RecordingError(path, "malformed RF64 file: no ds64 chunk after the header")
+            ds64_size, riff_size, rf64_data = struct.unpack("<IQQ", ds64[4:])
+            if ds64_size < 16:
+                raise RecordingError(path, f"malformed RF64 file: ds64 chunk of {ds64_size} bytes")
+            end = riff_size + 8
+            pos = 20 + ds64_size
+        else:
+            end = struct.unpack(order + "I", head[4:8])[0] + 8
+        seen_fmt = seen_data = False
+        while pos < end:
+            handle.seek(pos)
+            chunk_header = handle.read(8)
+            if len(chunk_header) < 8:
+                if seen_data and len(chunk_header) <= 4 and chunk_header not in (b"fmt ", b"data"):
+                    break  # scipy stops at the end of the file once it has the data
+                raise RecordingError(path, "truncated: the WAV file ends inside its chunk list")
+            chunk_id = chunk_header[:4]
+            (size,) = struct.unpack(order + "I", chunk_header[4:])
+            if chunk_id == b"fmt ":
+                _check_fmt(path, handle.read(min(size, 40)), size, order)
+                seen_fmt = True
+            elif chunk_id == b"data":
+                if not seen_fmt:
+                    raise RecordingError(path, "malformed WAV file: data chunk before fmt chunk")
+                if rf64_data is not None:
+                    size = rf64_data
+                if pos + 8 + size > file_size:
+                    raise RecordingError(path, "truncated: WAV data chunk is incomplete")
+                seen_data = True
+            pos += 8 + size + (size & 1)
+    if not seen_data:
+        raise RecordingError(path, "malformed WAV file: no fmt and data chunks within the "
+                                   "size its RIFF header states")
+
+
+def _check_fmt(path: Path, body: bytes, size: int, order: str) -> None:
+    """Check a ``fmt `` chunk's body (its first bytes) as scipy will read it."""
+    if size < 16:
+        raise RecordingError(path, f"malformed WAV fmt chunk of {size} bytes")
+    if len(body) < 16:
+        raise RecordingError(path, "truncated: the WAV fmt chunk is incomplete")
+    tag, channels, _, _, block_align, _ = struct.unpack(order + "HHIIHH", body[:16])
+    if tag == _EXTENSIBLE and size >= 18 and len(body) < 18:
+        raise RecordingError(path, "truncated: the WAV fmt chunk is incomplete")
+    if channels == 0 or not 1 <= block_align // channels <= 8:
+        raise RecordingError(
+            path, f"malformed WAV fmt chunk: {channels} channel(s) in blocks of {block_align} bytes"
+        )
 
 
 def _container_bytes(head: bytes) -> int | None:
@@ -165,7 +249,10 @@ def _metadata_chunks(path: Path) -> dict[bytes, bytes]:
             chunk_id = handle.read(4)
             (size,) = struct.unpack(order + "I", handle.read(4))
             if chunk_id == b"ds64" and size >= 16:   # RF64: 64-bit sizes
-                data_size = struct.unpack(order + "QQ", handle.read(16))[1]
+                sizes = handle.read(16)
+                if len(sizes) < 16:
+                    break
+                data_size = struct.unpack(order + "QQ", sizes)[1]
             if chunk_id == b"data" and size == 0xFFFFFFFF:
                 if data_size is None:
                     break

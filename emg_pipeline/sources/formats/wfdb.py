@@ -25,6 +25,14 @@ records, several samples per frame and skew raise :class:`RecordingError`.
 The path given may be the ``.hea``, the ``.dat`` or the record name without
 extension.
 
+Truncated records
+-----------------
+Signal files shorter than the header's sample count says are read up to their
+last whole sample frame, with one :class:`~emg_pipeline.errors.RecordingWarning`
+saying how many frames and seconds are there; ``strict=True`` raises
+:class:`RecordingError` instead. Signal files holding no whole frame are a
+:class:`RecordingError`.
+
 Units
 -----
 Each signal line gives ``gain(baseline)/unit`` in ADC units per physical unit
@@ -45,6 +53,7 @@ and date of the record line give ``start_time`` (naive, local to the recording).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -56,15 +65,28 @@ import numpy as np
 
 from emg_pipeline.errors import RecordingError
 
-from ._base import RecordingInfo, RecordingReader, int24_le, resolve_fs, text_of, uv_per_unit
+from ._base import (
+    RecordingInfo,
+    RecordingReader,
+    excerpt,
+    int24_le,
+    resolve_fs,
+    text_of,
+    uv_per_unit,
+)
 
 __all__ = ["WfdbReader", "decode_212", "parse_header"]
 
 #: bytes per sample, or None for 212 (1.5 bytes)
 _SAMPLE_BYTES: dict[int, int | None] = {16: 2, 61: 2, 80: 1, 160: 2, 212: None, 24: 3, 32: 4}
 _INVALID = {16: -32768, 61: -32768, 80: -128, 160: -32768, 212: -2048, 24: -(2**23), 32: -(2**31)}
-_FORMAT = re.compile(r"^(\d+)(?:x(\d+))?(?::(\d+))?(?:\+(\d+))?$")
-_GAIN = re.compile(r"^([-+]?[\d.]+(?:[eE][-+]?\d+)?)?(?:\(([-+]?\d+)\))?(?:/(\S+))?$")
+_FORMAT = re.compile(r"^([0-9]+)(?:x([0-9]+))?(?::([0-9]+))?(?:\+([0-9]+))?$")
+_GAIN = re.compile(
+    r"^([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)?(?:\(([-+]?[0-9]+)\))?(?:/(\S+))?$"
+)
+_DIGITS = re.compile(r"[0-9]+")
+#: no ADC value (sample, baseline, ADC zero) reaches this magnitude
+_ADC_LIMIT = 2**32
 
 
 @dataclass(frozen=True)
@@ -129,8 +151,8 @@ def parse_header(text: str, path: Path) -> Header:
     if not lines:
         raise RecordingError(path, "WFDB header has no record line")
     tokens = lines[0].split()
-    if len(tokens) < 2 or not tokens[1].isdigit():
-        raise RecordingError(path, f"malformed WFDB record line {lines[0]!r}")
+    if len(tokens) < 2 or not _DIGITS.fullmatch(tokens[1]):
+        raise RecordingError(path, f"malformed WFDB record line {excerpt(lines[0])}")
     if "/" in tokens[0]:
         raise RecordingError(path, "multi-segment WFDB records are not supported")
     n_signals = int(tokens[1])
@@ -140,11 +162,11 @@ def parse_header(text: str, path: Path) -> Header:
             fs = float(tokens[2].split("/")[0])
         except ValueError:
             raise RecordingError(
-                path, f"malformed sampling rate {tokens[2]!r} in WFDB header"
+                path, f"malformed sampling rate {excerpt(tokens[2])} in WFDB header"
             ) from None
     else:
         fs = 250.0  # the WFDB default when the record line omits the rate
-    n_samples = int(tokens[3]) if len(tokens) > 3 and tokens[3].isdigit() else None
+    n_samples = int(tokens[3]) if len(tokens) > 3 and _DIGITS.fullmatch(tokens[3]) else None
     if len(lines) < 1 + n_signals:
         raise RecordingError(
             path, f"WFDB header announces {n_signals} signals, has {len(lines) - 1}"
@@ -164,10 +186,10 @@ def parse_header(text: str, path: Path) -> Header:
 def _signal(line: str, path: Path) -> SignalSpec:
     fields = line.split(maxsplit=8)
     if len(fields) < 2:
-        raise RecordingError(path, f"malformed WFDB signal line {line!r}")
+        raise RecordingError(path, f"malformed WFDB signal line {excerpt(line)}")
     fmt_match = _FORMAT.match(fields[1])
     if not fmt_match:
-        raise RecordingError(path, f"malformed WFDB format field {fields[1]!r}")
+        raise RecordingError(path, f"malformed WFDB format field {excerpt(fields[1])}")
     fmt = int(fmt_match[1])
     if fmt not in _SAMPLE_BYTES:
         raise RecordingError(
@@ -180,12 +202,19 @@ def _signal(line: str, path: Path) -> SignalSpec:
     gain, baseline, units = 0.0, None, "mV"
     if len(fields) > 2:
         gain_match = _GAIN.match(fields[2])
-        if not gain_match:
-            raise RecordingError(path, f"malformed WFDB gain field {fields[2]!r}")
-        gain = float(gain_match[1]) if gain_match[1] else 0.0
+        try:
+            gain = float(gain_match[1]) if gain_match and gain_match[1] else 0.0
+        except ValueError:  # "1.2.3" matches the pattern's digits and dots
+            gain_match = None
+        if not gain_match or not math.isfinite(gain):
+            raise RecordingError(path, f"malformed WFDB gain field {excerpt(fields[2])}")
         baseline = int(gain_match[2]) if gain_match[2] else None
         units = gain_match[3] or "mV"
     adc_zero = int(fields[4]) if len(fields) > 4 and _is_int(fields[4]) else 0
+    if max(abs(adc_zero), abs(baseline or 0)) >= _ADC_LIMIT:
+        raise RecordingError(
+            path, f"WFDB baseline or ADC zero beyond any ADC in signal line {excerpt(line)}"
+        )
     return SignalSpec(
         file_name=fields[0],
         fmt=fmt,
@@ -251,6 +280,7 @@ class _Group:
     handle: BinaryIO | None = None
 
     def available_frames(self) -> int:
+        """Whole sample frames the file holds after its byte offset."""
         size = self.path.stat().st_size - self.offset
         width = _SAMPLE_BYTES[self.fmt]
         if width is None:
@@ -294,10 +324,12 @@ class WfdbReader(RecordingReader):
     _calibrated: bool
     _n: int
 
-    def __init__(self, path: str | Path, *, fs: float | None = None) -> None:
+    def __init__(
+        self, path: str | Path, *, fs: float | None = None, strict: bool = False
+    ) -> None:
         self._groups = []
         header = self.locate(Path(path))
-        super().__init__(header if header is not None else path, fs=fs)
+        super().__init__(header if header is not None else path, fs=fs, strict=strict)
 
     @classmethod
     def locate(cls, path: Path) -> Path | None:
@@ -306,20 +338,20 @@ class WfdbReader(RecordingReader):
             return None
         candidates = [path.with_suffix(".hea")] if path.suffix.lower() == ".dat" else []
         candidates.append(path.with_name(path.name + ".hea"))
-        return next((c for c in candidates if c.is_file()), None)
+        return next((c for c in candidates if _is_file(c)), None)
 
     @classmethod
     def sniff(cls, head: bytes, path: Path) -> bool:
         """Tell whether ``head`` is a WFDB header, or ``path`` a ``.dat`` beside its header."""
         if path.suffix.lower() == ".dat":
-            return path.with_suffix(".hea").is_file()
+            return _is_file(path.with_suffix(".hea"))
         text = text_of(head)
         if text is None:
             return False
         lines = [
             ln.split() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")
         ]
-        if len(lines) < 2 or len(lines[0]) < 2 or not lines[0][1].isdigit():
+        if len(lines) < 2 or len(lines[0]) < 2 or not _DIGITS.fullmatch(lines[0][1]):
             return False
         if path.suffix.lower() != ".hea" and lines[0][0] != path.stem:
             return False
@@ -364,23 +396,38 @@ class WfdbReader(RecordingReader):
         self._columns = [(index[position[k][0]], position[k][1]) for k in selected]
         frames = []
         for group in self._groups:
-            if not group.path.is_file():
-                raise RecordingError(path, f"signal file {group.path.name} not found")
+            if not _is_file(group.path):
+                raise RecordingError(path, f"signal file {excerpt(group.path.name)} not found")
             frames.append(group.available_frames())
         available = min(frames)
-        if header.n_samples is not None and header.n_samples > available:
-            raise RecordingError(
-                path,
-                f"truncated: header says {header.n_samples} samples, signal files hold {available}",
-            )
-        self._n = header.n_samples if header.n_samples is not None else available
+        self._n = available
+        if header.n_samples is not None:
+            self._n = min(header.n_samples, available)
+            if header.n_samples > available:
+                self._truncated(header.n_samples, available, rate)
         specs = [header.signals[k] for k in selected]
+        if self._calibrated:
+            for k, s in zip(selected, specs, strict=True):
+                # the largest value this signal can give must be a number
+                largest = (_ADC_LIMIT + abs(s.baseline)) / abs(s.gain) * (uv_per_unit(s.units) or 1)
+                if not math.isfinite(largest):
+                    raise RecordingError(
+                        path, f"WFDB gain {s.gain:g} of signal {excerpt(s.description or k)} "
+                        "gives no finite scale"
+                    )
         self._gain = np.array([s.gain for s in specs])
         self._baseline = np.array([s.baseline for s in specs], dtype=np.float64)
         self._factor = np.array([uv_per_unit(s.units) or 1.0 for s in specs])
         self._invalid = np.array([_INVALID[s.fmt] for s in specs], dtype=np.int64)
         for group in self._groups:
-            group.handle = open(group.path, "rb")
+            try:
+                group.handle = open(group.path, "rb")
+            except OSError as error:
+                self.close()
+                reason = (error.strerror or type(error).__name__).lower()
+                raise RecordingError(
+                    path, f"cannot open signal file {excerpt(group.path.name)}: {reason}"
+                ) from None
         channel_names = [s.description or f"sig{k}" for k, s in zip(selected, specs, strict=True)]
         return RecordingInfo(
             path=path,
@@ -408,6 +455,16 @@ class WfdbReader(RecordingReader):
             },
         )
 
+    def _truncated(self, stated: int, available: int, rate: float) -> None:
+        """Report signal files shorter than the header says (see the module docstring)."""
+        loss = f"truncated: header says {stated} samples, signal files hold"
+        if available == 0:
+            raise RecordingError(self.path, f"{loss} no whole sample frame")
+        self._salvage(
+            f"{loss} {available} whole sample frame{'' if available == 1 else 's'}",
+            f"reading the {available / rate:g} s that are there",
+        )
+
     def _blocks(self, size_hint: int) -> Iterator[np.ndarray]:
         if any(g.handle is None for g in self._groups):
             raise RecordingError(self.path, "reader is closed")
@@ -430,6 +487,14 @@ class WfdbReader(RecordingReader):
             if group.handle is not None:
                 group.handle.close()
                 group.handle = None
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False as well for a name the system refuses (too long...)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _start_time(base_time: str | None, base_date: str | None) -> datetime | None:
