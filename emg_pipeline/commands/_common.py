@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from emg_pipeline.sites import add_site_options
+from emg_pipeline.sites import SiteMap, add_site_options
+
+if TYPE_CHECKING:
+    from emg_pipeline.run import Sink
+    from emg_pipeline.sinks.recording import RecordingSink
 
 from ._types import positive
 
@@ -26,6 +30,7 @@ __all__ = [
     "add_recording_options",
     "chunk_samples",
     "live_stream_for",
+    "stream_sinks",
 ]
 
 
@@ -69,6 +74,34 @@ def add_quiet_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="count", default=0,
                    help="-q: no live event lines or progress, the summary stays; "
                         "-qq: nothing but errors")
+
+
+def stream_sinks(
+    args: argparse.Namespace, sites: SiteMap, *, title: str, recording: str,
+    show_onsets: bool = True,
+) -> tuple[list[Sink], RecordingSink | None]:
+    """The sinks of a live session (``replay``, ``stream``), every output checked now.
+
+    The live view (unless ``-qq``), the episode file of ``--out`` and the
+    recording of ``--record``; the recording sink is also returned on its own,
+    for the line that says what was recorded.
+    """
+    from emg_pipeline.sinks import open_live_view
+    from emg_pipeline.sinks.episodes import EpisodeFile
+    from emg_pipeline.sinks.recording import RecordingSink
+
+    quiet = args.quiet
+    sinks: list[Sink] = []
+    if quiet < 2:
+        sinks.append(open_live_view(live_stream_for(args.out), title=title,
+                                    events=quiet == 0, show_onsets=show_onsets))
+    if args.out is not None:
+        sinks.append(EpisodeFile(args.out, sites, announce=sys.stderr if quiet < 2 else None))
+    recorder = None
+    if args.record is not None:
+        recorder = RecordingSink(args.record, recording=recording)
+        sinks.append(recorder)
+    return sinks, recorder
 
 
 def live_stream_for(out: str | None) -> TextIO:

@@ -31,13 +31,13 @@ from emg_pipeline.cli import UsageError, settings_from_args
 from emg_pipeline.commands._common import (
     add_episode_options,
     add_quiet_option,
-    live_stream_for,
+    stream_sinks,
 )
 from emg_pipeline.commands._types import endpoint, port, positive, probability, whole_at_least
 from emg_pipeline.errors import BluetoothUnavailableError
 from emg_pipeline.pipeline import Pipeline
 from emg_pipeline.profiles import list_profiles, load_profile
-from emg_pipeline.run import Sink, StreamInfo, run_async
+from emg_pipeline.run import StreamInfo, run_async
 from emg_pipeline.sites import SiteMap, sites_from_args
 
 __all__ = ["register"]
@@ -208,24 +208,13 @@ def _cmd_stream(args: argparse.Namespace) -> int:
 
 
 async def _stream(args: argparse.Namespace, profile, settings, sites: SiteMap) -> int:
-    from emg_pipeline.sinks import open_live_view
-    from emg_pipeline.sinks.episodes import EpisodeFile
-    from emg_pipeline.sinks.recording import RecordingSink
     from emg_pipeline.sources.ble import BleSource, bumble_backend
 
     err = sys.stderr
     quiet = args.quiet
     # every output is checked before the board is looked for
-    sinks: list[Sink] = []
-    if args.out is not None:
-        sinks.append(EpisodeFile(args.out, sites, announce=err if quiet < 2 else None))
-    recorder = None
-    if args.record is not None:
-        recorder = RecordingSink(args.record, recording=f"BLE {profile.name}")
-        sinks.append(recorder)
-    if quiet < 2:
-        sinks.insert(0, open_live_view(live_stream_for(args.out), title=profile.name,
-                                       events=quiet == 0))
+    sinks, recorder = stream_sinks(args, sites, title=profile.name,
+                                   recording=f"BLE {profile.name}")
     central = await _open_central(args.emulator) if args.emulator else None
     backend = bumble_backend(central) if central is not None else None
     source = BleSource(profile, address=args.address, backend=backend,

@@ -28,13 +28,12 @@ from emg_pipeline.commands._common import (
     add_quiet_option,
     add_recording_options,
     live_stream_for,
+    stream_sinks,
 )
 from emg_pipeline.commands._types import positive
 from emg_pipeline.pipeline import Pipeline
-from emg_pipeline.run import Sink, StreamInfo, run
-from emg_pipeline.sinks import open_live_view
-from emg_pipeline.sinks.episodes import EpisodeFile
-from emg_pipeline.sinks.recording import RecordingSink, RecordingWriter
+from emg_pipeline.run import StreamInfo, run
+from emg_pipeline.sinks.recording import RecordingWriter
 from emg_pipeline.sites import sites_from_args
 from emg_pipeline.sources.replay import ReplaySource
 
@@ -131,19 +130,13 @@ def run_replay(args: argparse.Namespace) -> int:
         sites = sites_from_args(args, info.channels, info)  # bad site options fail first
         pipe = Pipeline(info.fs, info.channels, unit=info.unit, settings=settings)
         # every output is checked before the first sample
-        sinks: list[Sink] = []
-        if args.out is not None:
-            sinks.append(EpisodeFile(args.out, sites, announce=err if quiet < 2 else None))
-        recorder = None
-        if args.record is not None:
-            recorder = RecordingSink(args.record, recording=f"replay of {path.name}")
-            sinks.append(recorder)
+        sinks, recorder = stream_sinks(args, sites, title=path.name,
+                                       recording=f"replay of {path.name}",
+                                       show_onsets=not args.no_onsets)
         if quiet < 2:
             pace = "as fast as possible" if speed is None else f"at {speed:g}x real time"
             what = "the bundled demo" if demo else path.name
             print(f"replaying {what} {pace} (Ctrl-C stops)", file=err)
-            sinks.insert(0, open_live_view(live_stream, title=path.name, events=quiet == 0,
-                                           show_onsets=not args.no_onsets))
         # on a terminal the live view redraws in place and shows the stream time itself;
         # the bar is for replays whose events go to a file or a pipe
         progress = (
