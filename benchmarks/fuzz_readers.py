@@ -210,7 +210,8 @@ def _wfdb_16() -> Sample:
     )
 
 
-def _pack_212(samples: np.ndarray) -> bytes:
+def pack_212(samples: np.ndarray) -> bytes:
+    """Pack 12-bit samples (two per 3 bytes) the way WFDB format 212 stores them."""
     s = np.asarray(samples, dtype=np.int64) & 0xFFF
     if s.size % 2:
         s = np.append(s, 0)
@@ -222,7 +223,7 @@ def _pack_212(samples: np.ndarray) -> bytes:
 def _wfdb_212() -> Sample:
     """Two signal files: format 212 (two signals) and format 16 after a 6-byte offset."""
     adu = np.clip(np.round(_signal(3) * 0.2), -2047, 2047).astype(np.int64)
-    first = _pack_212(adu[:, :2].reshape(-1))
+    first = pack_212(adu[:, :2].reshape(-1))
     second = b"offset" + adu[:, 2].astype("<i2").tobytes()
     hea = (
         f"rec212 3 {FS:g}/{FS:g} {_N} 08:00:00.5 27/11/2026\n"

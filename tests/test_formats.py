@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.fuzz_readers import pack_212
 from emg_pipeline.errors import ConfigError, RecordingError, SampleRateError
 from emg_pipeline.sources.formats import (
     FORMATS,
@@ -151,16 +152,6 @@ def write_edf(
                 raise ValueError("annotations do not fit the annotation signal")
             body += tal.ljust(tal_bytes, b"\x00")
     path.write_bytes(header + bytes(body))
-
-
-def pack_212(samples: np.ndarray) -> bytes:
-    """Pack 12-bit samples (two per 3 bytes) the way WFDB format 212 stores them."""
-    s = np.asarray(samples, dtype=np.int64) & 0xFFF
-    if s.size % 2:
-        s = np.append(s, 0)
-    a, b = s[0::2], s[1::2]
-    out = np.column_stack([a & 0xFF, ((a >> 8) & 0x0F) | ((b >> 8) << 4), b & 0xFF])
-    return out.astype(np.uint8).tobytes()
 
 
 def write_wfdb(
