@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from emg_pipeline import ConfigError, Pipeline, simulate
+from emg_pipeline.errors import RecordingWarning
 from emg_pipeline.sinks.recording import RecordingWriter, default_physical_range
 from emg_pipeline.sources.formats import detect_format, read_recording
 
@@ -117,7 +118,8 @@ def test_reader_ignores_a_trailing_partial_record(tmp_path: Path, rng) -> None:
     raw = bytearray(path.read_bytes())
     raw[236:244] = b"-1      "
     path.write_bytes(bytes(raw[: len(raw) - writer.record_bytes // 2]))
-    data, info = read_recording(path)
+    with pytest.warns(RecordingWarning, match="unfinished recording"):
+        data, info = read_recording(path)
     assert info.n_samples == 4500 - 500 and data.shape == (4000, 2)
     np.testing.assert_allclose(data, x[:4000], atol=writer.resolution)
 
