@@ -17,8 +17,7 @@ offline path one path. The last block of a stream has ``end_of_stream`` set
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -33,13 +32,15 @@ __all__ = ["Block", "Stage"]
 _NO_FLAGS = ChunkFlags.NONE
 
 
-def _frames(n_channels: int, dtype: type = np.float64) -> np.ndarray:
-    return np.empty((0, n_channels), dtype=dtype)
+_NO_FRAMES = np.empty((0, 0))
+_NO_FLAGS_FRAMES = np.empty((0, 0), dtype=bool)
 
 
-@dataclass(frozen=True, slots=True)
-class Block:
-    """One chunk on its way through the stages.
+class Block(NamedTuple):
+    """One chunk on its way through the stages (immutable; :meth:`replace` makes the next).
+
+    A named tuple rather than a dataclass: a stage's ``replace`` costs about
+    a microsecond, which matters for live chunks of a few milliseconds.
 
     Attributes
     ----------
@@ -73,11 +74,11 @@ class Block:
     band: np.ndarray
     flags: ChunkFlags = _NO_FLAGS
     first_frame: int = 0
-    envelope: np.ndarray = field(default_factory=lambda: _frames(0))
-    power: np.ndarray = field(default_factory=lambda: _frames(0))
-    artefact: np.ndarray = field(default_factory=lambda: _frames(0, bool))
+    envelope: np.ndarray = _NO_FRAMES
+    power: np.ndarray = _NO_FRAMES
+    artefact: np.ndarray = _NO_FLAGS_FRAMES
     ecg: np.ndarray | None = None
-    no_signal: np.ndarray = field(default_factory=lambda: _frames(0, bool))
+    no_signal: np.ndarray = _NO_FLAGS_FRAMES
     decisions: tuple[Detection, ...] = ()
     events: tuple[LiveEvent, ...] = ()
     end_of_stream: bool = False
@@ -88,13 +89,10 @@ class Block:
         flags: ChunkFlags = _NO_FLAGS, *, end_of_stream: bool = False,
     ) -> Block:
         """A block entering the pipeline: samples only, no frames yet."""
-        n_channels = samples.shape[1]
-        return cls(
-            first_sample=first_sample, raw=samples, band=samples, flags=flags,
-            first_frame=first_frame, envelope=_frames(n_channels), power=_frames(n_channels),
-            artefact=_frames(n_channels, bool), no_signal=_frames(n_channels, bool),
-            end_of_stream=end_of_stream,
-        )
+        no_frames = np.empty((0, samples.shape[1]))
+        no_flags = np.empty((0, samples.shape[1]), dtype=bool)
+        return cls(first_sample, samples, samples, flags, first_frame, no_frames, no_frames,
+                   no_flags, None, no_flags, (), (), end_of_stream)
 
     @property
     def n_samples(self) -> int:
@@ -108,7 +106,7 @@ class Block:
 
     def replace(self, **changes: Any) -> Block:
         """A copy with some fields changed (arrays are shared, not copied)."""
-        return replace(self, **changes)
+        return self._replace(**changes)
 
 
 @runtime_checkable
