@@ -153,3 +153,14 @@ def test_a_switched_off_stage_is_absent() -> None:
     assert "ArtefactGating" not in names and "EcgSuppression" not in names
     pipe = Pipeline(FS, 2, artefact_rejection=False, ecg_suppression=False)
     assert [type(s).__name__ for s in pipe.stages] == names
+
+
+def test_mains_energies_match_their_numpy_definition() -> None:
+    from emg_pipeline.stages import _add_energies
+
+    rng = np.random.default_rng(2)
+    before, after = rng.standard_normal((57, 3)), rng.standard_normal((57, 3))
+    removed, residual = np.ones(3), np.zeros(3)
+    _add_energies(before, after, removed, residual)
+    np.testing.assert_allclose(removed, 1 + ((before - after) ** 2).sum(0), rtol=1e-12)
+    np.testing.assert_allclose(residual, (after**2).sum(0), rtol=1e-12)
