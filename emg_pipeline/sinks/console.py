@@ -279,11 +279,14 @@ def summary_lines(summary: RunSummary, title: str | None = None) -> list[str]:
     lines.append(total)
     bridged = sum(summary.bridged_samples)
     lost = summary.lost_samples
-    lines.append(
-        f"  missing samples: {bridged - lost * n_ch if lost else bridged} not finite in the "
-        f"input (NaN, inf or empty cells), {lost} per channel lost in transmission; "
-        "all bridged, none dropped"
-    )
+    if bridged or lost:
+        lines.append(
+            f"  missing samples: {bridged - lost * n_ch if lost else bridged} not finite in "
+            f"the input (NaN, inf or empty cells), {lost} per channel lost in transmission; "
+            "all bridged, none dropped"
+        )
+    else:
+        lines.append("  missing samples: none")
     if flat:
         lines.append("  no signal: a flat line (electrode off, zeros, held gaps), per channel "
                      "above")
