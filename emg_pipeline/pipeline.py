@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import typing
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -43,9 +43,14 @@ __all__ = ["ChunkResult", "Pipeline", "detect", "episodes_frame"]
 _S = typing.TypeVar("_S")
 
 
-@dataclass(frozen=True)
-class ChunkResult:
-    """What the pipeline returns for one chunk.
+_NO_SAMPLES = np.empty((0, 0))
+_NO_VALUES = np.empty(0)
+_NO_SAMPLES.flags.writeable = False
+_NO_VALUES.flags.writeable = False
+
+
+class ChunkResult(NamedTuple):
+    """What the pipeline returns for one chunk (a named tuple: cheap to make per live chunk).
 
     Attributes
     ----------
@@ -79,14 +84,14 @@ class ChunkResult:
     first_frame: int
     frame_s: float
     artefact: np.ndarray
-    events: tuple[LiveEvent, ...] = field(default=())
+    events: tuple[LiveEvent, ...] = ()
     flags: ChunkFlags = ChunkFlags.NONE
     lost_samples: int = 0
-    samples: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
+    samples: np.ndarray = _NO_SAMPLES
     first_sample: int = 0
-    floor: np.ndarray = field(default_factory=lambda: np.empty(0))
-    on_threshold: np.ndarray = field(default_factory=lambda: np.empty(0))
-    off_threshold: np.ndarray = field(default_factory=lambda: np.empty(0))
+    floor: np.ndarray = _NO_VALUES
+    on_threshold: np.ndarray = _NO_VALUES
+    off_threshold: np.ndarray = _NO_VALUES
 
     @property
     def times(self) -> np.ndarray:
@@ -317,20 +322,22 @@ class Pipeline:
         first_sample: int,
     ) -> ChunkResult:
         if len(parts) == 1:
-            env, artefact, no_signal = parts[0].envelope, parts[0].artefact, parts[0].no_signal
+            part = parts[0]
+            env, artefact, no_signal = part.envelope, part.artefact, part.no_signal
+            flags, events = part.flags, part.events
         else:
             env = np.concatenate([p.envelope for p in parts])
             artefact = np.concatenate([p.artefact for p in parts])
             no_signal = np.concatenate([p.no_signal for p in parts])
+            flags = ChunkFlags.NONE
+            for p in parts:
+                flags |= p.flags
+            events = tuple(e for p in parts for e in p.events)
         if artefact.shape != env.shape:   # no gating stage
             artefact = np.zeros(env.shape, dtype=bool)
         # a flat line (electrode off, zeros before streaming, held gaps) is no signal:
         # counted as such, not as an artefact as well
         either = _tally(artefact, no_signal, self.artefact_frames, self.no_signal_frames)
-        flags = ChunkFlags.NONE
-        for p in parts:
-            flags |= p.flags
-        events = tuple(e for p in parts for e in p.events)
         detector = self._detector
         return ChunkResult(
             env, first_frame, self.frame_s, either, events, flags, lost_samples, samples,

@@ -112,7 +112,9 @@ class Bridging(Stage):
         flags = block.flags
         if self.bridge.n_gaps != before:
             flags |= ChunkFlags.NAN_BRIDGED
-        return block.replace(raw=raw, band=raw, flags=flags)
+        block.raw = block.band = raw
+        block.flags = flags
+        return block
 
 
 class BandPass(Stage):
@@ -126,7 +128,8 @@ class BandPass(Stage):
         self.filter.reset()
 
     def process(self, block: Block) -> Block:
-        return block.replace(band=self.filter.process(block.band))
+        block.band = self.filter.process(block.band)
+        return block
 
 
 class EcgSuppression(Stage):
@@ -140,8 +143,8 @@ class EcgSuppression(Stage):
         self.suppressor.reset()
 
     def process(self, block: Block) -> Block:
-        band, ecg = self.suppressor.process(block.raw, block.band)
-        return block.replace(band=band, ecg=ecg)
+        block.band, block.ecg = self.suppressor.process(block.raw, block.band)
+        return block
 
 
 @jit
@@ -184,7 +187,8 @@ class MainsRemoval(Stage):
         out = self.canceller.process(block.band)
         if self.canceller.mains_hz is not None and out.shape[0]:
             _add_energies(block.band, out, self.removed_energy, self.residual_energy)
-        return block.replace(band=out)
+        block.band = out
+        return block
 
     @property
     def level(self) -> np.ndarray:
@@ -206,7 +210,8 @@ class EnvelopeStage(Stage):
 
     def process(self, block: Block) -> Block:
         env = self.envelope.process(block.band)
-        return block.replace(envelope=env, power=self.envelope.frame_power)
+        block.envelope, block.power = env, self.envelope.frame_power
+        return block
 
 
 class ArtefactGating(Stage):
@@ -222,7 +227,8 @@ class ArtefactGating(Stage):
 
     def process(self, block: Block) -> Block:
         env = self.gate.process(block.raw, block.envelope, block.ecg)
-        return block.replace(envelope=env, artefact=self.gate.artefact)
+        block.envelope, block.artefact = env, self.gate.artefact
+        return block
 
 
 class NoSignal(Stage):
@@ -236,7 +242,8 @@ class NoSignal(Stage):
         self.flat.reset()
 
     def process(self, block: Block) -> Block:
-        return block.replace(no_signal=self.flat.process(block.raw))
+        block.no_signal = self.flat.process(block.raw)
+        return block
 
 
 class DetectionStage(Stage):
@@ -255,7 +262,8 @@ class DetectionStage(Stage):
         decisions = self.detector.process(block.envelope, artefact, block.ecg, block.no_signal)
         if block.end_of_stream:
             decisions = [*decisions, *self.detector.flush()]
-        return block.replace(decisions=tuple(decisions))
+        block.decisions = tuple(decisions)
+        return block
 
 
 class Classification(Stage):
@@ -294,7 +302,8 @@ class Classification(Stage):
         self.power.write(block.power)
         if not block.decisions:
             return block
-        return block.replace(events=tuple(self._events(block.decisions)))
+        block.events = tuple(self._events(block.decisions))
+        return block
 
     def _events(self, decisions: tuple[Detection, ...]) -> list[LiveEvent]:
         out = []
