@@ -19,11 +19,14 @@ __all__ = [
     "DecodeError",
     "DeviceNotFoundError",
     "EmgPipelineError",
+    "EpisodeFileError",
     "OutputError",
     "ProfileError",
     "RecordingError",
     "RecordingWarning",
     "SampleRateError",
+    "SiteError",
+    "UsageError",
 ]
 
 
@@ -222,3 +225,60 @@ class OutputError(EmgPipelineError, OSError):
         """The error for an ``OSError`` met while writing ``path``."""
         reason = (exc.strerror or type(exc).__name__).lower()
         return cls(option, path, reason)
+
+
+class SiteError(EmgPipelineError, ValueError):
+    """A site option, session file or time setting is invalid.
+
+    Parameters
+    ----------
+    value : object
+        The offending value (option text, file path...).
+    reason : str
+        What is wrong, in one line.
+    """
+
+    def __init__(self, value: object, reason: str) -> None:
+        self.value = value
+        self.reason = reason
+        super().__init__(reason)
+
+
+class EpisodeFileError(EmgPipelineError, ValueError):
+    """An episode file is missing, malformed or holds an invalid value.
+
+    Parameters
+    ----------
+    path : str or Path or None
+        The file.
+    reason : str
+        What is wrong, in one line.
+    row : int or None
+        Data row (1 = first row after the header), if one row is at fault.
+    column : str or None
+        The column concerned.
+    value : object
+        The offending value.
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None,
+        reason: str,
+        *,
+        row: int | None = None,
+        column: str | None = None,
+        value: object = None,
+    ) -> None:
+        self.path = None if path is None else Path(path)
+        self.reason = reason
+        self.row = row
+        self.column = column
+        self.value = value
+        where = "" if self.path is None else f"{self.path}: "
+        at = "" if row is None else f"row {row}: "
+        super().__init__(f"{where}{at}{reason}")
+
+
+class UsageError(EmgPipelineError):
+    """A command-line usage problem."""

@@ -893,77 +893,18 @@ def _variants(top: _Table, decoder: str,
     return select, tuple(variants)
 
 
-def _frame_bytes_bitalino(n_channels: int) -> int:
-    # 4-bit seq + 4-bit CRC + 4 digital bits + 10 bits per A1-A4 + 6 bits per A5-A6
-    bits = 12 + 10 * min(n_channels, 4) + 6 * max(n_channels - 4, 0)
-    return (bits + 7) // 8
-
-
 def _check_decoder(p: FirmwareProfile, label: str) -> None:
     """Decoder-specific consistency checks, including sizes against the MTU."""
+    from emg_pipeline.decode.factory import check_profile
 
-    def bad(fieldname: str, reason: str) -> ProfileError:
-        return ProfileError(label, f"field {fieldname!r}: {reason}")
-
-    fmt, n_ch, limit = p.format, p.n_channels, p.max_payload
     # With variants, the base profile may leave parameters to each variant.
     if not p.variants or p.variant is not None:
         where = "params" if p.variant is None else f"variants.{p.variant}.params"
         for name in DECODER_PARAMS[p.decoder]:
             if name not in p.params:
-                raise bad(f"{where}.{name}", f"required by decoder {p.decoder!r}")
-    if p.decoder == "layout":
-        lay = p.layout
-        if lay is None:  # pragma: no cover - checked in _layout
-            raise bad("layout", "required")
-        biggest = (lay.header_bytes + fmt.samples_per_packet * lay.record_bytes
-                   + max(lay.trailer_bytes))
-        if biggest > limit:
-            raise bad("layout", f"packet of up to {biggest} bytes exceeds mtu - 3 = {limit}")
-        for n in lay.other_packet_bytes:
-            if n > limit:
-                raise bad("layout.other_packet_bytes", f"{n} exceeds mtu - 3 = {limit}")
-        c = p.counter
-        if c is not None and c.offset is not None and c.bits is not None:
-            end = c.offset + c.bits // 8
-            smallest = lay.header_bytes + lay.min_records * lay.record_bytes
-            if end > smallest:
-                raise bad("counter.offset", f"counter bytes {c.offset}..{end - 1} lie outside "
-                                            f"the smallest packet ({smallest} bytes)")
-            first = lay.header_bytes + lay.sample_offset
-            last = first + n_ch * fmt.bytes_per_sample
-            if c.offset < last and end > first:
-                raise bad("counter.offset", "counter overlaps the first record's sample values")
-    elif p.decoder == "ganglion":
-        if n_ch != 4 or fmt.samples_per_packet != 2 or fmt.bits != 24 or not fmt.signed:
-            raise bad("format", "the ganglion decoder needs 4 channels, 2 samples per packet, "
-                                "24-bit signed values")
-        if limit < 20:
-            raise bad("mtu", "Ganglion packets are 20 bytes")
-        if p.counter is not None and (p.counter.unit != "packet" or p.counter.modulus != 100):
-            raise bad("counter", "the Ganglion packet ID counts packets modulo 100")
-    elif p.decoder == "myo":
-        if n_ch != 8 or fmt.samples_per_packet != 2 or fmt.bits != 8 or not fmt.signed:
-            raise bad("format", "the myo decoder needs 8 channels, 2 samples per packet, "
-                                "8-bit signed values")
-        if p.counter is not None and (p.counter.unit != "packet"
-                                      or p.counter.modulus != len(p.gatt.notify)):
-            raise bad("counter", "the Myo rotation counter counts packets modulo the number "
-                                 "of notify characteristics")
-    elif p.decoder == "gforce":
-        if fmt.bits not in (8, 12) or fmt.signed:
-            raise bad("format", "the gforce decoder reads unsigned 8-bit or 12-bit values")
-        if p.counter is not None:
-            raise bad("counter", "gForce frames carry no counter the decoder reads")
-    elif p.decoder == "bitalino":
-        if not 1 <= n_ch <= 6 or fmt.bits != 10 or fmt.signed:
-            raise bad("format", "the bitalino decoder reads 1-6 unsigned 10-bit channels")
-        if _frame_bytes_bitalino(n_ch) > limit:
-            raise bad("mtu", "one BITalino frame does not fit in mtu - 3")
-        if p.counter is not None and (p.counter.unit != "sample" or p.counter.modulus != 16):
-            raise bad("counter", "the BITalino frame sequence counts samples modulo 16")
-    elif p.decoder == "ascii" and p.counter is not None:
-        raise bad("counter", "ASCII values carry no counter")
+                fieldname = f"{where}.{name}"
+                raise ProfileError(label, f"field {fieldname!r}: required by decoder {p.decoder!r}")
+    check_profile(p, label)
 
 
 def load_profile(name_or_path: str | Path) -> FirmwareProfile:

@@ -35,7 +35,6 @@ Examples
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import re
@@ -46,7 +45,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .errors import EmgPipelineError
+from .errors import SiteError
 
 __all__ = [
     "ATTENTION_SITES",
@@ -55,14 +54,12 @@ __all__ = [
     "SessionSettings",
     "SiteError",
     "SiteMap",
-    "add_site_options",
     "load_session",
     "normalise_site",
     "parse_site_option",
     "parse_timezone",
     "resolve_sites",
     "site_of_name",
-    "sites_from_args",
 ]
 
 #: the body sites known by name; anything else is kept as free text
@@ -108,23 +105,6 @@ _PHRASES: dict[tuple[str, str], str] = {
 
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 _PLACEMENT = re.compile(r"electrode|placed|muscle|site", re.IGNORECASE)
-
-
-class SiteError(EmgPipelineError, ValueError):
-    """A site option, session file or time setting is invalid.
-
-    Parameters
-    ----------
-    value : object
-        The offending value (option text, file path...).
-    reason : str
-        What is wrong, in one line.
-    """
-
-    def __init__(self, value: object, reason: str) -> None:
-        self.value = value
-        self.reason = reason
-        super().__init__(reason)
 
 
 def _words(text: str) -> list[str]:
@@ -436,30 +416,3 @@ def resolve_sites(
         start = getattr(info, "start_time", None)
     zone = timezone if timezone is not None else (session.timezone if session else None)
     return SiteMap(sites=sites, start_time=start, timezone=zone)
-
-
-def add_site_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``--site``, ``--session`` and ``--timezone`` to ``parser`` (the shared spelling)."""
-    g = parser.add_argument_group("muscle sites and time")
-    g.add_argument("--site", action="append", default=[], metavar="CH=SITE",
-                   help=f"body site of a channel ({', '.join(SITES)} or free text); "
-                        "repeatable; channels named after a site or muscle need none")
-    g.add_argument("--session", default=None, metavar="FILE",
-                   help="session settings file (TOML or JSON): [sites] channel = site, "
-                        "optional start_time (ISO 8601) and timezone")
-    g.add_argument("--timezone", default=None, metavar="TZ",
-                   help="zone for local days and times (e.g. Europe/Paris, UTC, +02:00); "
-                        "default: the recording's own offset, else this computer's zone")
-
-
-def sites_from_args(
-    args: argparse.Namespace, channels: Sequence[str], info: object | None = None
-) -> SiteMap:
-    """The :class:`SiteMap` for ``channels`` from the options of :func:`add_site_options`."""
-    session = load_session(args.session) if getattr(args, "session", None) else None
-    zone_text = getattr(args, "timezone", None)
-    zone = parse_timezone(zone_text) if zone_text else None
-    return resolve_sites(
-        channels, options=getattr(args, "site", None) or (), session=session, info=info,
-        timezone=zone,
-    )

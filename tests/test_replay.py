@@ -33,7 +33,8 @@ from emg_pipeline import (
     run,
     simulate,
 )
-from emg_pipeline.cli import DEMO_DIR, demo_recording, main
+from emg_pipeline.cli import demo_recording, main
+from emg_pipeline.commands._common import DEMO_DIR
 from emg_pipeline.commands.replay import ProgressBar
 from emg_pipeline.metrics import score
 from emg_pipeline.sinks import format_event, format_stream_time, open_live_view

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from emg_pipeline.commands._common import add_site_options, sites_from_args
 from emg_pipeline.events import EPISODE_COLUMNS, Episode
 from emg_pipeline.sinks.episodes import (
     EpisodeFileError,
@@ -23,14 +24,12 @@ from emg_pipeline.sites import (
     UNSPECIFIED,
     SiteError,
     SiteMap,
-    add_site_options,
     load_session,
     normalise_site,
     parse_site_option,
     parse_timezone,
     resolve_sites,
     site_of_name,
-    sites_from_args,
 )
 from emg_pipeline.sources.formats import open_recording
 

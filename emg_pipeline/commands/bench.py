@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..bench import SUITES, run_bench
-from ..cli import UsageError
+from ..errors import UsageError
 
 __all__ = ["register"]
 

@@ -27,18 +27,19 @@ from typing import TextIO
 
 import numpy as np
 
-from emg_pipeline.cli import UsageError, settings_from_args
 from emg_pipeline.commands._common import (
     add_episode_options,
     add_quiet_option,
+    settings_from_args,
+    sites_from_args,
     stream_sinks,
 )
 from emg_pipeline.commands._types import endpoint, port, positive, probability, whole_at_least
-from emg_pipeline.errors import BluetoothUnavailableError
+from emg_pipeline.errors import BluetoothUnavailableError, UsageError
 from emg_pipeline.pipeline import Pipeline
 from emg_pipeline.profiles import list_profiles, load_profile
 from emg_pipeline.run import StreamInfo, run_async
-from emg_pipeline.sites import SiteMap, sites_from_args
+from emg_pipeline.sites import SiteMap
 
 __all__ = ["register"]
 

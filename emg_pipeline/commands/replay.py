@@ -21,20 +21,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from emg_pipeline.cli import demo_recording, settings_from_args
 from emg_pipeline.commands._common import (
     add_chunk_option,
     add_episode_options,
     add_quiet_option,
     add_recording_options,
+    demo_recording,
     live_stream_for,
+    settings_from_args,
+    sites_from_args,
     stream_sinks,
 )
 from emg_pipeline.commands._types import positive
 from emg_pipeline.pipeline import Pipeline
 from emg_pipeline.run import StreamInfo, run
 from emg_pipeline.sinks.recording import RecordingWriter
-from emg_pipeline.sites import sites_from_args
 from emg_pipeline.sources.replay import ReplaySource
 
 __all__ = ["DEMO_SPEED", "ProgressBar", "register", "run_replay"]

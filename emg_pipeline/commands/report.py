@@ -22,9 +22,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from emg_pipeline.cli import DEFAULT_CHUNK_MS, UsageError, demo_recording, settings_from_args
-from emg_pipeline.commands._common import add_chunk_option, add_recording_options, chunk_samples
+from emg_pipeline.commands._common import (
+    DEFAULT_CHUNK_MS,
+    add_chunk_option,
+    add_recording_options,
+    add_site_options,
+    chunk_samples,
+    demo_recording,
+    settings_from_args,
+    sites_from_args,
+)
 from emg_pipeline.commands._types import positive, seconds, whole_at_least
+from emg_pipeline.errors import UsageError
 from emg_pipeline.labels import Label
 from emg_pipeline.pipeline import Pipeline
 from emg_pipeline.report import (
@@ -40,7 +49,7 @@ from emg_pipeline.report.summary import DEFAULT_LONG_SPASM_S, DEFAULT_RECURRING_
 from emg_pipeline.run import run
 from emg_pipeline.sinks._output import probe_folder
 from emg_pipeline.sinks.episodes import is_episode_file
-from emg_pipeline.sites import add_site_options, load_session, parse_timezone, sites_from_args
+from emg_pipeline.sites import load_session, parse_timezone
 
 __all__ = ["register", "run_plot", "run_report"]
 

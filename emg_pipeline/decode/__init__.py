@@ -15,7 +15,7 @@ firmware 2 delta chain, gForce fragments) are cleared with ``reset()``.
 """
 
 from emg_pipeline.decode.base import DecodedPacket, Decoder, PacketKind
-from emg_pipeline.decode.factory import DECODERS, make_decoder
+from emg_pipeline.decode.factory import DECODERS, check_profile, make_decoder
 from emg_pipeline.decode.sequence import SeqEvent, SequenceStatus, SequenceTracker
 
 __all__ = [
@@ -26,5 +26,6 @@ __all__ = [
     "SeqEvent",
     "SequenceStatus",
     "SequenceTracker",
+    "check_profile",
     "make_decoder",
 ]

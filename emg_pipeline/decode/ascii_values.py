@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-from emg_pipeline.decode.base import DecodedPacket, as_bytes, to_output
+from emg_pipeline.decode.base import DecodedPacket, as_bytes, field_error, to_output
 from emg_pipeline.errors import DecodeError
 from emg_pipeline.profiles import FirmwareProfile
 
@@ -32,6 +32,26 @@ class AsciiDecoder:
 
     def __init__(self, profile: FirmwareProfile) -> None:
         self.profile = profile
+
+    @staticmethod
+    def check_profile(profile: FirmwareProfile, label: str) -> None:
+        """Check that no counter is declared (the values carry none).
+
+        Parameters
+        ----------
+        profile : FirmwareProfile
+            A profile naming this decoder, with its variant's parameters merged in
+            when it has variants.
+        label : str
+            How the error names the profile (usually the file name).
+
+        Raises
+        ------
+        ProfileError
+            Naming the first field the decoder cannot work with.
+        """
+        if profile.counter is not None:
+            raise field_error(label, "counter", "ASCII values carry no counter")
 
     def reset(self) -> None:
         """Nothing to forget: the decoder is stateless."""

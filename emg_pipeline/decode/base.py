@@ -8,7 +8,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from emg_pipeline.errors import DecodeError
+from emg_pipeline.errors import DecodeError, ProfileError
 from emg_pipeline.profiles import FirmwareProfile, normalize_uuid
 
 __all__ = ["DecodedPacket", "Decoder", "PacketKind", "SeqUnit"]
@@ -86,6 +86,11 @@ class Decoder(Protocol):
     def reset(self) -> None:
         """Forget any state carried between packets (call after a reconnect)."""
         ...
+
+
+def field_error(label: str, fieldname: str, reason: str) -> ProfileError:
+    """The error of a profile field its decoder cannot work with."""
+    return ProfileError(label, f"field {fieldname!r}: {reason}")
 
 
 def as_bytes(packet: bytes | bytearray | memoryview) -> bytes:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from emg_pipeline.decode.base import DecodedPacket, as_bytes, to_output
+from emg_pipeline.decode.base import DecodedPacket, as_bytes, field_error, to_output
 from emg_pipeline.errors import DecodeError
 from emg_pipeline.profiles import FirmwareProfile
 
@@ -66,6 +66,33 @@ class BitalinoDecoder:
         self._frame = frame_bytes(n)
         self._widths = [10] * min(n, 4) + [6] * max(n - 4, 0)
         self._table = crc4_table()
+
+    @staticmethod
+    def check_profile(profile: FirmwareProfile, label: str) -> None:
+        """Check the format (1-6 unsigned 10-bit channels), the MTU and the frame sequence.
+
+        Parameters
+        ----------
+        profile : FirmwareProfile
+            A profile naming this decoder, with its variant's parameters merged in
+            when it has variants.
+        label : str
+            How the error names the profile (usually the file name).
+
+        Raises
+        ------
+        ProfileError
+            Naming the first field the decoder cannot work with.
+        """
+        fmt, n, counter = profile.format, profile.n_channels, profile.counter
+        if not 1 <= n <= 6 or fmt.bits != 10 or fmt.signed:
+            raise field_error(label, "format",
+                              "the bitalino decoder reads 1-6 unsigned 10-bit channels")
+        if frame_bytes(n) > profile.max_payload:
+            raise field_error(label, "mtu", "one BITalino frame does not fit in mtu - 3")
+        if counter is not None and (counter.unit != "sample" or counter.modulus != 16):
+            raise field_error(label, "counter",
+                              "the BITalino frame sequence counts samples modulo 16")
 
     def reset(self) -> None:
         """Nothing to forget: the decoder is stateless."""

@@ -15,7 +15,7 @@ from emg_pipeline.decode.myo import MyoDecoder
 from emg_pipeline.errors import ProfileError
 from emg_pipeline.profiles import FirmwareProfile
 
-__all__ = ["DECODERS", "make_decoder"]
+__all__ = ["DECODERS", "check_profile", "make_decoder"]
 
 #: Decoder classes by the name a profile's ``decoder`` field uses.
 DECODERS: Mapping[str, Callable[[FirmwareProfile], Decoder]] = MappingProxyType({
@@ -26,6 +26,49 @@ DECODERS: Mapping[str, Callable[[FirmwareProfile], Decoder]] = MappingProxyType(
     "bitalino": BitalinoDecoder,
     "ascii": AsciiDecoder,
 })
+
+_CHECKS: Mapping[str, Callable[[FirmwareProfile, str], None]] = MappingProxyType({
+    "layout": LayoutDecoder.check_profile,
+    "ganglion": GanglionDecoder.check_profile,
+    "myo": MyoDecoder.check_profile,
+    "gforce": GforceDecoder.check_profile,
+    "bitalino": BitalinoDecoder.check_profile,
+    "ascii": AsciiDecoder.check_profile,
+})
+
+
+def check_profile(profile: FirmwareProfile, label: str | None = None) -> None:
+    """Check that the profile's decoder can read the packets the profile describes.
+
+    Each decoder checks its own constraints: the sample format it reads, packet
+    sizes against ``mtu - 3``, the counter it can follow.
+
+    Parameters
+    ----------
+    profile : FirmwareProfile
+        A profile, with its variant's parameters merged in when it has variants.
+    label : str, optional
+        How the error names the profile (default: its name).
+
+    Raises
+    ------
+    ProfileError
+        Unknown decoder, or the first field the decoder cannot work with.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> from emg_pipeline.profiles import load_profile
+    >>> check_profile(load_profile("myo"))
+    >>> check_profile(replace(load_profile("myo"), channels=("a", "b")))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    emg_pipeline.errors.ProfileError: firmware profile 'myo': field 'format': the myo decoder ...
+    """
+    check = _CHECKS.get(profile.decoder)
+    if check is None:
+        raise ProfileError(profile.name, f"no decoder named {profile.decoder!r}")
+    check(profile, profile.name if label is None else label)
 
 
 def make_decoder(profile: FirmwareProfile, variant: str | None = None) -> Decoder:

@@ -39,6 +39,7 @@ from emg_pipeline.decode.base import (
     PacketKind,
     as_bytes,
     bit_fields,
+    field_error,
     non_emg,
     to_output,
     twos_complement,
@@ -94,6 +95,33 @@ class GanglionDecoder:
         self._last = np.zeros(4, dtype=np.int64)
         self._next_ring: int | None = None   # ring position the next fw-2 packet should have
         self._message: list[str] = []
+
+    @staticmethod
+    def check_profile(profile: FirmwareProfile, label: str) -> None:
+        """Check the format (4 channels, 2 samples of 24 bits), the MTU and the packet ID counter.
+
+        Parameters
+        ----------
+        profile : FirmwareProfile
+            A profile naming this decoder, with its variant's parameters merged in
+            when it has variants.
+        label : str
+            How the error names the profile (usually the file name).
+
+        Raises
+        ------
+        ProfileError
+            Naming the first field the decoder cannot work with.
+        """
+        fmt, counter = profile.format, profile.counter
+        if (profile.n_channels != 4 or fmt.samples_per_packet != 2 or fmt.bits != 24
+                or not fmt.signed):
+            raise field_error(label, "format", "the ganglion decoder needs 4 channels, 2 samples "
+                                               "per packet, 24-bit signed values")
+        if profile.max_payload < _PACKET_BYTES:
+            raise field_error(label, "mtu", "Ganglion packets are 20 bytes")
+        if counter is not None and (counter.unit != "packet" or counter.modulus != 100):
+            raise field_error(label, "counter", "the Ganglion packet ID counts packets modulo 100")
 
     def reset(self) -> None:
         """Restart the delta chain at zero (unanchored) and drop any partial message."""

@@ -23,6 +23,7 @@ from emg_pipeline.decode.base import (
     DecodedPacket,
     PacketKind,
     as_bytes,
+    field_error,
     non_emg,
     to_output,
 )
@@ -59,6 +60,30 @@ class GforceDecoder:
         self._dtype = np.dtype(np.uint8) if profile.format.bits == 8 else np.dtype("<u2")
         self._sample_bytes = profile.n_channels * self._dtype.itemsize
         self.reset()
+
+    @staticmethod
+    def check_profile(profile: FirmwareProfile, label: str) -> None:
+        """Check the format (unsigned 8 or 12 bits) and that no counter is declared.
+
+        Parameters
+        ----------
+        profile : FirmwareProfile
+            A profile naming this decoder, with its variant's parameters merged in
+            when it has variants.
+        label : str
+            How the error names the profile (usually the file name).
+
+        Raises
+        ------
+        ProfileError
+            Naming the first field the decoder cannot work with.
+        """
+        fmt = profile.format
+        if fmt.bits not in (8, 12) or fmt.signed:
+            raise field_error(label, "format",
+                              "the gforce decoder reads unsigned 8-bit or 12-bit values")
+        if profile.counter is not None:
+            raise field_error(label, "counter", "gForce frames carry no counter the decoder reads")
 
     def reset(self) -> None:
         """Drop any partly assembled frame."""

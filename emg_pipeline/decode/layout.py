@@ -9,6 +9,7 @@ from emg_pipeline.decode.base import (
     PacketKind,
     SeqUnit,
     as_bytes,
+    field_error,
     non_emg,
     to_output,
     twos_complement,
@@ -51,6 +52,49 @@ class LayoutDecoder:
             for t in sorted(lay.trailer_bytes, reverse=True)
             for n in range(lay.min_records, fmt.samples_per_packet + 1)
         }
+
+    @staticmethod
+    def check_profile(profile: FirmwareProfile, label: str) -> None:
+        """Check that every packet fits in ``mtu - 3`` and the counter lies clear of the samples.
+
+        Parameters
+        ----------
+        profile : FirmwareProfile
+            A profile naming this decoder, with its variant's parameters merged in
+            when it has variants.
+        label : str
+            How the error names the profile (usually the file name).
+
+        Raises
+        ------
+        ProfileError
+            Naming the first field the decoder cannot work with.
+        """
+        fmt, limit, lay = profile.format, profile.max_payload, profile.layout
+        if lay is None:  # pragma: no cover - required when the profile is read
+            raise field_error(label, "layout", "required")
+        biggest = (lay.header_bytes + fmt.samples_per_packet * lay.record_bytes
+                   + max(lay.trailer_bytes))
+        if biggest > limit:
+            raise field_error(label, "layout",
+                              f"packet of up to {biggest} bytes exceeds mtu - 3 = {limit}")
+        for n in lay.other_packet_bytes:
+            if n > limit:
+                raise field_error(label, "layout.other_packet_bytes",
+                                  f"{n} exceeds mtu - 3 = {limit}")
+        c = profile.counter
+        if c is not None and c.offset is not None and c.bits is not None:
+            end = c.offset + c.bits // 8
+            smallest = lay.header_bytes + lay.min_records * lay.record_bytes
+            if end > smallest:
+                raise field_error(label, "counter.offset",
+                                  f"counter bytes {c.offset}..{end - 1} lie outside "
+                                  f"the smallest packet ({smallest} bytes)")
+            first = lay.header_bytes + lay.sample_offset
+            last = first + profile.n_channels * fmt.bytes_per_sample
+            if c.offset < last and end > first:
+                raise field_error(label, "counter.offset",
+                                  "counter overlaps the first record's sample values")
 
     def reset(self) -> None:
         """Nothing to forget: the decoder is stateless."""

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from emg_pipeline.decode.base import DecodedPacket, as_bytes, characteristic_index, to_output
+from emg_pipeline.decode.base import (
+    DecodedPacket,
+    as_bytes,
+    characteristic_index,
+    field_error,
+    to_output,
+)
 from emg_pipeline.errors import DecodeError
 from emg_pipeline.profiles import FirmwareProfile
 
@@ -30,6 +36,33 @@ class MyoDecoder:
 
     def __init__(self, profile: FirmwareProfile) -> None:
         self.profile = profile
+
+    @staticmethod
+    def check_profile(profile: FirmwareProfile, label: str) -> None:
+        """Check the format (8 channels, 2 samples of 8 bits) and the rotation counter.
+
+        Parameters
+        ----------
+        profile : FirmwareProfile
+            A profile naming this decoder, with its variant's parameters merged in
+            when it has variants.
+        label : str
+            How the error names the profile (usually the file name).
+
+        Raises
+        ------
+        ProfileError
+            Naming the first field the decoder cannot work with.
+        """
+        fmt, counter = profile.format, profile.counter
+        if (profile.n_channels != 8 or fmt.samples_per_packet != 2 or fmt.bits != 8
+                or not fmt.signed):
+            raise field_error(label, "format", "the myo decoder needs 8 channels, 2 samples per "
+                                               "packet, 8-bit signed values")
+        if counter is not None and (counter.unit != "packet"
+                                    or counter.modulus != len(profile.gatt.notify)):
+            raise field_error(label, "counter", "the Myo rotation counter counts packets modulo "
+                                                "the number of notify characteristics")
 
     def reset(self) -> None:
         """Nothing to forget: the decoder is stateless."""

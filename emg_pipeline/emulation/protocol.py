@@ -12,6 +12,9 @@ a gForce frame longer than the link allows is cut into fragments).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
 import numpy as np
 
 from emg_pipeline.errors import ConfigError
@@ -123,6 +126,11 @@ class BoardProtocol:
         if self.max_payload < 1:
             raise ConfigError("max_payload", max_payload, "a positive number of bytes")
         self.kind = profile.decoder
+        encoder = _ENCODERS.get(self.kind)
+        if encoder is None:
+            raise ConfigError("decoder", self.kind,
+                              f"a format the emulator encodes ({', '.join(sorted(_ENCODERS))})")
+        self._encoder: _Encoder = encoder
         self.firmware: int | None = None
         if self.kind == "ganglion":
             chosen = profile.params.get("firmware", 3) if firmware is None else firmware
@@ -194,10 +202,8 @@ class BoardProtocol:
         list of (int, bytes)
             Notify-characteristic index and payload, in sending order.
         """
-        method = getattr(self, f"_encode_{self.kind}")
-        out: list[tuple[int, bytes]] = method(np.asarray(counts, dtype=np.int64),
-                                              packet_index, sample_index)
-        return out
+        return self._encoder(self, np.asarray(counts, dtype=np.int64), packet_index,
+                             sample_index)
 
     # ----------------------------------------------------------------- formats
     def _encode_layout(self, counts: np.ndarray, packet_index: int,
@@ -323,3 +329,16 @@ class BoardProtocol:
         if len(payload) > 1:
             return payload[:-1]
         return b""
+
+
+_Encoder = Callable[[BoardProtocol, np.ndarray, int, int], list[tuple[int, bytes]]]
+
+#: How :meth:`BoardProtocol.encode` writes each format, by the profile's ``decoder`` name.
+_ENCODERS: Mapping[str, _Encoder] = MappingProxyType({
+    "layout": BoardProtocol._encode_layout,
+    "ganglion": BoardProtocol._encode_ganglion,
+    "myo": BoardProtocol._encode_myo,
+    "gforce": BoardProtocol._encode_gforce,
+    "bitalino": BoardProtocol._encode_bitalino,
+    "ascii": BoardProtocol._encode_ascii,
+})

@@ -40,7 +40,7 @@ from typing import IO, TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from emg_pipeline.errors import EmgPipelineError, OutputError
+from emg_pipeline.errors import EpisodeFileError, OutputError
 from emg_pipeline.events import EPISODE_COLUMNS, Episode
 from emg_pipeline.sites import UNSPECIFIED, SiteMap
 
@@ -74,42 +74,6 @@ _LABELS = tuple(label.value for label in Label)
 _PATTERNS = ("phasic", "tonic", "clonic")
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no", ""}
-
-
-class EpisodeFileError(EmgPipelineError, ValueError):
-    """An episode file is missing, malformed or holds an invalid value.
-
-    Parameters
-    ----------
-    path : str or Path or None
-        The file.
-    reason : str
-        What is wrong, in one line.
-    row : int or None
-        Data row (1 = first row after the header), if one row is at fault.
-    column : str or None
-        The column concerned.
-    value : object
-        The offending value.
-    """
-
-    def __init__(
-        self,
-        path: str | Path | None,
-        reason: str,
-        *,
-        row: int | None = None,
-        column: str | None = None,
-        value: object = None,
-    ) -> None:
-        self.path = None if path is None else Path(path)
-        self.reason = reason
-        self.row = row
-        self.column = column
-        self.value = value
-        where = "" if self.path is None else f"{self.path}: "
-        at = "" if row is None else f"row {row}: "
-        super().__init__(f"{where}{at}{reason}")
 
 
 def episode_table(
@@ -247,7 +211,7 @@ def read_episodes(source: str | Path | IO[str], timezone: tzinfo | None = None) 
     >>> read_episodes(io.StringIO(text))
     Traceback (most recent call last):
     ...
-    emg_pipeline.sinks.episodes.EpisodeFileError: row 1: offset_s 0.5 is before onset_s 1.0
+    emg_pipeline.errors.EpisodeFileError: row 1: offset_s 0.5 is before onset_s 1.0
     """
     path = None if not isinstance(source, str | Path) else Path(source)
     if path is not None and not path.is_file():
