@@ -1,90 +1,80 @@
 """Detection of contraction episodes on the envelope, per channel, in real time.
 
-The detector works on envelope frames. Its pieces:
+The detector works on envelope frames, with two parts.
 
-* **Noise floor.** Time is cut into blocks of ``floor_block_s`` on the frame
-  clock. At the end of each block the resting level (median log-envelope) and
-  its spread (a robust standard deviation from the lower quantiles) are
-  measured on the block's *quiet* frames: not active, not within the merge gap
-  after activity, not artefact. The floor follows falls quickly and rises
-  slowly, and a block with less than half of its frames quiet leaves it
-  unchanged, so a long spasm cannot pull the floor up (only after
-  ``floor_freeze_max_s`` of uninterrupted activity does it start to follow
-  again, so a permanent baseline shift cannot hold an episode open forever).
-  The thresholds are fixed for the duration of a block, which makes the whole
-  detector independent of chunking.
-* **Hysteresis.** A channel turns on above the on threshold and stays on until
-  it falls below the off threshold. Thresholds are relative to the floor (in
-  robust standard deviations of the resting log-envelope, with lower bounds as
-  ratios) or, for calibrated signals, absolute (+8 µV on, +2 µV off, the
-  sleep-scoring leg-movement rule).
-* **Episodes.** A run of activity confirms an onset once it has lasted
-  ``min_on_s``; the onset is dated back to where the envelope left the resting
-  band (last frame at or below the off threshold), not to the confirmation.
-  Pauses shorter than ``merge_gap_s`` do not end an episode; the end is known
-  once a pause has lasted that long, and the offset is the end of the last
-  active frame. A ``sustained`` event is emitted at the first active frame at
-  which the episode has lasted ``spasm_min_s``.
+**The rest level** (the noise floor) comes from *minimum statistics* on the
+frame clock, the method of noise-power trackers in speech enhancement (Martin,
+IEEE Trans Speech Audio Process 9:504, 2001), applied to the log-envelope:
 
-The frames go through one compiled kernel (``_detect``) that walks each block
-segment channel by channel, frame by frame, with the whole state in two small
-arrays, and writes its rare decisions to a preallocated table that Python turns
-into :class:`Detection` values; a chunk takes one kernel call (more only if it
-brings more decisions than the table holds). At the end of a block the kernel
-takes the block statistics itself: the quantiles are found by selection (not
-sorting) on the envelope clipped at 1e-12, and only the few quantiles are
-turned into logarithms (the logarithm is monotone, so the quantiles of the
-log-envelope are the logarithms of the envelope's quantiles); the floor and
-thresholds then come from the C library's exponential. Everything happens on
-the frame clock, so the results are the same, bit for bit, whatever the
-chunking.
+* every block of ``floor_block_s`` gets one *level*, the log of its RMS
+  envelope (frames of artefact or no signal left out; a block with less
+  than half of its frames usable gets none), and one *spread*, the robust
+  standard deviation (interquartile range / 1.349) of its log-envelope; the
+  spread of rest is the median spread of the quietest quarter of the blocks in
+  the long memory;
+* the floor is the **least level of the last** ``floor_window_s`` (a short
+  window); it follows a falling level at once and a rising one within that
+  window;
+* a rise beyond ``floor_max_rise`` times the **long memory** (the 5th
+  percentile of the levels of the last ``floor_memory_s``) waits for that
+  memory: sustained activity far above the rest it rises from (a prolonged
+  spasm of minutes) stays one episode, while a small rise (a quiet start, a
+  baseline that steps up, a sensor swapped) becomes the new floor within the
+  short window.
+
+**Why nothing can latch.** The floor is measured the same way whether a
+channel is active or not: there is no state in which it stops following. Any
+level that persists becomes the floor after at most ``floor_window_s`` (or, if
+it is more than ``floor_max_rise`` times the long memory, after at most
+``floor_memory_s``); a wrong start, a quieter sensor, or a sensor that got
+noisier therefore end every episode within that time. The price, stated
+plainly: contraction that stays less than ``floor_max_rise`` above the rest
+for longer than ``floor_window_s`` is taken as the new rest (its episode ends
+there).
+
+**Episodes** come from a double threshold with hysteresis (on and off
+thresholds, in robust standard deviations of the log-envelope above the floor,
+with lower bounds as ratios; or, for signals in µV, ``on_uv`` and ``off_uv``
+above the floor, the sleep-scoring leg-movement rule):
+
+* a candidate starts when the envelope rises above the on threshold and goes
+  on while it stays above the off threshold; it is confirmed once it has
+  lasted ``min_on_s`` (``ecg_min_on_s`` on frames of a channel carrying ECG).
+  The onset is dated back to the frame after the envelope was last at or
+  below the off threshold (at most 1 s back);
+* an episode goes on through pauses shorter than ``merge_gap_s`` and ends when
+  a pause has lasted that long; its offset is the end of its last active
+  frame. A ``sustained`` decision comes at the first active frame at which it
+  has lasted ``spasm_min_s``;
+* frames of an artefact neither start, continue nor end anything (they are
+  skipped); frames without signal count as rest (a lead-off ends an episode).
+
+Thresholds change only at block ends on the frame clock, so the decisions are
+the same, bit for bit, whatever the chunking. The per-frame walk is one short
+compiled loop (:func:`_walk`) over named state; the block statistics are a few
+numpy calls per block.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
+from scipy import special
 
 from ._jit import jit
 from .labels import boundary_frames
 from .settings import PipelineSettings
 
-__all__ = ["Detection", "Detector"]
-
-_NEVER = -(10**15)
-_MAX_BACKTRACK_S = 1.0
-_INIT_MAX_BLOCKS = 60  # blocks (30 s) the first floor may wait for enough quiet frames
-_DBL_MAX = float(np.finfo(np.float64).max)
+__all__ = ["Detection", "Detector", "rest_level"]
 
 _KINDS: tuple[Literal["onset", "sustained", "end"], ...] = ("onset", "sustained", "end")
 _ONSET, _SUSTAINED, _END = 0, 1, 2
-_CLIP = 1e-12  # the envelope is clipped here before its logarithm
-
-# integer state: row 0 holds the scalars (_ROW: where a call that filled the
-# decision table stopped), the other rows one entry per channel
-_FRAME, _READY, _INIT_BLOCKS, _ROW = range(4)
-_N_SCALARS = 4
-(_H, _LAST_BELOW, _LAST_ON, _FROZEN, _RUN_START, _RUN_MIN_ON, _RUN_IN_EP, _CAND_ONSET,
- _EP_ACTIVE, _EP_ONSET, _EP_LAST, _EP_SUSTAINED) = range(1, 13)
-_N_IROWS = 13
-# float state, one entry per channel in each row (_EP_FLOOR: the floor when
-# the current episode was confirmed)
-(_LOG_FLOOR, _LOG_SPREAD, _ON_THR, _OFF_THR, _FLOOR, _EP_FLOOR) = range(6)
-_N_FROWS = 6
-# planes of the block buffer, (plane, channel, frame of the block): the
-# envelope, and whether the frame is quiet
-_ENV, _QUIET = range(2)
-_NOT_QUIET, _QUIET_EMPTY, _QUIET_SIGNAL = 0.0, 1.0, 2.0  # quiet with an envelope <= 0, > 0
-# configuration (one float64 vector; integers are exact)
-(_C_GAP, _C_MIN_ON, _C_MIN_ON_ECG, _C_SPASM, _C_BACKTRACK, _C_WARMUP, _C_FREEZE,
- _C_INIT_MAX, _C_ABSOLUTE, _C_RISE, _C_FALL, _C_SPREAD_GAIN, _C_ON_SD, _C_OFF_SD,
- _C_MIN_ON_RATIO, _C_MIN_OFF_RATIO, _C_ON_UV, _C_OFF_UV) = range(18)
-_N_CFG = 18
-# columns of the decision table (the last one: the floor, float64 bits)
-_D_KIND, _D_CHANNEL, _D_FRAME, _D_ONSET, _D_OFFSET, _D_FLOOR = range(6)
+_MAX_BACKTRACK_S = 1.0
+_MEMORY_QUANTILE = 0.05
+_TINY = 1e-12   # envelope values at or below this carry no level
 
 
 @dataclass(frozen=True)
@@ -118,6 +108,153 @@ class Detection:
     truncated: bool = False
 
 
+class _Durations(NamedTuple):
+    """The detector's durations in frames."""
+
+    min_on: int
+    min_on_ecg: int
+    gap: int
+    spasm: int
+    backtrack: int
+
+
+class _Walk(NamedTuple):
+    """Per-channel state of the frame walk (arrays of shape ``(n_channels,)``)."""
+
+    on: np.ndarray           # on threshold (envelope units)
+    off: np.ndarray          # off threshold
+    in_episode: np.ndarray   # a confirmed episode is open
+    run: np.ndarray          # frames of the candidate run so far (0: none)
+    run_onset: np.ndarray    # onset the candidate would get
+    last_rest: np.ndarray    # last frame at or below the off threshold
+    onset: np.ndarray        # onset of the open episode
+    last_active: np.ndarray  # last frame of the open episode above the off threshold
+    pause: np.ndarray        # usable frames below the off threshold since then
+    sustained: np.ndarray    # the open episode has had its sustained decision
+
+
+def _new_walk(n_channels: int) -> _Walk:
+    def ints(value: int) -> np.ndarray:
+        return np.full(n_channels, value, dtype=np.int64)
+
+    return _Walk(np.full(n_channels, np.inf), np.full(n_channels, np.inf),
+                 np.zeros(n_channels, dtype=np.bool_), ints(0), ints(0), ints(-1), ints(0),
+                 ints(0), ints(0), np.zeros(n_channels, dtype=np.bool_))
+
+
+@jit
+def _emit(out: np.ndarray, n_out: int, kind: int, c: int, k: int, onset: int,
+          offset: int) -> int:
+    """Write one decision row; return the new row count."""
+    out[n_out, 0] = kind
+    out[n_out, 1] = c
+    out[n_out, 2] = k
+    out[n_out, 3] = onset
+    out[n_out, 4] = offset
+    return n_out + 1
+
+
+@jit
+def _walk(env: np.ndarray, skip: np.ndarray, rest: np.ndarray, ecg: np.ndarray,
+          first_frame: int, w: _Walk, d: _Durations, out: np.ndarray) -> int:
+    """Walk frames ``env[i, c]`` through the double threshold; write decisions to ``out``.
+
+    ``skip``: artefact frames (no change at all); ``rest``: frames without
+    signal (count as below the off threshold); ``ecg``: frames of a channel
+    carrying ECG (longer confirmation). Each decision is a row ``(kind,
+    channel, frame, onset, offset)``. Returns the number of rows written.
+    """
+    n_out = 0
+    for c in range(env.shape[1]):
+        for i in range(env.shape[0]):
+            if skip[i, c]:
+                continue
+            k = first_frame + i
+            e = env[i, c]
+            active = e > w.off[c] and not rest[i, c]
+            if w.in_episode[c]:
+                if active:
+                    w.last_active[c] = k
+                    w.pause[c] = 0
+                    if not w.sustained[c] and k - w.onset[c] + 1 >= d.spasm:
+                        w.sustained[c] = True
+                        n_out = _emit(out, n_out, _SUSTAINED, c, k, w.onset[c], -1)
+                else:
+                    w.last_rest[c] = k
+                    w.pause[c] += 1
+                    if w.pause[c] >= d.gap:
+                        w.in_episode[c] = False
+                        n_out = _emit(out, n_out, _END, c, k, w.onset[c], w.last_active[c] + 1)
+                continue
+            if not active:
+                w.run[c] = 0
+                w.last_rest[c] = k
+                continue
+            if w.run[c] == 0:
+                if e <= w.on[c]:
+                    continue   # between the thresholds: no candidate starts here
+                w.run_onset[c] = max(w.last_rest[c] + 1, k - d.backtrack)
+            w.run[c] += 1
+            if w.run[c] >= (d.min_on_ecg if ecg[i, c] else d.min_on):
+                w.in_episode[c] = True
+                w.run[c] = 0
+                w.onset[c] = w.run_onset[c]
+                w.last_active[c] = k
+                w.pause[c] = 0
+                w.sustained[c] = False
+                n_out = _emit(out, n_out, _ONSET, c, k, w.onset[c], -1)
+                if k - w.onset[c] + 1 >= d.spasm:
+                    w.sustained[c] = True
+                    n_out = _emit(out, n_out, _SUSTAINED, c, k, w.onset[c], -1)
+    return n_out
+
+
+def _row_quantiles(a: np.ndarray, *qs: float) -> list[np.ndarray]:
+    """Per row, the ``q`` quantiles (lower value, no interpolation) of the non-NaN entries.
+
+    NaN where a row has none. The same as ``np.nanquantile(a, q, axis=1,
+    method="lower")`` for each ``q``, without its warnings.
+    """
+    ordered = np.sort(a, axis=1)   # NaN last
+    n = (~np.isnan(ordered)).sum(axis=1)
+    out = []
+    for q in qs:
+        k = np.floor(q * np.maximum(n - 1, 0)).astype(np.int64)
+        value = np.take_along_axis(ordered, k[:, None], axis=1)[:, 0]
+        out.append(np.where(n > 0, value, np.nan))
+    return out
+
+
+def rest_level(log_env: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Level and spread of one block of log-envelope frames, per channel.
+
+    Parameters
+    ----------
+    log_env : ndarray, shape (n_channels, n_frames)
+        Log-envelope of the block's frames.
+    usable : ndarray of bool, same shape
+        Frames that may be measured (no artefact, signal present).
+
+    Returns
+    -------
+    level, spread : ndarray, shape (n_channels,)
+        Log of the RMS envelope of the usable frames (the log of the square
+        root of their mean power: a train of bursts is measured by its bursts,
+        not by the pauses between them), and the robust standard deviation
+        (IQR / 1.349) of their log-envelope; NaN where fewer than half of the
+        frames are usable.
+    """
+    y = np.where(usable, log_env, np.nan)
+    count = usable.sum(axis=1)
+    enough = count * 2 >= usable.shape[1]
+    low, high = _row_quantiles(y, 0.25, 0.75)
+    spread = (high - low) / 1.349
+    with np.errstate(divide="ignore", invalid="ignore"):
+        power = np.where(usable, np.exp(2.0 * log_env), 0.0).sum(axis=1) / count
+        level = 0.5 * np.log(power)
+    return np.where(enough, level, np.nan), np.where(enough, spread, np.nan)
+
+
 class Detector:
     """Adaptive double-threshold detector of contraction episodes.
 
@@ -144,90 +281,64 @@ class Detector:
         self.frame_s = float(frame_s)
         self.settings = settings
         self.calibrated = bool(calibrated)
-        fr = 1.0 / self.frame_s
-        self._block = max(1, round(settings.floor_block_s * fr))
-        self._gap = max(1, math.ceil(settings.merge_gap_s * fr - 1e-9))
-        self._min_on = max(1, round(settings.min_on_s * fr))
-        self._min_on_ecg = max(self._min_on, round(settings.ecg_min_on_s * fr))
-        self._spasm = boundary_frames(settings.spasm_min_s, self.frame_s)
-        self._backtrack = max(1, round(_MAX_BACKTRACK_S * fr))
-        block_s = self._block * self.frame_s
-        self._rise = 1.0 - math.exp(-block_s / settings.floor_rise_tau_s)
-        self._fall = 1.0 - math.exp(-block_s / settings.floor_fall_tau_s)
-        self._spread_gain = 1.0 - math.exp(-block_s / 5.0)
-        self._freeze_blocks = max(1, math.ceil(settings.floor_freeze_max_s / block_s))
-        self._warmup = math.ceil(settings.window_s * fr - 1e-9)  # envelope window filling
-        cfg = np.zeros(_N_CFG)
-        cfg[_C_GAP] = self._gap
-        cfg[_C_MIN_ON] = self._min_on
-        cfg[_C_MIN_ON_ECG] = self._min_on_ecg
-        cfg[_C_SPASM] = self._spasm
-        cfg[_C_BACKTRACK] = self._backtrack
-        cfg[_C_WARMUP] = self._warmup
-        cfg[_C_FREEZE] = self._freeze_blocks
-        cfg[_C_INIT_MAX] = _INIT_MAX_BLOCKS
-        cfg[_C_ABSOLUTE] = settings.threshold == "absolute_uv"
-        cfg[_C_RISE] = self._rise
-        cfg[_C_FALL] = self._fall
-        cfg[_C_SPREAD_GAIN] = self._spread_gain
-        cfg[_C_ON_SD] = settings.on_sd
-        cfg[_C_OFF_SD] = settings.off_sd
-        cfg[_C_MIN_ON_RATIO] = settings.min_on_ratio
-        cfg[_C_MIN_OFF_RATIO] = settings.min_off_ratio
-        cfg[_C_ON_UV] = settings.on_uv
-        cfg[_C_OFF_UV] = settings.off_uv
-        self._cfg = cfg
-        # room for the decisions of the longest segment (a block) on every channel
-        self._dec = np.zeros((self.n_channels * (3 * self._block + 3) + 16, 6), dtype=np.int64)
+        per_s = 1.0 / self.frame_s
+        min_on = max(1, round(settings.min_on_s * per_s))
+        self._durations = _Durations(
+            min_on=min_on,
+            min_on_ecg=max(min_on, round(settings.ecg_min_on_s * per_s)),
+            gap=max(1, math.ceil(settings.merge_gap_s * per_s - 1e-9)),
+            spasm=boundary_frames(settings.spasm_min_s, self.frame_s),
+            backtrack=max(1, round(_MAX_BACKTRACK_S * per_s)),
+        )
+        self.block_frames = max(1, round(settings.floor_block_s * per_s))
+        block_s = self.block_frames * self.frame_s
+        self._window_blocks = max(1, round(settings.floor_window_s / block_s))
+        self._memory_blocks = max(self._window_blocks, round(settings.floor_memory_s / block_s))
+        self._max_rise = math.log(settings.floor_max_rise)
         self.reset()
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
         """Forget the floor, the thresholds and every open episode."""
         C = self.n_channels
-        ist = np.zeros((_N_IROWS, max(C, _N_SCALARS)), dtype=np.int64)
-        ist[_LAST_BELOW] = _NEVER
-        ist[_LAST_ON] = _NEVER
-        ist[_RUN_MIN_ON] = self._min_on
-        fst = np.zeros((_N_FROWS, C))
-        fst[_ON_THR] = np.inf
-        fst[_OFF_THR] = np.inf
-        fst[_FLOOR] = 1.0  # exp of the log floor
-        fst[_EP_FLOOR] = np.nan
-        self._istate = ist
-        self._fstate = fst
-        self._buf = np.zeros((2, C, self._block))
+        self._walk = _new_walk(C)
+        self._frame = 0
+        self._block_log = np.zeros((C, self.block_frames))
+        self._block_usable = np.zeros((C, self.block_frames), dtype=bool)
+        self._levels = np.full((C, self._memory_blocks), np.nan)   # ring, newest at _n_blocks-1
+        self._spreads = np.full((C, self._memory_blocks), np.nan)
+        self._n_blocks = 0
+        self._floor = np.full(C, np.nan)
+        self._ep_floor = np.full(C, np.nan)
 
     @property
     def frame_index(self) -> int:
         """Absolute index of the next frame."""
-        return int(self._istate[0, _FRAME])
+        return self._frame
 
     @property
     def ready(self) -> bool:
-        """Whether the first noise floor has been measured."""
-        return bool(self._istate[0, _READY])
+        """Whether every channel has a noise floor."""
+        return bool(np.isfinite(self._floor).all())
 
     @property
     def on_threshold(self) -> np.ndarray:
-        """On threshold per channel (envelope units; inf before the first floor)."""
-        return self._fstate[_ON_THR].copy()
+        """On threshold per channel (envelope units; inf before the first floor; read-only)."""
+        return _read_only(self._walk.on)
 
     @property
     def off_threshold(self) -> np.ndarray:
-        """Off threshold per channel (envelope units; inf before the first floor)."""
-        return self._fstate[_OFF_THR].copy()
+        """Off threshold per channel (envelope units; inf before the first floor; read-only)."""
+        return _read_only(self._walk.off)
 
     @property
     def floor(self) -> np.ndarray:
         """Current noise floor per channel, in envelope units (NaN before the first block)."""
-        if not self.ready:
-            return np.full(self.n_channels, np.nan)
-        return self._fstate[_FLOOR].copy()
+        return _read_only(self._floor)
 
     def active(self) -> np.ndarray:
         """Which channels are inside a confirmed episode now."""
-        return self._istate[_EP_ACTIVE, : self.n_channels].astype(bool)
+        return self._walk.in_episode.copy()
 
     # --------------------------------------------------------------- process
     def process(
@@ -237,55 +348,119 @@ class Detector:
         ecg: np.ndarray | None = None,
         no_signal: np.ndarray | None = None,
     ) -> list[Detection]:
-        """Consume envelope frames (and their artefact mask); return the decisions made.
+        """Consume envelope frames (and their flags); return the decisions made.
 
         Parameters
         ----------
         env : ndarray, shape (n_frames, n_channels)
-            Envelope frames (float64).
+            Envelope frames.
         artefact : ndarray of bool, shape (n_frames, n_channels)
-            Frames marked as artefact: neither activity nor rest.
+            Frames of an artefact: skipped, neither activity nor rest.
         ecg : ndarray of bool, shape (n_frames, n_channels), optional
             Frames of channels that carry ECG: an activity that starts there is
-            confirmed only after ``ecg_min_on_s`` (a pop during a heartbeat
-            looks like the beat to the artefact gate for longer).
+            confirmed only after ``ecg_min_on_s``.
         no_signal : ndarray of bool, shape (n_frames, n_channels), optional
-            Frames without signal (a flat line): they count as artefact, and no
-            onset is dated back into them.
+            Frames without signal (a flat line): rest, never measured.
 
         Returns
         -------
         list of Detection
-            The decisions taken on these frames, segment by segment (a segment
-            ends with the chunk or with a floor block), channel by channel
-            within a segment, in time order within a channel.
+            The decisions, block by block, channel by channel within a block,
+            in time order within a channel.
 
         Raises
         ------
         ValueError
             If the arrays do not all have the shape ``(n_frames, n_channels)``.
         """
-        args = (env, artefact, ecg, no_signal, self._istate, self._fstate, self._buf, self._dec,
-                self._cfg)
-        r = _detect(*args)
-        if r <= 0:
-            if r == 0:  # the usual live chunk: no decision
-                return []
+        env = np.asarray(env, dtype=np.float64)
+        n = env.shape[0] if env.ndim == 2 else -1
+        flags = [np.zeros((max(n, 0), self.n_channels), dtype=bool) if f is None else f
+                 for f in (artefact, ecg, no_signal)]
+        if env.ndim != 2 or env.shape[1] != self.n_channels or any(
+                f.shape != env.shape for f in flags):
             raise ValueError(
                 f"expected envelope, artefact, ecg and no-signal frames of one shape "
                 f"(n_frames, {self.n_channels})"
             )
+        artefact, ecg, no_signal = flags
         out: list[Detection] = []
-        while True:
-            n = r >> 1
-            rows = self._dec[:n].tolist()
-            # (a view taken here: one kept as an attribute would not survive pickling)
-            floors = self._dec[:n, _D_FLOOR].view(np.float64).tolist()
-            for (kind, c, frame, onset, offset, _), floor in zip(rows, floors, strict=True):
-                out.append(Detection(_KINDS[kind], c, frame, onset, offset, floor))
-            if not r & 1:
-                return out
-            r = _detect(*args)  # the table was full: resume where the kernel stopped
+        start = 0
+        while start < n:
+            in_block = self._frame % self.block_frames
+            stop = min(n, start + self.block_frames - in_block)
+            self._segment(env[start:stop], artefact[start:stop], ecg[start:stop],
+                          no_signal[start:stop], in_block, out)
+            start = stop
+        return out
+
+    def _segment(self, env: np.ndarray, artefact: np.ndarray, ecg: np.ndarray,
+                 no_signal: np.ndarray, in_block: int, out: list[Detection]) -> None:
+        """Frames within one block: walk them, keep them for the block's level."""
+        n = env.shape[0]
+        rows = np.empty((2 * n * self.n_channels + 1, 5), dtype=np.int64)
+        found = _walk(env, artefact, no_signal, ecg, self._frame, self._walk, self._durations,
+                      rows)
+        for kind, c, frame, onset, offset in rows[:found].tolist():
+            if kind == _ONSET:
+                self._ep_floor[c] = self._floor[c]
+            out.append(Detection(_KINDS[kind], c, frame, onset, offset,
+                                 float(self._ep_floor[c])))
+        usable = ~(artefact | no_signal) & (env > _TINY)
+        self._block_log[:, in_block : in_block + n] = np.log(np.maximum(env, _TINY)).T
+        self._block_usable[:, in_block : in_block + n] = usable.T
+        self._frame += n
+        if in_block + n == self.block_frames:
+            self._end_block()
+
+    def _end_block(self) -> None:
+        """A block is complete: measure it, update the floor and the thresholds."""
+        level, spread = rest_level(self._block_log, self._block_usable)
+        b = self._n_blocks
+        self._levels[:, b % self._memory_blocks] = level
+        self._spreads[:, b % self._memory_blocks] = spread
+        self._n_blocks = b + 1
+        window = [(b - j) % self._memory_blocks for j in range(min(b + 1, self._window_blocks))]
+        recent = self._levels[:, window]
+        window_min = np.fmin.reduce(recent, axis=1)
+        (memory,) = _row_quantiles(self._levels, _MEMORY_QUANTILE)
+        # the spread of rest: the median spread of the quietest quarter of the
+        # blocks in memory (a clonic burst train has a wide spread of its own;
+        # in the log domain the spread of rest hardly depends on its level)
+        known = min(b + 1, self._memory_blocks)
+        quietest = np.argsort(self._levels, axis=1)[:, : max(1, known // 4)]
+        (sd,) = _row_quantiles(np.take_along_axis(self._spreads, quietest, axis=1), 0.5)
+        sd = np.nan_to_num(sd, nan=0.0)
+        # the least of n block medians lies below the typical one: add back its
+        # expected shortfall (the minimum-statistics bias compensation)
+        log_floor = np.fmin(window_min, memory + self._max_rise) + self._bias(recent.shape[1]) * sd
+        s = self.settings
+        floor = np.exp(log_floor)
+        if s.threshold == "absolute_uv":
+            on, off = floor + s.on_uv, floor + s.off_uv
+        else:
+            on = np.exp(log_floor + np.maximum(s.on_sd * sd, math.log(s.min_on_ratio)))
+            off = np.exp(log_floor + np.maximum(s.off_sd * sd, math.log(s.min_off_ratio)))
+        known = np.isfinite(log_floor)
+        # new arrays (not written in place): values handed out earlier stay as they were
+        self._floor = np.where(known, floor, self._floor)
+        self._walk = self._walk._replace(on=np.where(known, on, self._walk.on),
+                                         off=np.where(known, off, self._walk.off))
+
+    def _bias(self, n_blocks: int) -> float:
+        """Expected shortfall of the least of ``n_blocks`` block medians, in spreads.
+
+        A block median of ``block_s / window_s`` independent envelope values
+        has a standard error of ``sqrt(pi / 2)`` spreads over the square root
+        of their number; the least of ``n`` such medians lies about ``z(n)``
+        standard errors below their mean (Blom's approximation of the expected
+        minimum of ``n`` normal values).
+        """
+        if n_blocks < 2:
+            return 0.0
+        z = -float(special.ndtri((1.0 - 0.375) / (n_blocks + 0.25)))
+        independent = max(1.0, self.block_frames * self.frame_s / self.settings.window_s)
+        return z * math.sqrt(math.pi / 2.0 / independent)
 
     def flush(self) -> list[Detection]:
         """Close every open episode at the end of the stream.
@@ -297,443 +472,19 @@ class Detector:
             where the stream ended before the episode's end was known.
         """
         out: list[Detection] = []
-        ist, fst = self._istate, self._fstate
-        end = self.frame_index
-        for c in range(self.n_channels):
-            if not ist[_EP_ACTIVE, c]:
-                continue
-            still_on = bool(ist[_H, c])
-            last = end if still_on else int(ist[_EP_LAST, c])
-            truncated = still_on or (end - last) < self._gap
-            floor = float(fst[_EP_FLOOR, c])
-            out.append(Detection("end", c, end - 1, int(ist[_EP_ONSET, c]), last, floor, truncated))
-            ist[_EP_ACTIVE, c] = 0
-        ist[_H] = 0
+        w = self._walk
+        last = self._frame - 1
+        for c in np.flatnonzero(w.in_episode).tolist():
+            still_on = bool(w.pause[c] == 0)
+            offset = self._frame if still_on else int(w.last_active[c]) + 1
+            out.append(Detection("end", c, last, int(w.onset[c]), offset,
+                                 float(self._ep_floor[c]), truncated=True))
+            w.in_episode[c] = False
+        w.run[:] = 0
         return out
 
 
-# ------------------------------------------------------------------ kernels
-@jit
-def _npmax(a: float, b: float) -> float:
-    """``np.maximum`` of two floats (NaN wins)."""
-    if a != a:
-        return a
-    if b != b:
-        return b
-    return a if a >= b else b
-
-
-@jit
-def _npmin(a: float, b: float) -> float:
-    """``np.minimum`` of two floats (NaN wins)."""
-    if a != a:
-        return a
-    if b != b:
-        return b
-    return a if a <= b else b
-
-
-@jit
-def _nan_to_num(a: float, nan: float) -> float:
-    """``np.nan_to_num`` of a float."""
-    if a != a:
-        return nan
-    if a == np.inf:
-        return _DBL_MAX
-    if a == -np.inf:
-        return -_DBL_MAX
-    return a
-
-
-@jit
-def _select(a: np.ndarray, lo: int, hi: int, k: int) -> None:
-    """Partially order ``a[lo:hi]`` so that ``a[k]`` is its ``k - lo``-th smallest value.
-
-    Afterwards ``a[lo:k] <= a[k] <= a[k + 1:hi]``. Quickselect with a median
-    of three and a branch-free Lomuto partition (the comparisons of envelope
-    values are unpredictable, mispredicted branches would dominate); no NaN.
-    """
-    hi -= 1
-    while hi > lo:
-        if hi == lo + 1:
-            if a[hi] < a[lo]:
-                t = a[lo]
-                a[lo] = a[hi]
-                a[hi] = t
-            return
-        mid = (lo + hi) >> 1
-        x0 = a[lo]
-        x1 = a[mid]
-        x2 = a[hi]
-        if x1 < x0:
-            x0, x1 = x1, x0
-        if x2 < x1:
-            x1, x2 = x2, x1
-            if x1 < x0:
-                x0, x1 = x1, x0
-        # the median goes last (the pivot), the others to the ends
-        a[lo] = x0
-        a[mid] = x2
-        a[hi] = x1
-        s = lo
-        for i in range(lo, hi):
-            ui = np.uint64(i)  # unsigned indices: no test for negative ones
-            us = np.uint64(s)
-            v = a[ui]
-            w = a[us]
-            lt = v < x1
-            a[ui] = w if lt else v
-            a[us] = v if lt else w
-            s += 1 if lt else 0
-        a[hi] = a[s]
-        a[s] = x1
-        if s == k:
-            return
-        if k < s:
-            hi = s - 1
-        elif s > lo:
-            lo = s + 1
-        else:
-            # the pivot is the least value: gather its copies (runs of equal
-            # values, an envelope clipped to its floor) instead of peeling
-            # them off one pass at a time
-            s += 1
-            for i in range(s, hi + 1):
-                ui = np.uint64(i)
-                us = np.uint64(s)
-                v = a[ui]
-                w = a[us]
-                eq = v <= x1
-                a[ui] = w if eq else v
-                a[us] = v if eq else w
-                s += 1 if eq else 0
-            if k < s:
-                return
-            lo = s
-
-
-@jit
-def _pick(vals: np.ndarray, k: int, n_val: int, n_fill: int) -> float:
-    """Element ``k`` of the sorted column: a value, then the +inf fill, then NaN."""
-    if k < n_val:
-        return vals[k]
-    if k < n_val + n_fill:
-        return np.inf
-    return np.nan
-
-
-@jit
-def _quantiles3(
-    vals: np.ndarray, n_val: int, n_nan: int, n_rows: int, q0: float, q1: float, q2: float
-) -> tuple[float, float, float]:
-    """Three quantiles (lower interpolation, ``q0 <= q1 <= q2``) of a masked column.
-
-    The result is what numpy gives by sorting the column with the unselected
-    rows set to +inf and picking ``floor(q * (count - 1))``: ``vals[:n_val]``
-    are the selected non-NaN values (reordered in place), ``n_nan`` the number
-    of selected NaN values (numpy sorts NaN last, after the +inf fill) and
-    ``n_rows`` the column length. NaN where nothing is selected.
-    """
-    count = n_val + n_nan
-    if count == 0:
-        return np.nan, np.nan, np.nan
-    k0 = max(int(q0 * (count - 1)), 0)
-    k1 = max(int(q1 * (count - 1)), 0)
-    k2 = max(int(q2 * (count - 1)), 0)
-    if k1 < n_val:
-        _select(vals, 0, n_val, k1)
-        if k0 < k1:
-            _select(vals, 0, k1, k0)
-        if k1 < k2 < n_val:
-            _select(vals, k1 + 1, n_val, k2)
-    elif k0 < n_val:
-        _select(vals, 0, n_val, k0)
-    n_fill = n_rows - count
-    return (_pick(vals, k0, n_val, n_fill), _pick(vals, k1, n_val, n_fill),
-            _pick(vals, k2, n_val, n_fill))
-
-
-@jit
-def _gather(buf: np.ndarray, c: int, least: float, first: int, vals: np.ndarray) -> tuple[int, int]:
-    """Collect the block's envelope of channel ``c`` on rows whose quiet code is >= ``least``.
-
-    Only rows from ``first`` on count; the values are clipped at ``_CLIP`` (as
-    before a logarithm). Returns the numbers of non-NaN values (written to
-    ``vals``) and of NaN values.
-    """
-    n_val = 0
-    n_nan = 0
-    quiet = buf[_QUIET, c]
-    env = buf[_ENV, c]
-    for t in range(first, buf.shape[2]):
-        ut = np.uint64(t)
-        if quiet[ut] >= least:
-            v = env[ut]
-            if v != v:
-                n_nan += 1
-            else:
-                vals[n_val] = v if v >= _CLIP else _CLIP
-                n_val += 1
-    return n_val, n_nan
-
-
-@jit
-def _log_quantiles3(
-    vals: np.ndarray, n_val: int, n_nan: int, n_rows: int, q0: float, q1: float, q2: float
-) -> tuple[float, float, float]:
-    """:func:`_quantiles3` of the log of the values (the log is monotone: the log of theirs)."""
-    a, b, c = _quantiles3(vals, n_val, n_nan, n_rows, q0, q1, q2)
-    return math.log(a), math.log(b), math.log(c)
-
-
-@jit
-def _block_stats(ist: np.ndarray, fst: np.ndarray, buf: np.ndarray, cfg: np.ndarray) -> None:
-    """Update the floor, the spread and the thresholds from the block just finished."""
-    C = fst.shape[1]
-    block = buf.shape[2]
-    vals = np.empty(block)
-    if ist[0, _READY] == 0:
-        # the first floor comes from quiet frames past the envelope's warm-up
-        # (its window is still filling), not marked as artefact and not empty
-        # (an envelope the artefact gate emptied says nothing about rest);
-        # without enough of them on every channel, wait for the next block
-        # (at most _INIT_MAX_BLOCKS, then take what there is); a channel that
-        # carries ECG needs a few seconds before its heartbeats are filtered out
-        skip = min(block, max(0, int(cfg[_C_WARMUP]) - (ist[0, _FRAME] - block)))
-        ist[0, _INIT_BLOCKS] += 1
-        enough = np.empty(C, dtype=np.bool_)
-        all_enough = True
-        for c in range(C):
-            cnt = 0
-            for t in range(skip, block):
-                if buf[_QUIET, c, t] == _QUIET_SIGNAL:
-                    cnt += 1
-            enough[c] = cnt >= 0.25 * block
-            all_enough = all_enough and enough[c]
-        if not all_enough and ist[0, _INIT_BLOCKS] < int(cfg[_C_INIT_MAX]):
-            return
-        # after the wait, any quiet frame will do, but a channel without one
-        # (a flat line all along) keeps waiting: a floor must come from signal
-        for c in range(C):
-            found = False
-            for t in range(skip if enough[c] else 0, block):
-                if buf[_QUIET, c, t] == _QUIET_SIGNAL:
-                    found = True
-                    break
-            if not found:
-                return
-        for c in range(C):
-            n_val, n_nan = _gather(buf, c, _QUIET_SIGNAL, skip if enough[c] else 0, vals)
-            q10, q30, q40 = _log_quantiles3(vals, n_val, n_nan, block, 0.1, 0.3, 0.4)
-            spread = _npmax(_nan_to_num((q40 - q10) / 1.028, 1e-3), 1e-3)
-            fst[_LOG_SPREAD, c] = spread
-            fst[_LOG_FLOOR, c] = _nan_to_num(q30, 0.0) + 0.524 * spread
-        ist[0, _READY] = 1
-    else:
-        freeze = int(cfg[_C_FREEZE])
-        for c in range(C):
-            # a block with less than half of its frames quiet leaves the floor
-            # unchanged, unless the channel has been frozen for too long
-            n_val, n_nan = _gather(buf, c, _QUIET_EMPTY, 0, vals)
-            usable = n_val + n_nan >= 0.5 * block
-            if usable:
-                ist[_FROZEN, c] = 0
-            else:
-                ist[_FROZEN, c] += 1
-                if ist[_FROZEN, c] < freeze:
-                    continue  # no statistic needed
-                n_val, n_nan = _gather(buf, c, _NOT_QUIET, 0, vals)  # thawed: every frame
-            q10, q50, q90 = _log_quantiles3(vals, n_val, n_nan, block, 0.1, 0.5, 0.9)
-            log_floor = fst[_LOG_FLOOR, c]
-            rate = cfg[_C_FALL] if q50 < log_floor else cfg[_C_RISE]
-            fst[_LOG_FLOOR, c] = log_floor + rate * (q50 - log_floor)
-            if usable:
-                spread = _npmax((q90 - q10) / 2.563, 1e-3)
-                log_spread = fst[_LOG_SPREAD, c]
-                fst[_LOG_SPREAD, c] = log_spread + cfg[_C_SPREAD_GAIN] * (spread - log_spread)
-    absolute = cfg[_C_ABSOLUTE] != 0.0
-    for c in range(C):
-        floor = math.exp(fst[_LOG_FLOOR, c])
-        fst[_FLOOR, c] = floor
-        if absolute:
-            fst[_ON_THR, c] = floor + cfg[_C_ON_UV]
-            fst[_OFF_THR, c] = floor + cfg[_C_OFF_UV]
-        else:
-            on = _npmax(math.exp(cfg[_C_ON_SD] * fst[_LOG_SPREAD, c]), cfg[_C_MIN_ON_RATIO])
-            off = _npmax(math.exp(cfg[_C_OFF_SD] * fst[_LOG_SPREAD, c]), cfg[_C_MIN_OFF_RATIO])
-            fst[_ON_THR, c] = floor * on
-            fst[_OFF_THR, c] = floor * _npmin(off, on)
-
-
-@jit
-def _emit(
-    dec: np.ndarray, nd: int, kind: int, c: int, frame: int, onset: int, offset: int,
-    floor: float,
-) -> int:
-    """Write one decision to row ``nd`` of the table; return the next row."""
-    dec[nd, _D_KIND] = kind
-    dec[nd, _D_CHANNEL] = c
-    dec[nd, _D_FRAME] = frame
-    dec[nd, _D_ONSET] = onset
-    dec[nd, _D_OFFSET] = offset
-    dec.view(np.float64)[nd, _D_FLOOR] = floor
-    return nd + 1
-
-
-@jit
-def _end_episode(
-    ist: np.ndarray, fst: np.ndarray, dec: np.ndarray, nd: int, c: int, gap: int
-) -> int:
-    last = ist[_EP_LAST, c]
-    nd = _emit(dec, nd, _END, c, last + gap - 1, ist[_EP_ONSET, c], last, fst[_EP_FLOOR, c])
-    ist[_EP_ACTIVE, c] = 0
-    return nd
-
-
-@jit
-def _advance_run(
-    ist: np.ndarray, fst: np.ndarray, dec: np.ndarray, nd: int, c: int, upto: int, spasm: int
-) -> int:
-    """Account for active frames of the current run up to frame ``upto`` (exclusive)."""
-    start = ist[_RUN_START, c]
-    if ist[_RUN_IN_EP, c] == 0:
-        confirm = start + ist[_RUN_MIN_ON, c] - 1
-        if confirm >= upto:
-            return nd
-        ist[_EP_ACTIVE, c] = 1
-        ist[_EP_ONSET, c] = ist[_CAND_ONSET, c]
-        ist[_EP_SUSTAINED, c] = 0
-        fst[_EP_FLOOR, c] = fst[_FLOOR, c]
-        ist[_RUN_IN_EP, c] = 1
-        nd = _emit(dec, nd, _ONSET, c, confirm, ist[_EP_ONSET, c], -1, fst[_EP_FLOOR, c])
-    if ist[_EP_SUSTAINED, c] == 0:
-        t = max(start, ist[_EP_ONSET, c] + spasm - 1)
-        if t < upto:
-            ist[_EP_SUSTAINED, c] = 1
-            nd = _emit(dec, nd, _SUSTAINED, c, t, ist[_EP_ONSET, c], -1, fst[_EP_FLOOR, c])
-    return nd
-
-
-@jit
-def _detect(
-    env: np.ndarray,
-    art: np.ndarray,
-    ecg: np.ndarray | None,
-    ns: np.ndarray | None,
-    ist: np.ndarray,
-    fst: np.ndarray,
-    buf: np.ndarray,
-    dec: np.ndarray,
-    cfg: np.ndarray,
-) -> int:
-    """Run the detector over the chunk from row ``ist[0, _ROW]`` on.
-
-    The chunk is cut at block boundaries into segments; within a segment every
-    channel is walked frame by frame (hysteresis, run and episode state
-    machine, quiet flags for the block statistics), and a segment that ends a
-    block updates the floor and thresholds. Returns ``2 * n_decisions + full``,
-    the decisions being in ``dec[:n_decisions]``: ``full`` is 0 when the chunk
-    is consumed (the next call starts a new one), 1 when the table filled up
-    (call again to resume). Returns -1 (and does nothing) if the inputs do not
-    all have the shape ``(n_frames, n_channels)``.
-    """
-    n = env.shape[0]
-    C = fst.shape[1]
-    if env.shape[1] != C or art.shape[0] != n or art.shape[1] != C:
-        return -1
-    if ecg is not None and (ecg.shape[0] != n or ecg.shape[1] != C):
-        return -1
-    if ns is not None and (ns.shape[0] != n or ns.shape[1] != C):
-        return -1
-    block = buf.shape[2]
-    gap = int(cfg[_C_GAP])
-    min_on = int(cfg[_C_MIN_ON])
-    min_on_ecg = int(cfg[_C_MIN_ON_ECG])
-    spasm = int(cfg[_C_SPASM])
-    backtrack = int(cfg[_C_BACKTRACK])
-    nd = 0
-    row = ist[0, _ROW]
-    while row < n:
-        f0 = ist[0, _FRAME]
-        pos = f0 % block
-        m = min(n - row, block - pos)
-        if nd + C * (3 * m + 3) > dec.shape[0]:
-            ist[0, _ROW] = row
-            return 2 * nd + 1
-        ready = ist[0, _READY] != 0
-        seg_end = f0 + m
-        for c in range(C):
-            on_thr = fst[_ON_THR, c]
-            off_thr = fst[_OFF_THR, c]
-            h = ist[_H, c] != 0
-            last_below = ist[_LAST_BELOW, c]
-            last_on = ist[_LAST_ON, c]
-            uc = np.uint64(c)  # unsigned indices: no test for negative ones
-            for t in range(m):
-                r = np.uint64(row + t)
-                f = f0 + t
-                e = env[r, uc]
-                flat = False
-                if ns is not None:
-                    flat = ns[r, uc] != 0
-                a = (art[r, uc] != 0) or flat
-                if ready:
-                    above = (e > on_thr) and not a
-                    resting = (e <= off_thr) or a
-                    # an artefact frame (a heartbeat during the rise of a
-                    # contraction) is no evidence of rest, but nothing is
-                    # dated back into a stretch without signal
-                    at_rest = (resting and not a) or flat
-                else:
-                    above = False
-                    resting = True
-                    at_rest = True
-                if at_rest:
-                    last_below = f
-                if above:
-                    h_new = True
-                elif resting:
-                    h_new = False
-                else:
-                    h_new = h
-                if h_new != h:
-                    h = h_new
-                    if h:  # a run begins
-                        if ist[_EP_ACTIVE, c] != 0 and f - ist[_EP_LAST, c] >= gap:
-                            nd = _end_episode(ist, fst, dec, nd, c, gap)
-                        ist[_RUN_START, c] = f
-                        ist[_RUN_IN_EP, c] = ist[_EP_ACTIVE, c]
-                        ist[_CAND_ONSET, c] = max(last_below + 1, f - backtrack)
-                        on_ecg = False
-                        if ecg is not None:
-                            on_ecg = ecg[r, uc] != 0
-                        ist[_RUN_MIN_ON, c] = min_on_ecg if on_ecg else min_on
-                    else:  # the run ends
-                        nd = _advance_run(ist, fst, dec, nd, c, f, spasm)
-                        if ist[_RUN_IN_EP, c] != 0:
-                            ist[_EP_LAST, c] = f
-                if h:
-                    last_on = f
-                p = np.uint64(pos + t)
-                buf[_ENV, uc, p] = e
-                if h or a or f - last_on < gap:
-                    buf[_QUIET, uc, p] = _NOT_QUIET
-                elif e > 0.0:
-                    buf[_QUIET, uc, p] = _QUIET_SIGNAL
-                else:
-                    buf[_QUIET, uc, p] = _QUIET_EMPTY
-            if h:
-                nd = _advance_run(ist, fst, dec, nd, c, seg_end, spasm)
-                if ist[_RUN_IN_EP, c] != 0:
-                    ist[_EP_LAST, c] = seg_end
-            elif ist[_EP_ACTIVE, c] != 0 and seg_end - ist[_EP_LAST, c] >= gap:
-                nd = _end_episode(ist, fst, dec, nd, c, gap)
-            ist[_H, c] = 1 if h else 0
-            ist[_LAST_BELOW, c] = last_below
-            ist[_LAST_ON, c] = last_on
-        row += m
-        ist[0, _FRAME] = seg_end
-        if seg_end % block == 0:
-            _block_stats(ist, fst, buf, cfg)
-    ist[0, _ROW] = 0
-    return 2 * nd
+def _read_only(a: np.ndarray) -> np.ndarray:
+    view = a.view()
+    view.flags.writeable = False
+    return view

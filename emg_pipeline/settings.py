@@ -58,6 +58,11 @@ class PipelineSettings:
     mains_harmonics : int
         Highest harmonic of the mains frequency that is cancelled (harmonics
         above the band-pass are skipped).
+    mains_removal : {"notch", "model"}
+        ``"notch"``: a comb of notches retuned to the tracked grid frequency
+        (:mod:`emg_pipeline.conditioning.notch`); ``"model"``: subtract a
+        fitted, Kalman-tracked model of the harmonics
+        (:mod:`emg_pipeline.conditioning.mains`).
     ecg_suppression : bool
         Find channels that carry ECG (trunk muscles) and filter the heartbeat
         out of their EMG band (see :mod:`emg_pipeline.conditioning.ecg`).
@@ -102,13 +107,17 @@ class PipelineSettings:
         Pauses shorter than this do not end an episode.
     floor_block_s : float
         The noise floor and thresholds are updated once per block of this length.
-    floor_rise_tau_s, floor_fall_tau_s : float
-        Time constants of the floor tracker when the resting level rises and
-        falls (it follows falls fast and rises slowly).
-    floor_freeze_max_s : float
-        The floor is frozen while a channel is active; after this long of
-        continuous activity it starts following again (a permanent baseline
-        shift must not hold an episode open forever).
+    floor_window_s : float
+        The noise floor is the least block level of this recent window (see
+        :mod:`emg_pipeline.detection`): a level that persists this long
+        becomes the floor, unless it stands more than ``floor_max_rise``
+        above the long memory.
+    floor_memory_s : float
+        Length of the long memory of block levels (its 5th percentile).
+    floor_max_rise : float
+        Largest factor by which the floor may stand above the long memory:
+        sustained activity higher than this above its rest stays one episode
+        for up to ``floor_memory_s``.
     spasm_min_s : float
         Sustained activity at least this long makes a ``spasm``; shorter
         episodes are ``twitch``.
@@ -125,6 +134,7 @@ class PipelineSettings:
     filter_order: int = 4
     mains: Mains = "auto"
     mains_harmonics: int = 9
+    mains_removal: Literal["notch", "model"] = "notch"
     ecg_suppression: bool = True
     ecg_highpass_hz: float = 60.0
     ecg_min_on_s: float = 0.15
@@ -143,9 +153,9 @@ class PipelineSettings:
     min_on_s: float = 0.05
     merge_gap_s: float = 0.5
     floor_block_s: float = 0.5
-    floor_rise_tau_s: float = 20.0
-    floor_fall_tau_s: float = 1.0
-    floor_freeze_max_s: float = 300.0
+    floor_window_s: float = 10.0
+    floor_memory_s: float = 600.0
+    floor_max_rise: float = 4.0
     spasm_min_s: float = DEFAULT_SPASM_MIN_S
     clonic_band_hz: tuple[float, float] = (3.0, 8.0)
     clonic_min_depth: float = 0.35
@@ -155,8 +165,8 @@ class PipelineSettings:
         positive = (
             "highpass_hz", "lowpass_hz", "ecg_highpass_hz", "artefact_ratio", "frame_s",
             "window_s", "on_sd",
-            "min_on_ratio", "min_off_ratio", "on_uv", "floor_block_s", "floor_rise_tau_s",
-            "floor_fall_tau_s", "floor_freeze_max_s", "spasm_min_s", "spectrum_s",
+            "min_on_ratio", "min_off_ratio", "on_uv", "floor_block_s", "floor_window_s",
+            "floor_memory_s", "spasm_min_s", "spectrum_s",
         )
         for name in positive:
             value = getattr(self, name)
@@ -178,6 +188,8 @@ class PipelineSettings:
         object.__setattr__(self, "mains", str(self.mains))
         if not isinstance(self.mains_harmonics, int) or not 1 <= self.mains_harmonics <= 40:
             raise ConfigError("mains_harmonics", self.mains_harmonics, "an integer from 1 to 40")
+        if self.mains_removal not in ("notch", "model"):
+            raise ConfigError("mains_removal", self.mains_removal, "'notch' or 'model'")
         if self.envelope not in ("rms", "lowpass"):
             raise ConfigError("envelope", self.envelope, "'rms' or 'lowpass'")
         if self.threshold not in ("relative", "absolute_uv"):
@@ -188,6 +200,8 @@ class PipelineSettings:
             raise ConfigError("min_off_ratio", self.min_off_ratio, "at most min_on_ratio")
         if self.off_uv > self.on_uv:
             raise ConfigError("off_uv", self.off_uv, f"at most on_uv={self.on_uv}")
+        if not isinstance(self.floor_max_rise, int | float) or not self.floor_max_rise >= 1:
+            raise ConfigError("floor_max_rise", self.floor_max_rise, "a number >= 1")
         if self.window_s < self.frame_s:
             raise ConfigError("window_s", self.window_s, f"at least frame_s={self.frame_s}")
         lo, hi = self.clonic_band_hz

@@ -27,6 +27,7 @@ from .conditioning import (
     EcgSuppressor,
     FlatLine,
     MainsCanceller,
+    MainsNotch,
     NanBridge,
     SosFilter,
     bandpass_sos,
@@ -173,8 +174,9 @@ class MainsRemoval(Stage):
 
     def __init__(self, spec: StreamSpec) -> None:
         s = spec.settings
-        self.canceller = MainsCanceller(spec.fs, spec.n_channels, mains=s.mains,
-                                        max_harmonics=s.mains_harmonics, band_hz=spec.band_hz)
+        remover = MainsNotch if s.mains_removal == "notch" else MainsCanceller
+        self.canceller = remover(spec.fs, spec.n_channels, mains=s.mains,
+                                 max_harmonics=s.mains_harmonics, band_hz=spec.band_hz)
         self.n_channels = spec.n_channels
         self.reset()
 
@@ -192,9 +194,14 @@ class MainsRemoval(Stage):
 
     @property
     def level(self) -> np.ndarray:
-        """Per channel: RMS of what was removed over RMS of what is left (0 without mains)."""
+        """Per channel: RMS of the mains removed over RMS of what is left (0 without mains).
+
+        The notch comb measures the lines themselves (the EMG inside its notches
+        is not mains); the model's removal is all mains.
+        """
+        removed = getattr(self.canceller, "line_energy", self.removed_energy)
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.sqrt(self.removed_energy / self.residual_energy)
+            ratio = np.sqrt(np.maximum(removed, 0.0) / self.residual_energy)
         return np.nan_to_num(ratio, nan=0.0, posinf=0.0)
 
 

@@ -9,6 +9,8 @@ Run by ``emg-pipeline bench [--suite NAME] [--quick] [--out DIR]`` or
 - ``robust`` (:mod:`.robust`): many recordings, each under conditions drawn at
   random from wide ranges (:mod:`emg_pipeline.sources.randomized`); medians and
   worst deciles per condition, false episodes at rest;
+- ``physio`` (:mod:`.robust` too): the same on recordings from the
+  physiological generator (:mod:`emg_pipeline.sources.physiological`);
 - ``real`` (:mod:`.real`): the shared real recordings with usable reference
   timing, each with a stated reference rule; skipped when the data folder is
   absent;
@@ -34,7 +36,7 @@ from .common import environment, provenance
 
 __all__ = ["SUITES", "default_data_dir", "run_bench"]
 
-SUITES: tuple[str, ...] = ("synthetic", "robust", "real", "speed", "peers")
+SUITES: tuple[str, ...] = ("synthetic", "robust", "physio", "real", "speed", "peers")
 
 
 def default_data_dir() -> Path:
@@ -98,6 +100,9 @@ def run_bench(out: Path | None, suites: Sequence[str] = SUITES, *, quick: bool =
         results["synthetic"] = synthetic.run_synthetic(minutes, seed, progress=progress)
     if "robust" in suites:
         results["robust"] = robust.run_robust(24 if quick else 200, seed, progress=progress)
+    if "physio" in suites:
+        results["physio"] = robust.run_robust(16 if quick else 200, seed, progress=progress,
+                                              generator="physio")
     if "real" in suites:
         results["real"] = real.run_real(data, progress=progress)
     if "speed" in suites:

@@ -135,8 +135,9 @@ def write_report(results: dict[str, Any], out: Path) -> dict[str, Path]:
         "stated), one-to-one closest onsets first; a split event's extra pieces are false "
         "positives. Figures that are undefined are n/a, never 0 or 1.",
     ]
-    sections = {"synthetic": synthetic.section, "robust": robust.section, "real": real.section,
-                "speed": speed.section, "peers": peers.section}
+    sections = {"synthetic": synthetic.section, "robust": robust.section,
+                "physio": robust.section, "real": real.section, "speed": speed.section,
+                "peers": peers.section}
     for name, fn in sections.items():
         if name in results:
             parts.append(fn(results[name]))

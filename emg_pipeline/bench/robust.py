@@ -1,6 +1,11 @@
-"""The randomized robustness suite: many recordings, each under conditions drawn at random.
+"""The randomized robustness suites: many recordings, each under conditions drawn at random.
 
-Every recording comes from :mod:`emg_pipeline.sources.randomized` with its own
+Two generators, written apart, so that a detector tuned to the look of one
+fails the other: ``robust`` draws from
+:mod:`emg_pipeline.sources.randomized` (shaped noise under activation
+envelopes), ``physio`` from :mod:`emg_pipeline.sources.physiological` (motor
+units recruited and rate-coded, their action potentials through a volume
+conductor). Every recording comes from its generator with its own
 draw of sampling rate, resolution, spectrum, noise, mains, ECG, artefacts and
 start (see that module for the ranges); one in eight is rest only (artefacts
 and mains, no contraction) and gives the false-episode rate. Each is streamed
@@ -23,7 +28,8 @@ import numpy as np
 from .. import metrics
 from ..pipeline import Pipeline
 from ..run import run
-from ..sources.randomized import SNR_LEVELS_DB, draw_spec, generate
+from ..sources import physiological, randomized
+from ..sources.randomized import SNR_LEVELS_DB
 from .common import fmt, markdown, seeded_rng
 from .synthetic import LIVE_CHUNK_S, SPASM_MIN_S
 
@@ -34,13 +40,18 @@ F1_GOALS = {3.0: 0.85, 6.0: 0.95, 12.0: 0.95, 20.0: 0.95}
 REST_SHARE = 1 / 8
 
 
-def _score_one(k: int, seed: int) -> dict[str, Any]:
-    rng = seeded_rng(seed, f"robust{k}")
+#: the generators, by suite name
+GENERATORS = {"robust": randomized, "physio": physiological}
+
+
+def _score_one(k: int, seed: int, generator: str = "robust") -> dict[str, Any]:
+    source = GENERATORS[generator]
+    rng = seeded_rng(seed, f"robust{k}" if generator == "robust" else f"{generator}{k}")
     rest_only = k % round(1 / REST_SHARE) == round(1 / REST_SHARE) - 1
     snr = SNR_LEVELS_DB[k % len(SNR_LEVELS_DB)]
-    spec = draw_spec(rng, snr_db=snr, rest_only=rest_only)
+    spec = source.draw_spec(rng, snr_db=snr, rest_only=rest_only)
     t0 = time.perf_counter()
-    rec = generate(spec, spasm_min_s=SPASM_MIN_S)
+    rec = source.generate(spec, spasm_min_s=SPASM_MIN_S)
     t1 = time.perf_counter()
     pipe = Pipeline(rec.fs, rec.channels, unit=rec.unit, spasm_min_s=SPASM_MIN_S)
     step = max(1, round(LIVE_CHUNK_S * rec.fs))
@@ -51,7 +62,7 @@ def _score_one(k: int, seed: int) -> dict[str, Any]:
     s = metrics.score(rec.truth, found)
     channel_minutes = rec.duration_s * len(rec.channels) / 60.0
     row: dict[str, Any] = {
-        "index": k, **spec.conditions(), "duration_s": rec.duration_s,
+        "index": k, "lead_off": False, **spec.conditions(), "duration_s": rec.duration_s,
         "n_ref": int(s["n_ref"]), "n_det": int(s["n_det"]), "tp": int(s["tp"]),
         "fp": int(s["fp"]), "fn": int(s["fn"]), "f1": s["f1"],
         "onset_mae_ms": 1e3 * s["onset_mae_s"], "label_accuracy": s["label_accuracy"],
@@ -62,16 +73,21 @@ def _score_one(k: int, seed: int) -> dict[str, Any]:
 
 
 def run_robust(n_recordings: int = 200, seed: int = 0,
-               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Draw, stream and score ``n_recordings`` recordings; return every row and the tables."""
+               progress: Callable[[str], None] | None = None,
+               generator: str = "robust") -> dict[str, Any]:
+    """Draw, stream and score ``n_recordings`` recordings; return every row and the tables.
+
+    ``generator`` is ``"robust"`` (:mod:`emg_pipeline.sources.randomized`) or
+    ``"physio"`` (:mod:`emg_pipeline.sources.physiological`).
+    """
     rows = []
     t0 = time.perf_counter()
     for k in range(n_recordings):
-        rows.append(_score_one(k, seed))
+        rows.append(_score_one(k, seed, generator))
         if progress is not None and (k + 1) % 10 == 0:
             elapsed = time.perf_counter() - t0
-            progress(f"robust: {k + 1}/{n_recordings} recordings ({elapsed:.0f} s)")
-    return {"rows": rows, "n_recordings": n_recordings, "seed": seed,
+            progress(f"{generator}: {k + 1}/{n_recordings} recordings ({elapsed:.0f} s)")
+    return {"rows": rows, "n_recordings": n_recordings, "seed": seed, "generator": generator,
             "elapsed_s": time.perf_counter() - t0}
 
 
@@ -156,10 +172,13 @@ def rest_table(rows: list[dict[str, Any]]) -> str:
 def section(result: dict[str, Any]) -> str:
     """The suite's part of the report."""
     rows = result["rows"]
+    generator = result.get("generator", "robust")
+    title = {"robust": "Randomized robustness", "physio": "Physiological generator"}[generator]
     return "\n\n".join([
-        f"## Randomized robustness ({result['n_recordings']} recordings, seed "
+        f"## {title} ({result['n_recordings']} recordings, seed "
         f"{result['seed']}, {result['elapsed_s']:.0f} s)",
-        "Each recording's conditions are drawn at random (`emg_pipeline.sources.randomized`); "
+        f"Each recording's conditions are drawn at random "
+        f"(`{GENERATORS[generator].__name__}`); "
         "streamed in 20 ms chunks with default settings; a match is the same channel, "
         "overlapping, onsets within 250 ms. Worst decile: the 10th percentile over "
         "recordings.",

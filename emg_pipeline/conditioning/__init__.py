@@ -5,12 +5,14 @@ from .ecg import EcgSuppressor
 from .filters import SosFilter, bandpass_sos, effective_band
 from .gaps import FlatLine, NanBridge
 from .mains import MainsCanceller
+from .notch import MainsNotch
 
 __all__ = [
     "ArtefactGate",
     "EcgSuppressor",
     "FlatLine",
     "MainsCanceller",
+    "MainsNotch",
     "NanBridge",
     "SosFilter",
     "bandpass_sos",

@@ -1,0 +1,263 @@
+"""Mains removal by a comb of notch filters that follows the grid frequency.
+
+A notch filter is linear and time-invariant between retunings: it removes a
+line whatever its amplitude does (a cable moved near the body can make the
+interference three times stronger within a second), it has no model that
+activity could bias, and so it cannot leave behind more than it was given.
+Its weakness is a grid frequency that is off or drifting: a second-order notch
+of bandwidth ``B`` keeps about ``2 δ / B`` of a line ``δ`` away from its
+centre. So the comb is retuned, once per block of ``block_s`` on the stream's
+sample clock, to a tracked estimate of the grid frequency:
+
+* at the end of each block, every harmonic ``h`` of the current estimate
+  ``f`` is demodulated over the block on every channel (the reference phase
+  runs on continuously from block to block);
+* the phase that each harmonic's demodulate turned through since the previous
+  block, ``Δφ_h = 2π h δf T``, measures the frequency error ``δf``; the
+  harmonics' measurements are averaged with weights ``|p_h| h²`` (their
+  strength times their frequency resolution, ``p_h`` the demodulates' product
+  summed over channels);
+* an alpha-beta tracker turns the errors into the frequency and its rate of
+  change, so a steadily drifting grid is followed without lag; the frequency
+  stays within ``MAX_OFFSET_HZ`` of nominal, its rate within
+  ``MAX_RATE_HZ_S``;
+* the notches for the next block are set at ``h f`` with bandwidth
+  ``BANDWIDTH_HZ + BANDWIDTH_PER_HARMONIC_HZ h`` (a frequency error grows with
+  the harmonic number).
+
+The notches run with carried state and their coefficients change only at block
+ends on the sample clock, so the output does not depend on the chunking. With
+``mains="auto"`` the comb starts once a line at 50 or 60 Hz stands out of the
+spectrum (:func:`find_mains`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .filters import sosfilt_state
+
+__all__ = ["MainsNotch", "find_mains", "notch_sos"]
+
+#: bandwidth of each notch (Hz): a constant part and a part per harmonic number
+BANDWIDTH_HZ = 5.0
+BANDWIDTH_PER_HARMONIC_HZ = 0.5
+#: the tracked frequency stays this close to nominal, its rate of change below this
+MAX_OFFSET_HZ = 1.0
+MAX_RATE_HZ_S = 0.3
+#: gains of the alpha-beta tracker (frequency, rate)
+_ALPHA, _BETA = 0.7, 0.2
+_SEARCH_S = 1.0   # data per attempt to find the grid frequency
+_LINE_RATIO = 10.0   # power of the line over the median around it, to start
+
+
+def notch_sos(fs: float, freqs_hz: np.ndarray, bandwidths_hz: np.ndarray) -> np.ndarray:
+    """Second-order notch sections, one per frequency (``scipy.signal.iirnotch``'s design).
+
+    Parameters
+    ----------
+    fs : float
+        Sampling rate in Hz.
+    freqs_hz, bandwidths_hz : ndarray, shape (n,)
+        Centre and -3 dB bandwidth of each notch.
+
+    Returns
+    -------
+    ndarray, shape (n, 6)
+
+    Examples
+    --------
+    >>> from scipy import signal
+    >>> b, a = signal.iirnotch(50.0, 50.0 / 2.0, fs=1000.0)
+    >>> sos = notch_sos(1000.0, np.array([50.0]), np.array([2.0]))
+    >>> bool(np.allclose(sos[0], np.r_[b, a]))
+    True
+    """
+    w0 = 2.0 * np.pi * np.asarray(freqs_hz, dtype=float) / fs
+    beta = np.tan(np.pi * np.asarray(bandwidths_hz, dtype=float) / fs)
+    gain = 1.0 / (1.0 + beta)
+    cos = np.cos(w0)
+    ones = np.ones_like(w0)
+    return np.column_stack([gain, -2.0 * gain * cos, gain, ones, -2.0 * gain * cos,
+                            2.0 * gain - 1.0])
+
+
+def find_mains(window: np.ndarray, fs: float, band_hz: tuple[float, float]) -> float | None:
+    """The grid frequency (50 or 60 Hz) whose line stands out of ``window``'s spectrum, if any.
+
+    A line counts when its power is more than ``_LINE_RATIO`` times the median
+    power 2-8 Hz away from it (summed over channels).
+    """
+    spectrum = np.abs(np.fft.rfft(window - window.mean(axis=0), axis=0)) ** 2
+    power = spectrum.sum(axis=1)
+    freqs = np.fft.rfftfreq(window.shape[0], 1.0 / fs)
+    best, best_ratio = None, _LINE_RATIO
+    for f0 in (50.0, 60.0):
+        if not band_hz[0] <= f0 <= min(band_hz[1], 0.5 * fs - 1.0):
+            continue
+        line = power[np.abs(freqs - f0) <= 1.0].max()
+        around = power[(np.abs(freqs - f0) > 2.0) & (np.abs(freqs - f0) <= 8.0)]
+        ratio = line / max(float(np.median(around)), 1e-30)
+        if ratio > best_ratio:
+            best, best_ratio = f0, ratio
+    return best
+
+
+class MainsNotch:
+    """Remove mains interference with a comb of notches that tracks the grid frequency.
+
+    Parameters
+    ----------
+    fs : float
+        Sampling rate in Hz.
+    n_channels : int
+        Number of channels.
+    mains : {"auto", "50", "60", "off"}
+        Grid frequency, or ``"auto"`` to find it, or ``"off"``.
+    max_harmonics : int
+        Highest harmonic notched.
+    band_hz : tuple of float
+        Band of the signal reaching this stage; harmonics outside it are skipped.
+    block_s : float
+        The comb is retuned at the end of every block of this length.
+
+    Attributes
+    ----------
+    mains_hz : float or None
+        Nominal grid frequency once known.
+    line_energy : ndarray, shape (n_channels,)
+        Energy of the mains lines measured so far (the demodulated harmonics'
+        power times the samples they cover): what the comb took out that was
+        mains, not the EMG in the notches' bands.
+
+    Examples
+    --------
+    >>> fs = 1000.0
+    >>> t = np.arange(20000) / fs
+    >>> x = (100 * np.sin(2 * np.pi * 50.3 * t))[:, None]
+    >>> y = MainsNotch(fs, 1, mains="50", band_hz=(20, 450)).process(x)
+    >>> bool(np.std(y[-5000:]) < 0.01 * np.std(x))
+    True
+    """
+
+    def __init__(self, fs: float, n_channels: int, mains: str = "auto", max_harmonics: int = 9,
+                 band_hz: tuple[float, float] = (20.0, 450.0), block_s: float = 0.25) -> None:
+        if mains not in ("auto", "50", "60", "off"):
+            raise ValueError(f"mains must be 'auto', '50', '60' or 'off', got {mains!r}")
+        self.fs = float(fs)
+        self.n_channels = int(n_channels)
+        self.mains = mains
+        self.max_harmonics = int(max_harmonics)
+        self.band_hz = (float(band_hz[0]), float(band_hz[1]))
+        self.block = max(8, round(block_s * self.fs))
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Forget the frequency, the notches' state and every buffer."""
+        self.mains_hz: float | None = None if self.mains in ("auto", "off") else float(self.mains)
+        self._search: list[np.ndarray] = []
+        self._search_len = 0
+        self.line_energy = np.zeros(self.n_channels)
+        if self.mains_hz is not None:
+            self._start(self.mains_hz)
+
+    def _start(self, f0: float) -> None:
+        self.mains_hz = f0
+        top = min(self.band_hz[1], 0.5 * self.fs - 2.0 * BANDWIDTH_HZ)
+        self._harmonics = np.array([h for h in range(1, self.max_harmonics + 1)
+                                    if self.band_hz[0] <= h * f0 <= top], dtype=float)
+        self.frequency_hz = f0
+        self._rate = 0.0          # Hz per second
+        self._phase = 0.0         # reference phase of the fundamental at the block start (rad)
+        self._previous: np.ndarray | None = None   # demodulates of the last block
+        self._buffer = np.empty((self.block, self.n_channels))
+        self._filled = 0
+        self._zi = np.zeros((self.n_channels, self._harmonics.size, 2))
+        self._sos = self._design()
+
+    def _design(self) -> np.ndarray:
+        freqs = self._harmonics * self.frequency_hz
+        return notch_sos(self.fs, freqs, BANDWIDTH_HZ + BANDWIDTH_PER_HARMONIC_HZ
+                         * self._harmonics)
+
+    # --------------------------------------------------------------- process
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Return ``x`` with the mains lines notched out; ``x`` itself is not modified."""
+        if self.mains == "off" or x.shape[0] == 0:
+            return x
+        if self.mains_hz is None:
+            used = self._look_for_mains(x)
+            if self.mains_hz is None or used == x.shape[0]:
+                return x
+            return np.concatenate([x[:used], self._notch(x[used:])])
+        return self._notch(x)
+
+    def _notch(self, x: np.ndarray) -> np.ndarray:
+        if self._harmonics.size == 0:
+            return x
+        out = []
+        start = 0
+        while start < x.shape[0]:
+            take = min(x.shape[0] - start, self.block - self._filled)
+            part = x[start : start + take]
+            y, self._zi = sosfilt_state(self._sos, part, self._zi)
+            out.append(y)
+            self._buffer[self._filled : self._filled + take] = part
+            self._filled += take
+            start += take
+            if self._filled == self.block:
+                self._retune()
+                self._filled = 0
+        return out[0] if len(out) == 1 else np.concatenate(out)
+
+    def _retune(self) -> None:
+        """A block is complete: measure the frequency error, retune the comb."""
+        T = self.block / self.fs
+        step = 2.0 * np.pi * self.frequency_hz / self.fs
+        phase = self._phase + step * np.arange(self.block)
+        reference = np.exp(-1j * np.outer(self._harmonics, phase))   # (harmonics, samples)
+        current = reference @ self._buffer                             # (harmonics, channels)
+        # a line of amplitude A gives |z| = A N / 2, its power A^2 / 2 over N samples;
+        # broadband signal of power p per sample adds about 2 p (fs / 2) / band to each
+        band = min(self.band_hz[1], 0.5 * self.fs) - self.band_hz[0]
+        noise = 2.0 * (self._buffer**2).mean(axis=0) * (0.5 * self.fs) / band
+        line = 2.0 * np.abs(current) ** 2 / self.block - noise
+        self.line_energy += line.sum(axis=0)   # unbiased: may dip below zero without a line
+        self._phase = float((self._phase + step * self.block) % (2.0 * np.pi))
+        if self._previous is not None:
+            p = (current * np.conj(self._previous)).sum(axis=1)
+            weights = np.abs(p) * self._harmonics**2
+            if weights.sum() > 0:
+                errors = np.angle(p) / (2.0 * np.pi * self._harmonics * T)
+                error = float(np.average(errors, weights=weights))
+                self._rate = float(np.clip(self._rate + _BETA * error / T,
+                                           -MAX_RATE_HZ_S, MAX_RATE_HZ_S))
+                assert self.mains_hz is not None
+                self.frequency_hz = float(np.clip(
+                    self.frequency_hz + _ALPHA * error + self._rate * T,
+                    self.mains_hz - MAX_OFFSET_HZ, self.mains_hz + MAX_OFFSET_HZ))
+                self._sos = self._design()
+        self._previous = current
+
+    # ---------------------------------------------------------- auto-detect
+    def _look_for_mains(self, x: np.ndarray) -> int:
+        """Feed the search; return how many samples of ``x`` it consumed.
+
+        Attempts cover consecutive windows of ``_SEARCH_S`` on the sample clock,
+        so the comb starts at the same sample whatever the chunking.
+        """
+        n_search = round(_SEARCH_S * self.fs)
+        used = 0
+        while used < x.shape[0] and self.mains_hz is None:
+            take = min(x.shape[0] - used, n_search - self._search_len)
+            self._search.append(x[used : used + take].copy())
+            self._search_len += take
+            used += take
+            if self._search_len == n_search:
+                window = np.concatenate(self._search)
+                self._search, self._search_len = [], 0
+                found = find_mains(window, self.fs, self.band_hz)
+                if found is not None:
+                    self._start(found)
+        return used
