@@ -9,7 +9,8 @@ IEEE Trans Speech Audio Process 9:504, 2001), applied to the log-envelope:
 * every block of ``floor_block_s`` gets one *level*, the log of its RMS
   envelope (frames of artefact or no signal left out; a block with less
   than half of its frames usable gets none), and one *spread*, the robust
-  standard deviation (interquartile range / 1.349) of its log-envelope; the
+  standard deviation of the upper half of its log-envelope ((q90 - q50) /
+  1.2816: the side that false alarms come from, heartbeats included); the
   spread of rest is the median spread of the quietest quarter of the blocks in
   the long memory;
 * the floor is the **least level of the last** ``floor_window_s`` (a short
@@ -46,8 +47,10 @@ above the floor, the sleep-scoring leg-movement rule):
   a pause has lasted that long; its offset is the end of its last active
   frame. A ``sustained`` decision comes at the first active frame at which it
   has lasted ``spasm_min_s``;
-* frames of an artefact neither start, continue nor end anything (they are
-  skipped); frames without signal count as rest (a lead-off ends an episode).
+* a frame of an artefact cancels a candidate (the artefact gate recognises a
+  pop or a knock a few frames into it) but neither continues nor ends an
+  episode (it is skipped); frames without signal count as rest (a lead-off
+  ends an episode).
 
 Thresholds change only at block ends on the frame clock, so the decisions are
 the same, bit for bit, whatever the chunking. The per-frame walk is one short
@@ -159,7 +162,7 @@ def _walk(env: np.ndarray, skip: np.ndarray, rest: np.ndarray, ecg: np.ndarray,
           first_frame: int, w: _Walk, d: _Durations, out: np.ndarray) -> int:
     """Walk frames ``env[i, c]`` through the double threshold; write decisions to ``out``.
 
-    ``skip``: artefact frames (no change at all); ``rest``: frames without
+    ``skip``: artefact frames (cancel a candidate, else skipped); ``rest``: frames without
     signal (count as below the off threshold); ``ecg``: frames of a channel
     carrying ECG (longer confirmation). Each decision is a row ``(kind,
     channel, frame, onset, offset)``. Returns the number of rows written.
@@ -168,6 +171,7 @@ def _walk(env: np.ndarray, skip: np.ndarray, rest: np.ndarray, ecg: np.ndarray,
     for c in range(env.shape[1]):
         for i in range(env.shape[0]):
             if skip[i, c]:
+                w.run[c] = 0   # an artefact cancels a candidate; an episode goes on
                 continue
             k = first_frame + i
             e = env[i, c]
@@ -240,15 +244,15 @@ def rest_level(log_env: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.
     level, spread : ndarray, shape (n_channels,)
         Log of the RMS envelope of the usable frames (the log of the square
         root of their mean power: a train of bursts is measured by its bursts,
-        not by the pauses between them), and the robust standard deviation
-        (IQR / 1.349) of their log-envelope; NaN where fewer than half of the
-        frames are usable.
+        not by the pauses between them), and the robust standard deviation of
+        the upper half of their log-envelope ((q90 - q50) / 1.2816); NaN where
+        fewer than half of the frames are usable.
     """
     y = np.where(usable, log_env, np.nan)
     count = usable.sum(axis=1)
     enough = count * 2 >= usable.shape[1]
-    low, high = _row_quantiles(y, 0.25, 0.75)
-    spread = (high - low) / 1.349
+    middle, high = _row_quantiles(y, 0.5, 0.9)
+    spread = (high - middle) / 1.2816
     with np.errstate(divide="ignore", invalid="ignore"):
         power = np.where(usable, np.exp(2.0 * log_env), 0.0).sum(axis=1) / count
         level = 0.5 * np.log(power)

@@ -42,6 +42,7 @@ def _reference_walk(env, skip, rest, ecg, on, off, d: _Durations) -> list[tuple]
         sustained = False
         for k in range(env.shape[0]):
             if skip[k, c]:
+                run = 0
                 continue
             active = env[k, c] > off[c] and not rest[k, c]
             if in_episode:

@@ -25,6 +25,11 @@ sample clock, to a tracked estimate of the grid frequency:
   ``BANDWIDTH_HZ + BANDWIDTH_PER_HARMONIC_HZ h`` (a frequency error grows with
   the harmonic number).
 
+A notch rings after a transient (an electrode pop, a cable knock) for about
+``1 / (π B)``: what exceeds ``CLIP_SD`` robust standard deviations of the last
+block is passed around the notches, so they ring only on the part they share
+with ordinary signal.
+
 The notches run with carried state and their coefficients change only at block
 ends on the sample clock, so the output does not depend on the chunking. With
 ``mains="auto"`` the comb starts once a line at 50 or 60 Hz stands out of the
@@ -45,6 +50,9 @@ BANDWIDTH_PER_HARMONIC_HZ = 0.5
 #: the tracked frequency stays this close to nominal, its rate of change below this
 MAX_OFFSET_HZ = 1.0
 MAX_RATE_HZ_S = 0.3
+#: samples beyond this many robust standard deviations of the last block go around
+#: the notches (transients would make them ring)
+CLIP_SD = 6.0
 #: gains of the alpha-beta tracker (frequency, rate)
 _ALPHA, _BETA = 0.7, 0.2
 _SEARCH_S = 1.0   # data per attempt to find the grid frequency
@@ -174,6 +182,7 @@ class MainsNotch:
         self._buffer = np.empty((self.block, self.n_channels))
         self._filled = 0
         self._zi = np.zeros((self.n_channels, self._harmonics.size, 2))
+        self._clip = np.full(self.n_channels, np.inf)
         self._sos = self._design()
 
     def _design(self) -> np.ndarray:
@@ -201,8 +210,11 @@ class MainsNotch:
         while start < x.shape[0]:
             take = min(x.shape[0] - start, self.block - self._filled)
             part = x[start : start + take]
-            y, self._zi = sosfilt_state(self._sos, part, self._zi)
-            out.append(y)
+            # what exceeds the clip level (a pop, a knock) goes around the notches:
+            # they would ring on it long after it ended
+            inside = np.clip(part, -self._clip, self._clip)
+            y, self._zi = sosfilt_state(self._sos, inside, self._zi)
+            out.append(y + (part - inside))
             self._buffer[self._filled : self._filled + take] = part
             self._filled += take
             start += take
@@ -212,7 +224,10 @@ class MainsNotch:
         return out[0] if len(out) == 1 else np.concatenate(out)
 
     def _retune(self) -> None:
-        """A block is complete: measure the frequency error, retune the comb."""
+        """A block is complete: set the clip level, measure the frequency error, retune."""
+        # CLIP_SD robust standard deviations of the block (median |x| / 0.6745): never
+        # reached by mains and noise, soon by the step of an electrode pop
+        self._clip = CLIP_SD * np.median(np.abs(self._buffer), axis=0) / 0.6745
         T = self.block / self.fs
         step = 2.0 * np.pi * self.frequency_hz / self.fs
         phase = self._phase + step * np.arange(self.block)

@@ -1,0 +1,108 @@
+"""The tracked notch comb: follows a drifting grid, leaves noise alone, any chunking."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from emg_pipeline.conditioning import MainsNotch, SosFilter, bandpass_sos
+from emg_pipeline.conditioning.notch import find_mains, notch_sos
+
+from .conftest import random_splits
+
+FS = 1000.0
+
+
+def _grid(seconds: float, f0: float, rate_hz_s: float, harmonics: dict[int, float],
+          swell: bool = False, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Band-passed (signal, noise): unit noise plus lines wandering ±0.3 Hz around ``f0``.
+
+    The wander is a sine whose steepest slope is ``rate_hz_s``.
+    """
+    rng = np.random.default_rng(seed)
+    n = round(seconds * FS)
+    t = np.arange(n) / FS
+    period = 2 * np.pi * 0.3 / rate_hz_s if rate_hz_s else np.inf
+    freq = f0 + 0.3 * np.sin(2 * np.pi * t / period)
+    phase = 2 * np.pi * np.cumsum(freq) / FS
+    amp = 1.0 + (0.5 * np.sin(2 * np.pi * t / 3.0) if swell else 0.0)
+    mains = np.zeros(n)
+    for h, a in harmonics.items():
+        mains += a * np.sin(h * phase + h) * amp
+    sos = bandpass_sos(FS, 20.0, 450.0)
+    band = SosFilter(sos, 1)
+    noise_band = SosFilter(sos, 1)
+    noise = rng.standard_normal(n)[:, None]
+    return band.process(mains[:, None] + noise), noise_band.process(noise)
+
+
+def _line_power_left(x: np.ndarray, notch: MainsNotch, f0: float, skip_s: float) -> float:
+    """Power near the harmonics after the comb over that before it (the last seconds)."""
+    y = np.concatenate([notch.process(x[i : i + 40]) for i in range(0, x.shape[0], 40)])
+    k = round(skip_s * FS)
+    freqs, before = signal.welch(x[k:, 0], FS, nperseg=4096)
+    _, after = signal.welch(y[k:, 0], FS, nperseg=4096)
+    near = np.zeros(freqs.shape, dtype=bool)
+    for h in range(1, 9):
+        near |= np.abs(freqs - h * f0) <= 0.5 + 0.4 * h
+    return float(after[near].sum() / before[near].sum())
+
+
+def test_sections_are_scipys_notches() -> None:
+    for f, bw in ((50.0, 2.0), (150.0, 5.5), (420.0, 8.0)):
+        b, a = signal.iirnotch(f, f / bw, fs=FS)
+        np.testing.assert_allclose(notch_sos(FS, np.array([f]), np.array([bw]))[0],
+                                   np.r_[b, a], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("f0", "offset", "rate"), [(50.0, 0.2, 0.0), (60.0, -0.2, 0.05),
+                                                    (50.0, 0.0, 0.1)])
+def test_a_drifting_grid_and_its_harmonics_are_removed(f0: float, offset: float,
+                                                       rate: float) -> None:
+    # mains 20x the noise at the fundamental, harmonics up to 1.5x it; the grid
+    # up to 0.5 Hz off nominal, changing at up to 0.1 Hz/s
+    x, _noise = _grid(40.0, f0 + offset, rate, {1: 20.0, 3: 30.0, 5: 10.0, 7: 5.0})
+    notch = MainsNotch(FS, 1, mains=str(int(f0)), band_hz=(20.0, 450.0))
+    assert _line_power_left(x, notch, f0 + offset, 10.0) < 0.003   # -25 dB or better
+
+
+def test_swelling_mains_is_removed() -> None:
+    # amplitude changing three-fold within 1.5 s
+    x, _noise = _grid(40.0, 50.2, 0.0, {1: 20.0, 3: 20.0}, swell=True)
+    notch = MainsNotch(FS, 1, mains="50", band_hz=(20.0, 450.0))
+    assert _line_power_left(x, notch, 50.2, 10.0) < 0.01   # -20 dB or better
+
+
+def test_noise_alone_loses_only_what_lies_in_the_notches() -> None:
+    _, noise = _grid(30.0, 50.0, 0.0, {})
+    y = MainsNotch(FS, 1, mains="50", band_hz=(20.0, 450.0)).process(noise)
+    ratio = float(np.std(y[5000:]) / np.std(noise[5000:]))
+    assert 0.85 < ratio <= 1.0   # the notches span about 15 % of the band
+
+
+def test_auto_finds_the_grid_and_off_passes_through() -> None:
+    x, _ = _grid(10.0, 60.2, 0.0, {1: 10.0})
+    assert find_mains(x[:1000], FS, (20.0, 450.0)) == 60.0
+    notch = MainsNotch(FS, 1, mains="auto", band_hz=(20.0, 450.0))
+    notch.process(x)
+    assert notch.mains_hz == 60.0
+    off = MainsNotch(FS, 1, mains="off")
+    assert off.process(x) is x
+    _, noise = _grid(3.0, 50.0, 0.0, {})
+    assert find_mains(noise, FS, (20.0, 450.0)) is None
+
+
+def test_any_chunking_gives_the_same_output() -> None:
+    rng = np.random.default_rng(4)
+    x, _ = _grid(12.0, 50.3, 0.05, {1: 20.0, 2: 5.0, 3: 10.0})
+    x = np.hstack([x, 0.5 * x + rng.standard_normal(x.shape)])
+    x[5000:5020, 1] += 2000.0   # a pop on one channel
+    whole = MainsNotch(FS, 2).process(x)
+    for parts in (5, 300, 4000):
+        notch = MainsNotch(FS, 2)
+        bounds = [0, *random_splits(rng, x.shape[0], parts), x.shape[0]]
+        got = np.concatenate([notch.process(x[a:b]) for a, b in itertools.pairwise(bounds)])
+        np.testing.assert_array_equal(got, whole)
