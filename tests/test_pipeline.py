@@ -147,8 +147,6 @@ def test_absolute_microvolt_rule(rng: np.random.Generator) -> None:
         detect(x, fs, unit="counts", threshold="absolute_uv")
 
 
-@pytest.mark.xfail(strict=True, reason="known regression of the minimum-statistics detector: "
-                   "8 false episodes on this rest with ECG, motion, pops and knocks (issue 12)")
 def test_rest_with_artefacts_gives_no_episode(rng: np.random.Generator) -> None:
     rec = simulate(rng, fs=1000.0, duration_s=300.0, n_channels=2, events=False,
                    ecg_uv=[800.0, 300.0], motion_per_min=2.0, pops_per_min=2.0,
