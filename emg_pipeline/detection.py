@@ -7,8 +7,9 @@ frame clock, the method of noise-power trackers in speech enhancement (Martin,
 IEEE Trans Speech Audio Process 9:504, 2001), applied to the log-envelope:
 
 * every block of ``floor_block_s`` gets one *level*, the log of its RMS
-  envelope (frames of artefact or no signal left out; a block with less
-  than half of its frames usable gets none), and one *spread*, the robust
+  envelope over the frames above its lower quartile (frames of artefact or no
+  signal left out; a block with less than half of its frames usable gets
+  none), and one *spread*, the robust
   standard deviation of the upper half of its log-envelope ((q90 - q50) /
   1.2816: the side that false alarms come from, heartbeats included); the
   spread of rest is the median spread of the quietest quarter of the blocks in
@@ -242,19 +243,23 @@ def rest_level(log_env: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.
     Returns
     -------
     level, spread : ndarray, shape (n_channels,)
-        Log of the RMS envelope of the usable frames (the log of the square
-        root of their mean power: a train of bursts is measured by its bursts,
-        not by the pauses between them), and the robust standard deviation of
+        Log of the RMS envelope of the usable frames above their lower
+        quartile (the log of the square root of their mean power: a train of
+        bursts is measured by its bursts, not by the pauses between them, and
+        frames that a gate emptied do not count), and the robust standard
+        deviation of
         the upper half of their log-envelope ((q90 - q50) / 1.2816); NaN where
         fewer than half of the frames are usable.
     """
     y = np.where(usable, log_env, np.nan)
-    count = usable.sum(axis=1)
-    enough = count * 2 >= usable.shape[1]
-    middle, high = _row_quantiles(y, 0.5, 0.9)
+    enough = usable.sum(axis=1) * 2 >= usable.shape[1]
+    low, middle, high = _row_quantiles(y, 0.25, 0.5, 0.9)
     spread = (high - middle) / 1.2816
+    # the lowest quarter is left out: frames where a gate took out (nearly) all
+    # the power are no measure of rest
+    kept = usable & (log_env >= low[:, None])
     with np.errstate(divide="ignore", invalid="ignore"):
-        power = np.where(usable, np.exp(2.0 * log_env), 0.0).sum(axis=1) / count
+        power = np.where(kept, np.exp(2.0 * log_env), 0.0).sum(axis=1) / kept.sum(axis=1)
         level = 0.5 * np.log(power)
     return np.where(enough, level, np.nan), np.where(enough, spread, np.nan)
 

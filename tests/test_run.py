@@ -212,7 +212,7 @@ def test_kill_9_loses_no_ended_episode_and_no_fired_alert(
 @pytest.mark.parametrize(("mains_uv", "said"), [
     (0.0, "no 50 Hz line above a tenth of the noise"),   # auto: a line is modelled on noise
     (0.15, "no 50 Hz line above a tenth of the noise"),
-    (1.5, "50 Hz removed (its RMS over what is left: ch1 0.5"),   # 1.5 / 2.8 µV in band
+    (1.5, "50 Hz removed (its RMS over what is left: ch1 0.6"),   # 1.5 / 2.5 µV left
 ])
 def test_mains_is_reported_with_its_level(mains_uv: float, said: str) -> None:
     rng = np.random.default_rng(1)

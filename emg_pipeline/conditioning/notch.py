@@ -14,9 +14,11 @@ narrow bands around the lines. Three things make it hold up on real signals:
   sample clock every harmonic of the current estimate ``f`` is demodulated
   over the block on every channel; the phase each demodulate turned through
   since the previous block, ``Δφ_h = 2π h δf T``, measures the frequency
-  error ``δf``; the harmonics' measurements are averaged with weights
-  ``|p_h| h²`` (strength times frequency resolution, ``p_h`` the
-  demodulates' product summed over channels), and an alpha-beta tracker turns
+  error ``δf``; the measurements of every harmonic on every channel where
+  the line stands ``LINE_SNR`` above the noise in both blocks are combined
+  by their median weighted by line-to-noise ratio times ``h²`` (strength
+  times frequency resolution; a median, so that a pop on one channel does not
+  steer the comb of all), and an alpha-beta tracker turns
   them into the frequency and its rate of change (within ``MAX_OFFSET_HZ`` of
   nominal, ``MAX_RATE_HZ_S``);
 * **transients do not make it ring.** The phasors move by the error clipped at
@@ -52,6 +54,9 @@ MAX_RATE_HZ_S = 0.3
 #: the phasors move by the error clipped at this many robust standard deviations
 #: of the last block's output (transients would make them ring)
 CLIP_SD = 4.0
+#: a harmonic measures the frequency when its line stands this far above the noise
+#: in its demodulate (power ratio)
+LINE_SNR = 10.0
 #: gains of the alpha-beta tracker (frequency, rate)
 _ALPHA, _BETA = 0.7, 0.2
 _SEARCH_S = 1.0   # data per attempt to find the grid frequency
@@ -81,6 +86,13 @@ def _comb(x: np.ndarray, out: np.ndarray, state: np.ndarray, turn: np.ndarray,
             step = min(max(error, -clip[c]), clip[c])
             for h in range(state.shape[0]):
                 state[h, c] += gain[h] * step
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """The value below which half of the total weight lies."""
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
 
 
 def find_mains(window: np.ndarray, fs: float, band_hz: tuple[float, float]) -> float | None:
@@ -181,6 +193,11 @@ class MainsNotch:
         self._gain = 2.0 * np.tan(np.pi * (BANDWIDTH_HZ + BANDWIDTH_PER_HARMONIC_HZ
                                            * self._harmonics) / self.fs)
         self._scale = 1.0 - 0.5 * float(self._gain.sum())
+        # the share of a broadband signal's power that passes: a notch of -3 dB
+        # bandwidth B takes a noise bandwidth of about π B / 2
+        self._band = min(self.band_hz[1], 0.5 * self.fs) - self.band_hz[0]
+        widths = BANDWIDTH_HZ + BANDWIDTH_PER_HARMONIC_HZ * self._harmonics
+        self._kept = max(0.5, 1.0 - 0.5 * np.pi * float(widths.sum()) / self._band)
         self._turn = self._rotation()
 
     def _rotation(self) -> np.ndarray:
@@ -229,18 +246,24 @@ class MainsNotch:
         reference = np.exp(-1j * np.outer(self._harmonics, phase))   # (harmonics, samples)
         current = reference @ self._buffer                             # (harmonics, channels)
         # a line of amplitude A gives |z| = A N / 2, its power A^2 / 2 over N samples;
-        # broadband signal of power p per sample adds about 2 p (fs / 2) / band to each
-        band = min(self.band_hz[1], 0.5 * self.fs) - self.band_hz[0]
-        noise = 2.0 * (self._buffer**2).mean(axis=0) * (0.5 * self.fs) / band
-        line = 2.0 * np.abs(current) ** 2 / self.block - noise
-        self.line_energy += line.sum(axis=0)   # unbiased: may dip below zero without a line
+        # the rest of the input (power s per sample over the band) adds about
+        # 2 s (fs / 2) / band to each; the output holds s less what the notches took
+        power = 2.0 * np.abs(current) ** 2 / self.block
+        rest = (self._output**2).mean(axis=0) / self._kept
+        noise = 2.0 * rest * (0.5 * self.fs) / self._band
+        self.line_energy += (power - noise).sum(axis=0)   # unbiased: may dip below zero
         self._phase = float((self._phase + step * self.block) % (2.0 * np.pi))
+        strong = power > LINE_SNR * noise
         if self._previous is not None:
-            p = (current * np.conj(self._previous)).sum(axis=1)
-            weights = np.abs(p) * self._harmonics**2
-            if weights.sum() > 0:
-                errors = np.angle(p) / (2.0 * np.pi * self._harmonics * T)
-                error = float(np.average(errors, weights=weights))
+            # every line that stands out of the noise in both blocks, on every
+            # channel, measures the frequency error; their weighted median is
+            # taken (a pop on one channel must not steer the comb of all)
+            both = strong & self._strong
+            turned = np.angle(current * np.conj(self._previous))
+            errors = (turned / (2.0 * np.pi * self._harmonics[:, None] * T))[both]
+            weights = (np.minimum(power, self._power) / noise * self._harmonics[:, None] ** 2)[both]
+            if errors.size:
+                error = _weighted_median(errors, weights)
                 self._rate = float(np.clip(self._rate + _BETA * error / T,
                                            -MAX_RATE_HZ_S, MAX_RATE_HZ_S))
                 assert self.mains_hz is not None
@@ -249,6 +272,8 @@ class MainsNotch:
                     self.mains_hz - MAX_OFFSET_HZ, self.mains_hz + MAX_OFFSET_HZ))
                 self._turn = self._rotation()
         self._previous = current
+        self._strong = strong
+        self._power = power
 
     # ---------------------------------------------------------- auto-detect
     def _look_for_mains(self, x: np.ndarray) -> int:

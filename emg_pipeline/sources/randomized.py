@@ -23,9 +23,10 @@ events                    twitches of 30-450 ms; spasms of 3-60 s, one in ten up
                           each event within ±2 dB of it
 start                     normal, quiet (noise x0.3) or noisy (noise x3) for 10-60 s
 mains                     none (one in four), 50 or 60 Hz off by up to ±0.5 Hz, drifting at
-                          up to 0.1 Hz/s; harmonics 2-7 each 0-1.5x the fundamental; the
-                          fundamental 0.5-20x the rest noise; its amplitude changing 3-fold
-                          within a second now and then (movement near a cable)
+                          up to 0.1 Hz/s (one grid: the same on every channel); harmonics
+                          2-7 each 0-1.5x the fundamental; the fundamental 0.5-20x the
+                          rest noise; its amplitude changing 3-fold within a second now
+                          and then (movement near a cable)
 ECG                       on one channel in three recordings: R waves 5-300x the rest noise
 artefacts                 motion, electrode pops and cable knocks, 0-2 per minute each,
                           50-5000 µV; a lead-off (flat or at the rail, 5-60 s) in one
@@ -221,18 +222,31 @@ def _truth_span(a: np.ndarray) -> tuple[int, int]:
     return int(above[0]), int(above[-1]) + 1
 
 
-def _mains(rng: np.random.Generator, spec: RandomSpec, n: int, amp_uv: float) -> np.ndarray:
-    """Mains pickup: a wandering grid frequency, harmonics 2-7, swells of its amplitude."""
+def _grid_phase(spec: RandomSpec, n: int) -> np.ndarray:
+    """Phase of the grid's fundamental, one for every channel of the recording.
+
+    The frequency: an offset, then a random walk at up to the drawn rate,
+    within ±0.5 Hz. Drawn from its own stream, so that the other draws do not
+    depend on it.
+    """
     assert spec.mains_hz is not None
+    rng = np.random.default_rng([spec.seed, 50])
     fs = spec.fs
-    # the frequency: an offset, then a random walk at up to the drawn rate, within ±0.5 Hz
     step_s = 0.5
     n_steps = int(n / fs / step_s) + 2
     walk = np.cumsum(rng.uniform(-1, 1, n_steps)) * spec.mains_rate_hz_per_s * step_s
     freq = np.clip(spec.mains_hz + spec.mains_offset_hz + walk, spec.mains_hz - 0.5,
                    spec.mains_hz + 0.5)
     f = np.interp(np.arange(n) / fs, np.arange(n_steps) * step_s, freq)
-    phase = 2 * np.pi * np.cumsum(f) / fs
+    return 2 * np.pi * np.cumsum(f) / fs
+
+
+def _mains(rng: np.random.Generator, spec: RandomSpec, phase: np.ndarray,
+           amp_uv: float) -> np.ndarray:
+    """Mains pickup on one channel: the grid's harmonics 1-7, swells of its amplitude."""
+    assert spec.mains_hz is not None
+    fs = spec.fs
+    n = phase.shape[0]
     envelope = np.ones(n)
     for _ in range(rng.poisson(spec.mains_swells_per_min * n / fs / 60.0)):
         i0 = int(rng.integers(0, n))
@@ -331,6 +345,7 @@ def generate(spec: RandomSpec, spasm_min_s: float = DEFAULT_SPASM_MIN_S) -> Synt
         plans.append(plan)
         lead_off.append(off)
     x = np.zeros((n, spec.n_channels))
+    grid = _grid_phase(spec, n) if spec.mains_hz is not None else None
     for c, name in enumerate(names):
         white = rng.standard_normal(n)
         pink = _pink(rng, n, fs) * math.sqrt(spec.pink_ratio)
@@ -373,9 +388,9 @@ def generate(spec: RandomSpec, spasm_min_s: float = DEFAULT_SPASM_MIN_S) -> Synt
                 i1 = min(n, i0 + shape.shape[0])
                 x[i0:i1, c] += shape[: i1 - i0]
                 art_rows.append((name, i0 / fs, i1 / fs, kind))
-        if spec.mains_hz is not None:
+        if grid is not None:
             amp = spec.mains_ratio * spec.noise_uv * rng.uniform(0.7, 1.3)
-            x[:, c] += _mains(rng, spec, n, amp)
+            x[:, c] += _mains(rng, spec, grid, amp)
     # the converter: offset, steps, range
     full = (2 ** (spec.bits - 1) - 1) * spec.lsb_uv
     x += rng.uniform(-0.1, 0.1) * full
