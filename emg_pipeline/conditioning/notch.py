@@ -253,7 +253,7 @@ class MainsNotch:
         noise = 2.0 * rest * (0.5 * self.fs) / self._band
         self.line_energy += (power - noise).sum(axis=0)   # unbiased: may dip below zero
         self._phase = float((self._phase + step * self.block) % (2.0 * np.pi))
-        strong = power > LINE_SNR * noise
+        strong = (power > LINE_SNR * noise) & (noise > 0.0)   # nothing stands out of silence
         if self._previous is not None:
             # every line that stands out of the noise in both blocks, on every
             # channel, measures the frequency error; their weighted median is
@@ -261,7 +261,8 @@ class MainsNotch:
             both = strong & self._strong
             turned = np.angle(current * np.conj(self._previous))
             errors = (turned / (2.0 * np.pi * self._harmonics[:, None] * T))[both]
-            weights = (np.minimum(power, self._power) / noise * self._harmonics[:, None] ** 2)[both]
+            snr = np.minimum(power, self._power) / np.where(noise > 0.0, noise, np.inf)
+            weights = (snr * self._harmonics[:, None] ** 2)[both]
             if errors.size:
                 error = _weighted_median(errors, weights)
                 self._rate = float(np.clip(self._rate + _BETA * error / T,
