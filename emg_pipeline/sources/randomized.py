@@ -28,6 +28,8 @@ mains                     none (one in four), 50 or 60 Hz off by up to ±0.5 Hz,
                           rest noise; its amplitude changing 3-fold within a second now
                           and then (movement near a cable)
 ECG                       on one channel in three recordings: R waves 5-300x the rest noise
+converter range           drift, mains (with its harmonics and swells) and ECG are capped
+                          at 30 %, 25 % and 40 % of it
 artefacts                 motion, electrode pops and cable knocks, 0-2 per minute each,
                           50-5000 µV; a lead-off (flat or at the rail, 5-60 s) in one
                           recording in ten
@@ -345,6 +347,9 @@ def generate(spec: RandomSpec, spasm_min_s: float = DEFAULT_SPASM_MIN_S) -> Synt
         plans.append(plan)
         lead_off.append(off)
     x = np.zeros((n, spec.n_channels))
+    # the converter's range: drift, mains and ECG stay within a part of it (no one
+    # records with a device that they would hold at its rails)
+    full = (2 ** (spec.bits - 1) - 1) * spec.lsb_uv
     grid = _grid_phase(spec, n) if spec.mains_hz is not None else None
     for c, name in enumerate(names):
         white = rng.standard_normal(n)
@@ -357,7 +362,7 @@ def generate(spec: RandomSpec, spasm_min_s: float = DEFAULT_SPASM_MIN_S) -> Synt
             rest[:k] *= 0.3 if spec.start == "quiet" else 3.0
         drift = np.cumsum(rng.standard_normal(n))
         drift = signal.sosfiltfilt(signal.butter(2, 0.5, fs=fs, output="sos"), drift)
-        drift *= spec.drift_uv / max(float(np.abs(drift).max()), 1e-12)
+        drift *= min(spec.drift_uv, 0.3 * full) / max(float(np.abs(drift).max()), 1e-12)
         x[:, c] = rest + drift
         emg = _shaped_noise(rng, n, fs, spec.median_freq_hz)
         activation = np.zeros(n)
@@ -379,7 +384,7 @@ def generate(spec: RandomSpec, spasm_min_s: float = DEFAULT_SPASM_MIN_S) -> Synt
                                pattern, snr))
         x[:, c] += emg * activation
         if spec.ecg_channel is not None and spec.ecg_channel == c:
-            x[:, c] += _ecg(rng, n, fs, spec.ecg_ratio * spec.noise_uv)
+            x[:, c] += _ecg(rng, n, fs, min(spec.ecg_ratio * spec.noise_uv, 0.4 * full))
         for kind, rate in (("motion", spec.motion_per_min), ("pop", spec.pops_per_min),
                            ("knock", spec.knocks_per_min)):
             for _ in range(rng.poisson(rate * n / fs / 60.0)):
@@ -389,10 +394,9 @@ def generate(spec: RandomSpec, spasm_min_s: float = DEFAULT_SPASM_MIN_S) -> Synt
                 x[i0:i1, c] += shape[: i1 - i0]
                 art_rows.append((name, i0 / fs, i1 / fs, kind))
         if grid is not None:
-            amp = spec.mains_ratio * spec.noise_uv * rng.uniform(0.7, 1.3)
+            amp = min(spec.mains_ratio * spec.noise_uv * rng.uniform(0.7, 1.3), 0.25 * full / 3)
             x[:, c] += _mains(rng, spec, grid, amp)
     # the converter: offset, steps, range
-    full = (2 ** (spec.bits - 1) - 1) * spec.lsb_uv
     x += rng.uniform(-0.1, 0.1) * full
     for c, off in enumerate(lead_off):
         if off is not None:
