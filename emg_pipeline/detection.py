@@ -78,6 +78,7 @@ _KINDS: tuple[Literal["onset", "sustained", "end"], ...] = ("onset", "sustained"
 _ONSET, _SUSTAINED, _END = 0, 1, 2
 _MAX_BACKTRACK_S = 1.0
 _MEMORY_QUANTILE = 0.05
+_MEMORY_EVERY = 20   # blocks between measurements of the long memory
 _TINY = 1e-12   # envelope values at or below this carry no level
 
 
@@ -264,6 +265,35 @@ def rest_level(log_env: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.
     return np.where(enough, level, np.nan), np.where(enough, spread, np.nan)
 
 
+@jit
+def _block_stats(log_env: np.ndarray, usable: np.ndarray, level: np.ndarray,
+                 spread: np.ndarray) -> None:
+    """Compiled :func:`rest_level` (the same values; the numpy version is its reference)."""
+    n_c, n = log_env.shape
+    values = np.empty(n)
+    for c in range(n_c):
+        m = 0
+        for i in range(n):
+            if usable[c, i]:
+                values[m] = log_env[c, i]
+                m += 1
+        if m == 0 or 2 * m < n:
+            level[c] = np.nan
+            spread[c] = np.nan
+            continue
+        ordered = np.sort(values[:m])
+        low = ordered[int(np.floor(0.25 * (m - 1)))]
+        spread[c] = (ordered[int(np.floor(0.9 * (m - 1)))]
+                     - ordered[int(np.floor(0.5 * (m - 1)))]) / 1.2816
+        power = 0.0
+        kept = 0
+        for i in range(m):
+            if ordered[i] >= low:
+                power += np.exp(2.0 * ordered[i])
+                kept += 1
+        level[c] = 0.5 * np.log(power / kept)
+
+
 class Detector:
     """Adaptive double-threshold detector of contraction episodes.
 
@@ -424,7 +454,8 @@ class Detector:
 
     def _end_block(self) -> None:
         """A block is complete: measure it, update the floor and the thresholds."""
-        level, spread = rest_level(self._block_log, self._block_usable)
+        level, spread = np.empty(self.n_channels), np.empty(self.n_channels)
+        _block_stats(self._block_log, self._block_usable, level, spread)
         b = self._n_blocks
         self._levels[:, b % self._memory_blocks] = level
         self._spreads[:, b % self._memory_blocks] = spread
@@ -432,14 +463,9 @@ class Detector:
         window = [(b - j) % self._memory_blocks for j in range(min(b + 1, self._window_blocks))]
         recent = self._levels[:, window]
         window_min = np.fmin.reduce(recent, axis=1)
-        (memory,) = _row_quantiles(self._levels, _MEMORY_QUANTILE)
-        # the spread of rest: the median spread of the quietest quarter of the
-        # blocks in memory (a clonic burst train has a wide spread of its own;
-        # in the log domain the spread of rest hardly depends on its level)
-        known = min(b + 1, self._memory_blocks)
-        quietest = np.argsort(self._levels, axis=1)[:, : max(1, known // 4)]
-        (sd,) = _row_quantiles(np.take_along_axis(self._spreads, quietest, axis=1), 0.5)
-        sd = np.nan_to_num(sd, nan=0.0)
+        if b < _MEMORY_EVERY or b % _MEMORY_EVERY == 0:
+            self._memory, self._rest_spread = self._long_memory(b)
+        memory, sd = self._memory, self._rest_spread
         # the least of n block medians lies below the typical one: add back its
         # expected shortfall (the minimum-statistics bias compensation)
         log_floor = np.fmin(window_min, memory + self._max_rise) + self._bias(recent.shape[1]) * sd
@@ -455,6 +481,21 @@ class Detector:
         self._floor = np.where(known, floor, self._floor)
         self._walk = self._walk._replace(on=np.where(known, on, self._walk.on),
                                          off=np.where(known, off, self._walk.off))
+
+    def _long_memory(self, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """The long memory's low level and the spread of rest, per channel.
+
+        They change slowly, so they are measured every ``_MEMORY_EVERY`` blocks
+        (every block at the start).
+        """
+        (memory,) = _row_quantiles(self._levels, _MEMORY_QUANTILE)
+        # the spread of rest: the median spread of the quietest quarter of the
+        # blocks in memory (a clonic burst train has a wide spread of its own;
+        # in the log domain the spread of rest hardly depends on its level)
+        known = min(b + 1, self._memory_blocks)
+        quietest = np.argsort(self._levels, axis=1)[:, : max(1, known // 4)]
+        (sd,) = _row_quantiles(np.take_along_axis(self._spreads, quietest, axis=1), 0.5)
+        return memory, np.nan_to_num(sd, nan=0.0)
 
     def _bias(self, n_blocks: int) -> float:
         """Expected shortfall of the least of ``n_blocks`` block medians, in spreads.

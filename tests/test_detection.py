@@ -20,6 +20,7 @@ import pytest
 from emg_pipeline.detection import (
     Detection,
     Detector,
+    _block_stats,
     _Durations,
     _new_walk,
     _row_quantiles,
@@ -106,6 +107,18 @@ def test_block_statistics_equal_numpy_quantiles() -> None:
     level, spread = rest_level(a[:2, :1].repeat(100, axis=1) + rng.standard_normal((2, 100)),
                                usable)
     assert np.isfinite(level[0]) and np.isnan(level[1]) and np.isnan(spread[1])
+
+
+def test_compiled_block_statistics_equal_the_numpy_ones() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        log_env = rng.standard_normal((4, 100)) * rng.uniform(0.1, 3)
+        usable = rng.random((4, 100)) < rng.uniform(0.3, 1.0)
+        want = rest_level(log_env, usable)
+        got = np.empty(4), np.empty(4)
+        _block_stats(log_env, usable, *got)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
 
 
 def _feed(det: Detector, env: np.ndarray, art: np.ndarray, bounds: list[int]):

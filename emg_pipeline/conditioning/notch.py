@@ -39,6 +39,8 @@ on the chunking. With ``mains="auto"`` the comb starts once a line at 50 or
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .._jit import jit
@@ -63,29 +65,55 @@ _SEARCH_S = 1.0   # data per attempt to find the grid frequency
 _LINE_RATIO = 10.0   # power of the line over the median around it, to start
 
 
+class _Comb(NamedTuple):
+    """The comb's carried state (arrays; ``H`` harmonics, ``C`` channels)."""
+
+    weight_re: np.ndarray    # (H, C) each line's complex amplitude against its reference
+    weight_im: np.ndarray
+    ref_re: np.ndarray       # (H,) a unit phasor turning at each harmonic's frequency
+    ref_im: np.ndarray
+    out_abs: np.ndarray      # (C,) the block's sum of |output|
+    out_power: np.ndarray    # (C,) the block's sum of output squared
+
+
 @jit
-def _comb(x: np.ndarray, out: np.ndarray, state: np.ndarray, turn: np.ndarray,
-          gain: np.ndarray, clip: np.ndarray, scale: float) -> None:
+def _comb(x: np.ndarray, out: np.ndarray, st: _Comb, turn_re: np.ndarray,
+          turn_im: np.ndarray, gain: np.ndarray, clip: np.ndarray, scale: float) -> None:
     """Adaptive notch comb, sample by sample: ``out = scale * (x - prediction of the lines)``.
 
-    ``state[h, c]`` is harmonic ``h``'s phasor on channel ``c`` (its real part is
-    the line's present value); each sample it turns by ``turn[h]`` (the
-    harmonic's frequency), the lines' sum is predicted, and each phasor moves
-    by ``gain[h]`` times the prediction error clipped at ``clip[c]``. Away from
-    the lines the error is the input times ``1 / (1 - sum(gain) / 2)``:
-    ``scale`` undoes that.
+    Each sample the references turn by their harmonic's ``turn``; the lines
+    predicted are the real parts of weight times reference, summed over the
+    harmonics; each weight moves by ``gain[h]`` times the prediction error
+    (clipped at ``clip[c]``) times the reference's conjugate (the LMS step).
+    Away from the lines the error is the input times
+    ``1 / (1 - sum(gain) / 2)``: ``scale`` undoes that. The block sums of
+    :class:`_Comb` are added to.
     """
+    n_h, n_c = st.weight_re.shape
+    w_re, w_im, r_re, r_im = st.weight_re, st.weight_im, st.ref_re, st.ref_im
+    predicted = np.empty(n_c)
     for i in range(x.shape[0]):
-        for c in range(x.shape[1]):
-            predicted = 0.0
-            for h in range(state.shape[0]):
-                state[h, c] *= turn[h]
-                predicted += state[h, c].real
-            error = x[i, c] - predicted
-            out[i, c] = scale * error
-            step = min(max(error, -clip[c]), clip[c])
-            for h in range(state.shape[0]):
-                state[h, c] += gain[h] * step
+        for h in range(n_h):
+            a = r_re[h] * turn_re[h] - r_im[h] * turn_im[h]
+            r_im[h] = r_re[h] * turn_im[h] + r_im[h] * turn_re[h]
+            r_re[h] = a
+        predicted[:] = 0.0
+        for h in range(n_h):
+            for c in range(n_c):
+                predicted[c] += w_re[h, c] * r_re[h] - w_im[h, c] * r_im[h]
+        for c in range(n_c):
+            error = x[i, c] - predicted[c]
+            y = scale * error
+            out[i, c] = y
+            st.out_abs[c] += abs(y)
+            st.out_power[c] += y * y
+            predicted[c] = min(max(error, -clip[c]), clip[c])   # the step
+        for h in range(n_h):
+            g_re = gain[h] * r_re[h]
+            g_im = gain[h] * r_im[h]
+            for c in range(n_c):
+                w_re[h, c] += g_re * predicted[c]
+                w_im[h, c] -= g_im * predicted[c]
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
@@ -139,9 +167,10 @@ class MainsNotch:
     mains_hz : float or None
         Nominal grid frequency once known.
     line_energy : ndarray, shape (n_channels,)
-        Energy of the mains lines measured so far (the demodulated harmonics'
-        power times the samples they cover): what the comb took out that was
-        mains, not the EMG in the notches' bands.
+        Energy of the mains lines measured so far (the power of every line that
+        stands ``LINE_SNR`` above the noise in its notch, times the samples it
+        covers): what the comb took out that was mains, not the EMG in the
+        notches' bands.
 
     Examples
     --------
@@ -182,12 +211,11 @@ class MainsNotch:
                                     if self.band_hz[0] <= h * f0 <= top], dtype=float)
         self.frequency_hz = f0
         self._rate = 0.0          # Hz per second
-        self._phase = 0.0         # reference phase of the fundamental at the block start (rad)
         self._previous: np.ndarray | None = None   # demodulates of the last block
-        self._buffer = np.empty((self.block, self.n_channels))
-        self._output = np.empty((self.block, self.n_channels))
         self._filled = 0
-        self._state = np.zeros((self._harmonics.size, self.n_channels), dtype=complex)
+        H, C = self._harmonics.size, self.n_channels
+        self._comb = _Comb(np.zeros((H, C)), np.zeros((H, C)), np.ones(H), np.zeros(H),
+                           np.zeros(C), np.zeros(C))
         self._clip = np.full(self.n_channels, np.inf)
         # gain of each phasor for a -3 dB bandwidth B: 2π B / fs (tan: exact at fs / 4)
         self._gain = 2.0 * np.tan(np.pi * (BANDWIDTH_HZ + BANDWIDTH_PER_HARMONIC_HZ
@@ -197,11 +225,14 @@ class MainsNotch:
         # bandwidth B takes a noise bandwidth of about π B / 2
         self._band = min(self.band_hz[1], 0.5 * self.fs) - self.band_hz[0]
         widths = BANDWIDTH_HZ + BANDWIDTH_PER_HARMONIC_HZ * self._harmonics
-        self._kept = max(0.5, 1.0 - 0.5 * np.pi * float(widths.sum()) / self._band)
+        self._noise_share = 0.5 * np.pi * widths / self._band
+        self._kept = max(0.5, 1.0 - float(self._noise_share.sum()))
         self._turn = self._rotation()
 
-    def _rotation(self) -> np.ndarray:
-        return np.exp(2j * np.pi * self._harmonics * self.frequency_hz / self.fs)
+    def _rotation(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each harmonic's turn per sample (real, imaginary)."""
+        turn = np.exp(2j * np.pi * self._harmonics * self.frequency_hz / self.fs)
+        return turn.real.copy(), turn.imag.copy()
 
     # --------------------------------------------------------------- process
     def process(self, x: np.ndarray) -> np.ndarray:
@@ -224,10 +255,8 @@ class MainsNotch:
             take = min(x.shape[0] - start, self.block - self._filled)
             part = np.ascontiguousarray(x[start : start + take])
             y = np.empty_like(part)
-            _comb(part, y, self._state, self._turn, self._gain, self._clip, self._scale)
+            _comb(part, y, self._comb, *self._turn, self._gain, self._clip, self._scale)
             out.append(y)
-            self._output[self._filled : self._filled + take] = y
-            self._buffer[self._filled : self._filled + take] = part
             self._filled += take
             start += take
             if self._filled == self.block:
@@ -237,23 +266,26 @@ class MainsNotch:
 
     def _retune(self) -> None:
         """A block is complete: set the clip level, measure the frequency error, retune."""
-        # CLIP_SD robust standard deviations of the block's output (median |y| /
-        # 0.6745): what is left of noise and lines stays below, a pop goes far above
-        self._clip = CLIP_SD * np.median(np.abs(self._output), axis=0) / 0.6745
+        st = self._comb
+        # CLIP_SD standard deviations of the block's output (mean |y| sqrt(π / 2)):
+        # what is left of noise and lines stays below, a pop goes far above
+        self._clip = CLIP_SD * np.sqrt(np.pi / 2.0) * st.out_abs / self.block
         T = self.block / self.fs
-        step = 2.0 * np.pi * self.frequency_hz / self.fs
-        phase = self._phase + step * np.arange(self.block)
-        reference = np.exp(-1j * np.outer(self._harmonics, phase))   # (harmonics, samples)
-        current = reference @ self._buffer                             # (harmonics, channels)
-        # a line of amplitude A gives |z| = A N / 2, its power A^2 / 2 over N samples;
-        # the rest of the input (power s per sample over the band) adds about
-        # 2 s (fs / 2) / band to each; the output holds s less what the notches took
-        power = 2.0 * np.abs(current) ** 2 / self.block
-        rest = (self._output**2).mean(axis=0) / self._kept
-        noise = 2.0 * rest * (0.5 * self.fs) / self._band
-        self.line_energy += (power - noise).sum(axis=0)   # unbiased: may dip below zero
-        self._phase = float((self._phase + step * self.block) % (2.0 * np.pi))
+        # each line's amplitude against its reference; a grid off by δf has turned
+        # it by 2π h δf T since the last block
+        current = st.weight_re + 1j * st.weight_im                    # (harmonics, channels)
+        magnitude = np.hypot(st.ref_re, st.ref_im)   # keep the references unit phasors
+        st.ref_re[:] /= magnitude
+        st.ref_im[:] /= magnitude
+        out_power = st.out_power / self.block
+        st.out_abs[:] = 0.0
+        st.out_power[:] = 0.0
+        # a line's power is |weight|^2 / 2; the noise in a notch of bandwidth B is
+        # the output's power (less what the notches took) times (π B / 2) / band
+        power = 0.5 * np.abs(current) ** 2
+        noise = (out_power / self._kept)[None, :] * self._noise_share[:, None]
         strong = (power > LINE_SNR * noise) & (noise > 0.0)   # nothing stands out of silence
+        self.line_energy += np.where(strong, power - noise, 0.0).sum(axis=0) * self.block
         if self._previous is not None:
             # every line that stands out of the noise in both blocks, on every
             # channel, measures the frequency error; their weighted median is
