@@ -266,6 +266,17 @@ def rest_level(log_env: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.
 
 
 @jit
+def _keep_frames(env: np.ndarray, artefact: np.ndarray, no_signal: np.ndarray,
+                 block_log: np.ndarray, block_usable: np.ndarray, first: int) -> None:
+    """Write frames into the block buffers from column ``first``: log-envelope, usable."""
+    for i in range(env.shape[0]):
+        for c in range(env.shape[1]):
+            e = env[i, c]
+            block_log[c, first + i] = np.log(max(e, _TINY))
+            block_usable[c, first + i] = not (artefact[i, c] or no_signal[i, c]) and e > _TINY
+
+
+@jit
 def _block_stats(log_env: np.ndarray, usable: np.ndarray, level: np.ndarray,
                  spread: np.ndarray) -> None:
     """Compiled :func:`rest_level` (the same values; the numpy version is its reference)."""
@@ -349,6 +360,9 @@ class Detector:
         self._n_blocks = 0
         self._floor = np.full(C, np.nan)
         self._ep_floor = np.full(C, np.nan)
+        self._rows_frames = 0
+        self._decision_rows(64)
+        self._published = tuple(_read_only(a.copy()) for a in (self._floor, *self._walk[:2]))
 
     @property
     def frame_index(self) -> int:
@@ -363,17 +377,17 @@ class Detector:
     @property
     def on_threshold(self) -> np.ndarray:
         """On threshold per channel (envelope units; inf before the first floor; read-only)."""
-        return _read_only(self._walk.on)
+        return self._published[1]
 
     @property
     def off_threshold(self) -> np.ndarray:
         """Off threshold per channel (envelope units; inf before the first floor; read-only)."""
-        return _read_only(self._walk.off)
+        return self._published[2]
 
     @property
     def floor(self) -> np.ndarray:
         """Current noise floor per channel, in envelope units (NaN before the first block)."""
-        return _read_only(self._floor)
+        return self._published[0]
 
     def active(self) -> np.ndarray:
         """Which channels are inside a confirmed episode now."""
@@ -413,17 +427,23 @@ class Detector:
             If the arrays do not all have the shape ``(n_frames, n_channels)``.
         """
         env = np.asarray(env, dtype=np.float64)
-        n = env.shape[0] if env.ndim == 2 else -1
-        flags = [np.zeros((max(n, 0), self.n_channels), dtype=bool) if f is None else f
-                 for f in (artefact, ecg, no_signal)]
-        if env.ndim != 2 or env.shape[1] != self.n_channels or any(
-                f.shape != env.shape for f in flags):
+        shape = env.shape
+        if ecg is None or no_signal is None:
+            none = np.zeros(shape, dtype=bool)
+            ecg = none if ecg is None else ecg
+            no_signal = none if no_signal is None else no_signal
+        if (len(shape) != 2 or shape[1] != self.n_channels or artefact.shape != shape
+                or ecg.shape != shape or no_signal.shape != shape):
             raise ValueError(
                 f"expected envelope, artefact, ecg and no-signal frames of one shape "
                 f"(n_frames, {self.n_channels})"
             )
-        artefact, ecg, no_signal = flags
+        n = shape[0]
+        in_block = self._frame % self.block_frames
         out: list[Detection] = []
+        if in_block + n < self.block_frames:   # the usual live chunk: inside a block
+            self._segment(env, artefact, ecg, no_signal, in_block, out)
+            return out
         start = 0
         while start < n:
             in_block = self._frame % self.block_frames
@@ -437,7 +457,7 @@ class Detector:
                  no_signal: np.ndarray, in_block: int, out: list[Detection]) -> None:
         """Frames within one block: walk them, keep them for the block's level."""
         n = env.shape[0]
-        rows = np.empty((2 * n * self.n_channels + 1, 5), dtype=np.int64)
+        rows = self._rows if n <= self._rows_frames else self._decision_rows(n)
         found = _walk(env, artefact, no_signal, ecg, self._frame, self._walk, self._durations,
                       rows)
         for kind, c, frame, onset, offset in rows[:found].tolist():
@@ -445,12 +465,16 @@ class Detector:
                 self._ep_floor[c] = self._floor[c]
             out.append(Detection(_KINDS[kind], c, frame, onset, offset,
                                  float(self._ep_floor[c])))
-        usable = ~(artefact | no_signal) & (env > _TINY)
-        self._block_log[:, in_block : in_block + n] = np.log(np.maximum(env, _TINY)).T
-        self._block_usable[:, in_block : in_block + n] = usable.T
+        _keep_frames(env, artefact, no_signal, self._block_log, self._block_usable, in_block)
         self._frame += n
         if in_block + n == self.block_frames:
             self._end_block()
+
+    def _decision_rows(self, n_frames: int) -> np.ndarray:
+        """A table for the decisions of ``n_frames`` frames (at most two per frame and channel)."""
+        self._rows_frames = n_frames
+        self._rows = np.empty((2 * n_frames * self.n_channels + 1, 5), dtype=np.int64)
+        return self._rows
 
     def _end_block(self) -> None:
         """A block is complete: measure it, update the floor and the thresholds."""
@@ -481,6 +505,8 @@ class Detector:
         self._floor = np.where(known, floor, self._floor)
         self._walk = self._walk._replace(on=np.where(known, on, self._walk.on),
                                          off=np.where(known, off, self._walk.off))
+        # what the properties hand out: read-only copies, replaced (not written) here
+        self._published = tuple(_read_only(a.copy()) for a in (self._floor, *self._walk[:2]))
 
     def _long_memory(self, b: int) -> tuple[np.ndarray, np.ndarray]:
         """The long memory's low level and the spread of rest, per channel.

@@ -243,5 +243,9 @@ class SosFilter:
         if self._state is None:
             zi = self._zi_unit[:, :, None] * x[0][None, None, :]
             self._state = np.ascontiguousarray(np.moveaxis(zi, -1, 0))
-        y, self._state = sosfilt_state(self.sos, x, self._state)
+        if x.shape[1] != self._state.shape[0]:
+            raise ValueError(f"expected {self._state.shape[0]} channels, got {x.shape[1]}")
+        # the state is this filter's own, of the right shape: the kernel updates it in place
+        y = np.empty((x.shape[0], x.shape[1]))
+        _sos_kernel(self.sos, np.asarray(x, dtype=np.float64), self._state, y)
         return y

@@ -249,6 +249,12 @@ class MainsNotch:
     def _notch(self, x: np.ndarray) -> np.ndarray:
         if self._harmonics.size == 0:
             return x
+        x = np.ascontiguousarray(x)
+        if self._filled + x.shape[0] < self.block:   # the usual live chunk: inside a block
+            y = np.empty_like(x)
+            _comb(x, y, self._comb, *self._turn, self._gain, self._clip, self._scale)
+            self._filled += x.shape[0]
+            return y
         out = []
         start = 0
         while start < x.shape[0]:
