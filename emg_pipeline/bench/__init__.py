@@ -14,6 +14,10 @@ Run by ``emg-pipeline bench [--suite NAME] [--quick] [--out DIR]`` or
 - ``real`` (:mod:`.real`): the shared real recordings with usable reference
   timing, each with a stated reference rule; skipped when the data folder is
   absent;
+- ``semi`` (:mod:`.semi`): semi-synthetic recordings spliced from real rest and
+  real contraction stretches of the shared recordings (exact truth), one
+  device per recording, and the agreement of two simulated devices seeing the
+  same signal; skipped when the data folder is absent;
 - ``speed`` (:mod:`.speed`): offline × real time over channels and rates next
   to a bare ``sosfilt`` pass, streaming per-chunk latency, peak memory;
 - ``peers`` (:mod:`.peers`): NeuroKit2 and BioSPPy on the same recordings,
@@ -36,7 +40,7 @@ from .common import environment, provenance
 
 __all__ = ["SUITES", "default_data_dir", "run_bench"]
 
-SUITES: tuple[str, ...] = ("synthetic", "robust", "physio", "real", "speed", "peers")
+SUITES: tuple[str, ...] = ("synthetic", "robust", "physio", "real", "semi", "speed", "peers")
 
 
 def default_data_dir() -> Path:
@@ -79,7 +83,7 @@ def run_bench(out: Path | None, suites: Sequence[str] = SUITES, *, quick: bool =
     ConfigError
         For an unknown suite or non-positive minutes.
     """
-    from . import peers, real, robust, speed, synthetic
+    from . import peers, real, robust, semi, speed, synthetic
     from .report import write_report
 
     unknown = [s for s in suites if s not in SUITES]
@@ -105,6 +109,8 @@ def run_bench(out: Path | None, suites: Sequence[str] = SUITES, *, quick: bool =
                                               generator="physio")
     if "real" in suites:
         results["real"] = real.run_real(data, progress=progress)
+    if "semi" in suites:
+        results["semi"] = semi.run_semi(data, 8 if quick else 40, seed, progress=progress)
     if "speed" in suites:
         results["speed"] = speed.run_speed(seed, quick, progress)
     if "peers" in suites:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import peers, real, robust, speed, synthetic
+from . import peers, real, robust, semi, speed, synthetic
 from .common import jsonable, provenance_text
 
 __all__ = ["write_report"]
@@ -136,7 +136,8 @@ def write_report(results: dict[str, Any], out: Path) -> dict[str, Path]:
         "positives. Figures that are undefined are n/a, never 0 or 1.",
     ]
     sections = {"synthetic": synthetic.section, "robust": robust.section,
-                "physio": robust.section, "real": real.section, "speed": speed.section,
+                "physio": robust.section, "real": real.section, "semi": semi.section,
+                "speed": speed.section,
                 "peers": peers.section}
     for name, fn in sections.items():
         if name in results:
