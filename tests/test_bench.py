@@ -116,3 +116,13 @@ def test_bench_rejects_bad_input(tmp_path, capsys):
     assert main(["bench", "--out", str(tmp_path / "file")]) == 2
     err = capsys.readouterr().err
     assert err.count("emg-pipeline: error:") == 3 and "Traceback" not in err
+
+
+def test_plain_notch_comb_removes_a_line_at_nominal_frequency() -> None:
+    from emg_pipeline.bench.robust import plain_notch_comb
+
+    fs = 1000.0
+    t = np.arange(20000) / fs
+    x = np.sin(2 * np.pi * 50.0 * t)[:, None] + np.sin(2 * np.pi * 150.0 * t)[:, None]
+    y = plain_notch_comb(x, fs, 50.0)
+    assert np.std(y[5000:]) < 0.01 * np.std(x[5000:])

@@ -11,6 +11,9 @@ Run by ``emg-pipeline bench [--suite NAME] [--quick] [--out DIR]`` or
   worst deciles per condition, false episodes at rest;
 - ``physio`` (:mod:`.robust` too): the same on recordings from the
   physiological generator (:mod:`emg_pipeline.sources.physiological`);
+- ``mains`` (:mod:`.robust` too): the randomized recordings that carry mains,
+  under the tracked notch comb, a plain notch comb, the Kalman model and no
+  removal;
 - ``real`` (:mod:`.real`): the shared real recordings with usable reference
   timing, each with a stated reference rule; skipped when the data folder is
   absent;
@@ -40,7 +43,8 @@ from .common import environment, provenance
 
 __all__ = ["SUITES", "default_data_dir", "run_bench"]
 
-SUITES: tuple[str, ...] = ("synthetic", "robust", "physio", "real", "semi", "speed", "peers")
+SUITES: tuple[str, ...] = ("synthetic", "robust", "physio", "mains", "real", "semi", "speed",
+                            "peers")
 
 
 def default_data_dir() -> Path:
@@ -107,6 +111,9 @@ def run_bench(out: Path | None, suites: Sequence[str] = SUITES, *, quick: bool =
     if "physio" in suites:
         results["physio"] = robust.run_robust(16 if quick else 200, seed, progress=progress,
                                               generator="physio")
+    if "mains" in suites:
+        results["mains"] = robust.run_mains_comparison(8 if quick else 48, seed,
+                                                       progress=progress)
     if "real" in suites:
         results["real"] = real.run_real(data, progress=progress)
     if "semi" in suites:

@@ -136,8 +136,8 @@ def write_report(results: dict[str, Any], out: Path) -> dict[str, Path]:
         "positives. Figures that are undefined are n/a, never 0 or 1.",
     ]
     sections = {"synthetic": synthetic.section, "robust": robust.section,
-                "physio": robust.section, "real": real.section, "semi": semi.section,
-                "speed": speed.section,
+                "physio": robust.section, "mains": robust.mains_section,
+                "real": real.section, "semi": semi.section, "speed": speed.section,
                 "peers": peers.section}
     for name, fn in sections.items():
         if name in results:
