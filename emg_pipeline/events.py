@@ -25,6 +25,7 @@ EPISODE_COLUMNS = (
     "median_freq_hz",
     "floor",
     "truncated",
+    "gap_s",
 )
 
 
@@ -59,6 +60,9 @@ class Episode:
         Noise floor at the onset, in µV or signal units.
     truncated : bool
         The stream ended before the episode did.
+    gap_s : float
+        Seconds of missing samples (lost packets, NaN) inside the episode,
+        bridged: there its figures rest on held values, not on signal.
     """
 
     channel: str
@@ -75,6 +79,7 @@ class Episode:
     median_freq_hz: float
     floor: float
     truncated: bool = False
+    gap_s: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
         """The episode as a plain dict, in :data:`EPISODE_COLUMNS` order."""

@@ -26,6 +26,7 @@ import numpy as np
 from .chunk import ChunkFlags
 
 if TYPE_CHECKING:
+    from .conditioning.gaps import Gap
     from .detection import Detection
     from .events import LiveEvent
 
@@ -67,6 +68,9 @@ class Block:
         Live events (onset, sustained, end with its episode).
     end_of_stream : bool
         The stream ends with this block.
+    gaps : tuple of Gap
+        Runs of missing samples bridged in this block (per channel, on the
+        stream's sample clock).
     """
 
     first_sample: int
@@ -82,6 +86,7 @@ class Block:
     decisions: tuple[Detection, ...]
     events: tuple[LiveEvent, ...]
     end_of_stream: bool
+    gaps: tuple[Gap, ...]
 
     @classmethod
     def of_samples(
@@ -92,7 +97,7 @@ class Block:
         no_frames = np.empty((0, samples.shape[1]))
         no_flags = np.empty((0, samples.shape[1]), dtype=bool)
         return cls(first_sample, samples, samples, flags, first_frame, no_frames, no_frames,
-                   no_flags, None, no_flags, (), (), end_of_stream)
+                   no_flags, None, no_flags, (), (), end_of_stream, ())
 
     @property
     def n_samples(self) -> int:

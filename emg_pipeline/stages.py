@@ -10,12 +10,13 @@ in :func:`build_stages`.
 ::
 
     NanBridge ─► BandPass ─► EcgSuppression ─► MainsRemoval ─► EnvelopeStage
-      ─► ArtefactGating ─► NoSignal ─► Detection ─► Classification
+      ─► ArtefactGating ─► GapFrames ─► NoSignal ─► Detection ─► Classification
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,6 +33,7 @@ from .conditioning import (
     SosFilter,
     bandpass_sos,
 )
+from .conditioning.gaps import MAX_GAPS_KEPT, Gap
 from .detection import Detection, Detector
 from .envelope import Envelope
 from .events import Episode, LiveEvent
@@ -47,6 +49,7 @@ __all__ = [
     "DetectionStage",
     "EcgSuppression",
     "EnvelopeStage",
+    "GapFrames",
     "MainsRemoval",
     "NoSignal",
     "StreamSpec",
@@ -111,8 +114,11 @@ class Bridging(Stage):
         before = self.bridge.n_gaps
         raw = self.bridge.process(block.raw)
         flags = block.flags
-        if self.bridge.n_gaps != before:
+        new = self.bridge.n_gaps - before
+        if new:
             flags |= ChunkFlags.NAN_BRIDGED
+            gaps = self.bridge.gaps
+            block.gaps = tuple(gaps[-k] for k in range(min(new, len(gaps)), 0, -1))
         block.raw = block.band = raw
         block.flags = flags
         return block
@@ -238,6 +244,42 @@ class ArtefactGating(Stage):
         return block
 
 
+class GapFrames(Stage):
+    """Frames that hold bridged samples, and the envelope window after them, are artefact.
+
+    A held gap has no signal, and the band-pass rings where it starts and ends:
+    what the envelope shows there was not measured, so the detector neither
+    starts nor ends anything on it.
+    """
+
+    def __init__(self, spec: StreamSpec) -> None:
+        self.frame_len = spec.frame_len
+        self.n_channels = spec.n_channels
+        # the envelope window and the band-pass's settling after the gap
+        self.after = round((spec.settings.window_s + 0.05) * spec.fs)
+        self.reset()
+
+    def reset(self) -> None:
+        self.spans: list[tuple[int, int, int]] = []   # (channel, first sample, stop sample)
+
+    def process(self, block: Block) -> Block:
+        self.spans += [(g.channel, g.start, g.start + g.n_samples + self.after)
+                       for g in block.gaps]
+        n = block.n_frames
+        if block.artefact.shape != block.envelope.shape:   # no gating stage before
+            block.artefact = np.zeros(block.envelope.shape, dtype=bool)
+        if not self.spans or n == 0:
+            return block
+        artefact = block.artefact.copy()
+        starts = (block.first_frame + np.arange(n)) * self.frame_len
+        for c, first, stop in self.spans:
+            artefact[:, c] |= (starts + self.frame_len > first) & (starts < stop)
+        end = (block.first_frame + n) * self.frame_len
+        self.spans = [span for span in self.spans if span[2] > end]
+        block.artefact = artefact
+        return block
+
+
 class NoSignal(Stage):
     """Flag the frames of a flat line (electrode off, zeros, held gaps): no signal."""
 
@@ -295,10 +337,14 @@ class Classification(Stage):
         self.samples = History(round(history_s * spec.fs), spec.n_channels)
         self._order = {name: k for k, name in enumerate(spec.channels)}
         self._max_block = round(SLICE_S * spec.fs)
+        self._frame_len = spec.frame_len
+        self._fs = spec.fs
+        self.gaps: deque[Gap] = deque(maxlen=MAX_GAPS_KEPT)
 
     def reset(self) -> None:
         for history in (self.envelope, self.power, self.samples):
             history.reset()
+        self.gaps.clear()
 
     def process(self, block: Block) -> Block:
         if block.n_samples > self._max_block:
@@ -307,10 +353,17 @@ class Classification(Stage):
         self.samples.write(block.band)
         self.envelope.write(block.envelope)
         self.power.write(block.power)
+        self.gaps.extend(block.gaps)
         if not block.decisions:
             return block
         block.events = tuple(self._events(block.decisions))
         return block
+
+    def _missing(self, d: Detection) -> int:
+        """Samples of the episode of ``d`` that were missing and bridged."""
+        start, stop = d.onset_frame * self._frame_len, d.offset_frame * self._frame_len
+        return sum(_overlap(start, stop, g.start, g.start + g.n_samples)
+                   for g in self.gaps if g.channel == d.channel)
 
     def _events(self, decisions: tuple[Detection, ...]) -> list[LiveEvent]:
         out = []
@@ -321,9 +374,16 @@ class Classification(Stage):
             episode: Episode | None = None
             if d.kind == "end":
                 episode = self.classifier.classify(d, self.envelope, self.power, self.samples)
+                missing = self._missing(d)
+                if missing:
+                    episode = replace(episode, gap_s=missing / self._fs)
             out.append(LiveEvent(d.kind, name, time_s, onset_s, episode))
         out.sort(key=lambda e: (e.time_s, self._order[e.channel], _KIND_ORDER[e.kind]))
         return out
+
+
+def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
+    return max(0, min(a1, b1) - max(a0, b0))
 
 
 def build_stages(spec: StreamSpec) -> tuple[Stage, ...]:
@@ -338,6 +398,7 @@ def build_stages(spec: StreamSpec) -> tuple[Stage, ...]:
         MainsRemoval(spec),
         EnvelopeStage(spec),
         ArtefactGating(spec) if s.artefact_rejection else None,
+        GapFrames(spec),
         NoSignal(spec),
         DetectionStage(spec),
         Classification(spec),

@@ -272,3 +272,16 @@ def test_a_flat_line_is_no_signal(rng: np.random.Generator) -> None:
     assert not in_flat.any()
     assert found.duration_s.max() < 60.0
     assert pipe.no_signal_frames[0] * pipe.frame_s >= 39.0
+
+
+def test_episodes_say_how_much_of_them_was_missing() -> None:
+    rec = simulate(np.random.default_rng(3), fs=1000.0, duration_s=30.0, n_channels=2)
+    x = rec.signal.copy()
+    x[5000:5300, 0] = np.nan     # inside ch1's spasm (3.0-21.5 s)
+    x[25000:25100, 1] = np.nan   # ch2 at rest: the held gap must not look like a twitch
+    found = detect(x, rec.fs, channels=rec.channels, unit="uV")
+    spasm = found[(found.channel == "ch1") & (found.onset_s < 5.0)].iloc[0]
+    assert spasm.gap_s == pytest.approx(0.3)
+    assert (found[found.channel == "ch1"].gap_s.iloc[1:] == 0.0).all()
+    assert not ((found.channel == "ch2") & (found.onset_s.between(24.5, 25.5))).any()
+    assert found.equals(detect(x, rec.fs, channels=rec.channels, unit="uV", chunk_s=0.013))

@@ -314,6 +314,15 @@ def read_episodes(source: str | Path | IO[str], timezone: tzinfo | None = None) 
         out["truncated"] = np.array(flags, dtype=bool)
     else:
         out["truncated"] = False
+    if "gap_s" in raw:   # files written before the column existed have none: no gap known
+        gaps = pd.to_numeric(raw["gap_s"].replace("", "0"), errors="coerce")
+        bad = np.flatnonzero((gaps.isna() | (gaps < 0)).to_numpy())
+        if bad.size:
+            i = int(bad[0])
+            raise fail(i, "gap_s", f"gap_s must be a number >= 0, got {raw.at[i, 'gap_s']!r}")
+        out["gap_s"] = gaps.to_numpy(dtype=np.float64)
+    else:
+        out["gap_s"] = 0.0
     return out[list(EPISODE_FILE_COLUMNS)]
 
 
