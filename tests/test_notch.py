@@ -9,11 +9,8 @@ import pytest
 from scipy import signal
 
 from emg_pipeline.conditioning import MainsNotch, SosFilter, bandpass_sos
-from emg_pipeline.conditioning.notch import (
-    BANDWIDTH_HZ,
-    BANDWIDTH_PER_HARMONIC_HZ,
-    find_mains,
-)
+from emg_pipeline.conditioning.mains_search import find_mains
+from emg_pipeline.conditioning.notch import BANDWIDTH_HZ, BANDWIDTH_PER_HARMONIC_HZ
 
 from .conftest import random_splits
 

@@ -43,11 +43,10 @@ import numpy as np
 from numpy.linalg import LinAlgError
 
 from .._jit import jit
+from .mains_search import MainsSearch
 
 __all__ = ["MainsCanceller"]
 
-_SEARCH_S = 1.0  # length of data used by each auto-detection attempt
-_LINE_RATIO = 10.0  # power at the line vs the median around it, to lock
 _AMP_DRIFT = 0.05  # expected relative change of a harmonic's amplitude per block
 _AMP_DRIFT_UV = 0.05  # and its absolute floor (µV or counts)
 _FREQ_DRIFT_HZ = 0.002  # unexplained change of the grid frequency per block
@@ -462,7 +461,6 @@ class MainsCanceller:
         self.block_s = float(block_s)
         self._block = max(8, round(self.block_s * self.fs))
         self._fs_rad2 = (self.fs / (2 * np.pi)) ** 2  # variance scale from rad/sample to Hz
-        self._search_n = round(_SEARCH_S * self.fs)
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -470,8 +468,7 @@ class MainsCanceller:
         """Forget the model, the detected frequency and every buffer."""
         self.mains_hz: float | None = None if self.mains in ("auto", "off") else float(self.mains)
         self._start_model(0 if self.mains_hz is None else self._n_harmonics(self.mains_hz))
-        self._search: list[np.ndarray] = []
-        self._search_len = 0
+        self._search = MainsSearch(self.fs, self.band_hz)
 
     def _start_model(self, k: int) -> None:
         """A model of ``k`` harmonics at the nominal frequency, never fitted."""
@@ -514,8 +511,11 @@ class MainsCanceller:
         if self.mains == "off" or x.shape[0] == 0:
             return x
         if self.mains_hz is None:
-            used = self._look_for_mains(x)
-            if self.mains_hz is None or used == x.shape[0]:
+            used, found = self._search.feed(x)
+            if found is None:
+                return x
+            self._lock(found)
+            if used == x.shape[0]:
                 return x
             return np.concatenate([x[:used], self._cancel(x[used:])])
         return self._cancel(x)
@@ -526,43 +526,6 @@ class MainsCanceller:
         _cancel_kernel(x, out, self._samples, self._basis, self._amp, self._var, self._state,
                        self._istate)
         return out
-
-    # ---------------------------------------------------------- auto-detect
-    def _look_for_mains(self, x: np.ndarray) -> int:
-        """Feed the detector; return how many samples of ``x`` it consumed.
-
-        Attempts cover consecutive windows of ``_SEARCH_S`` on the sample clock,
-        so the lock happens at the same sample whatever the chunking.
-        """
-        used = 0
-        while used < x.shape[0] and self.mains_hz is None:
-            take = min(x.shape[0] - used, self._search_n - self._search_len)
-            self._search.append(x[used : used + take].copy())
-            self._search_len += take
-            used += take
-            if self._search_len == self._search_n:
-                window = np.concatenate(self._search)
-                self._search = []
-                self._search_len = 0
-                found = self._find_line(window)
-                if found is not None:
-                    self._lock(found)
-        return used
-
-    def _find_line(self, window: np.ndarray) -> float | None:
-        spectrum = np.abs(np.fft.rfft(window - window.mean(axis=0), axis=0)) ** 2
-        power = spectrum.sum(axis=1)
-        freqs = np.fft.rfftfreq(window.shape[0], 1.0 / self.fs)
-        best, best_ratio = None, _LINE_RATIO
-        for f0 in (50.0, 60.0):
-            if not self.band_hz[0] <= f0 <= min(self.band_hz[1], 0.5 * self.fs - 1):
-                continue
-            line = power[np.abs(freqs - f0) <= 1.0].max()
-            around = power[(np.abs(freqs - f0) > 2.0) & (np.abs(freqs - f0) <= 8.0)]
-            ratio = line / max(float(np.median(around)), 1e-30)
-            if ratio > best_ratio:
-                best, best_ratio = f0, ratio
-        return best
 
     def _lock(self, f0: float) -> None:
         """Start modelling at ``f0``; the block clock starts at the next sample."""

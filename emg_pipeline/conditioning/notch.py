@@ -34,7 +34,7 @@ error grows with the harmonic number): together about 15 % of a 20-450 Hz
 band. The loop runs sample by sample with carried state and the frequency
 changes only at block ends on the sample clock, so the output does not depend
 on the chunking. With ``mains="auto"`` the comb starts once a line at 50 or
-60 Hz stands out of the spectrum (:func:`find_mains`).
+60 Hz stands out of the spectrum (:mod:`.mains_search`).
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ from typing import NamedTuple
 import numpy as np
 
 from .._jit import jit
+from .mains_search import MainsSearch
 
-__all__ = ["MainsNotch", "find_mains"]
+__all__ = ["MainsNotch"]
 
 #: bandwidth of each notch (Hz): a constant part and a part per harmonic number
 BANDWIDTH_HZ = 5.0
@@ -61,8 +62,6 @@ CLIP_SD = 4.0
 LINE_SNR = 10.0
 #: gains of the alpha-beta tracker (frequency, rate)
 _ALPHA, _BETA = 0.7, 0.2
-_SEARCH_S = 1.0   # data per attempt to find the grid frequency
-_LINE_RATIO = 10.0   # power of the line over the median around it, to start
 
 
 class _Comb(NamedTuple):
@@ -123,27 +122,6 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     return float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
 
 
-def find_mains(window: np.ndarray, fs: float, band_hz: tuple[float, float]) -> float | None:
-    """The grid frequency (50 or 60 Hz) whose line stands out of ``window``'s spectrum, if any.
-
-    A line counts when its power is more than ``_LINE_RATIO`` times the median
-    power 2-8 Hz away from it (summed over channels).
-    """
-    spectrum = np.abs(np.fft.rfft(window - window.mean(axis=0), axis=0)) ** 2
-    power = spectrum.sum(axis=1)
-    freqs = np.fft.rfftfreq(window.shape[0], 1.0 / fs)
-    best, best_ratio = None, _LINE_RATIO
-    for f0 in (50.0, 60.0):
-        if not band_hz[0] <= f0 <= min(band_hz[1], 0.5 * fs - 1.0):
-            continue
-        line = power[np.abs(freqs - f0) <= 1.0].max()
-        around = power[(np.abs(freqs - f0) > 2.0) & (np.abs(freqs - f0) <= 8.0)]
-        ratio = line / max(float(np.median(around)), 1e-30)
-        if ratio > best_ratio:
-            best, best_ratio = f0, ratio
-    return best
-
-
 class MainsNotch:
     """Remove mains interference with an adaptive notch comb that tracks the grid frequency.
 
@@ -198,8 +176,7 @@ class MainsNotch:
     def reset(self) -> None:
         """Forget the frequency, the notches' state and every buffer."""
         self.mains_hz: float | None = None if self.mains in ("auto", "off") else float(self.mains)
-        self._search: list[np.ndarray] = []
-        self._search_len = 0
+        self._search = MainsSearch(self.fs, self.band_hz)
         self.line_energy = np.zeros(self.n_channels)
         if self.mains_hz is not None:
             self._start(self.mains_hz)
@@ -240,8 +217,11 @@ class MainsNotch:
         if self.mains == "off" or x.shape[0] == 0:
             return x
         if self.mains_hz is None:
-            used = self._look_for_mains(x)
-            if self.mains_hz is None or used == x.shape[0]:
+            used, found = self._search.feed(x)
+            if found is None:
+                return x
+            self._start(found)
+            if used == x.shape[0]:
                 return x
             return np.concatenate([x[:used], self._notch(x[used:])])
         return self._notch(x)
@@ -313,25 +293,3 @@ class MainsNotch:
         self._previous = current
         self._strong = strong
         self._power = power
-
-    # ---------------------------------------------------------- auto-detect
-    def _look_for_mains(self, x: np.ndarray) -> int:
-        """Feed the search; return how many samples of ``x`` it consumed.
-
-        Attempts cover consecutive windows of ``_SEARCH_S`` on the sample clock,
-        so the comb starts at the same sample whatever the chunking.
-        """
-        n_search = round(_SEARCH_S * self.fs)
-        used = 0
-        while used < x.shape[0] and self.mains_hz is None:
-            take = min(x.shape[0] - used, n_search - self._search_len)
-            self._search.append(x[used : used + take].copy())
-            self._search_len += take
-            used += take
-            if self._search_len == n_search:
-                window = np.concatenate(self._search)
-                self._search, self._search_len = [], 0
-                found = find_mains(window, self.fs, self.band_hz)
-                if found is not None:
-                    self._start(found)
-        return used

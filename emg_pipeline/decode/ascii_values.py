@@ -37,18 +37,7 @@ class AsciiDecoder:
     def check_profile(profile: FirmwareProfile, label: str) -> None:
         """Check that no counter is declared (the values carry none).
 
-        Parameters
-        ----------
-        profile : FirmwareProfile
-            A profile naming this decoder, with its variant's parameters merged in
-            when it has variants.
-        label : str
-            How the error names the profile (usually the file name).
-
-        Raises
-        ------
-        ProfileError
-            Naming the first field the decoder cannot work with.
+        Arguments and error as for :func:`~emg_pipeline.decode.factory.check_profile`.
         """
         if profile.counter is not None:
             raise field_error(label, "counter", "ASCII values carry no counter")

@@ -71,18 +71,7 @@ class BitalinoDecoder:
     def check_profile(profile: FirmwareProfile, label: str) -> None:
         """Check the format (1-6 unsigned 10-bit channels), the MTU and the frame sequence.
 
-        Parameters
-        ----------
-        profile : FirmwareProfile
-            A profile naming this decoder, with its variant's parameters merged in
-            when it has variants.
-        label : str
-            How the error names the profile (usually the file name).
-
-        Raises
-        ------
-        ProfileError
-            Naming the first field the decoder cannot work with.
+        Arguments and error as for :func:`~emg_pipeline.decode.factory.check_profile`.
         """
         fmt, n, counter = profile.format, profile.n_channels, profile.counter
         if not 1 <= n <= 6 or fmt.bits != 10 or fmt.signed:

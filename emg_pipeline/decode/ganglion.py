@@ -100,18 +100,7 @@ class GanglionDecoder:
     def check_profile(profile: FirmwareProfile, label: str) -> None:
         """Check the format (4 channels, 2 samples of 24 bits), the MTU and the packet ID counter.
 
-        Parameters
-        ----------
-        profile : FirmwareProfile
-            A profile naming this decoder, with its variant's parameters merged in
-            when it has variants.
-        label : str
-            How the error names the profile (usually the file name).
-
-        Raises
-        ------
-        ProfileError
-            Naming the first field the decoder cannot work with.
+        Arguments and error as for :func:`~emg_pipeline.decode.factory.check_profile`.
         """
         fmt, counter = profile.format, profile.counter
         if (profile.n_channels != 4 or fmt.samples_per_packet != 2 or fmt.bits != 24

@@ -65,18 +65,7 @@ class GforceDecoder:
     def check_profile(profile: FirmwareProfile, label: str) -> None:
         """Check the format (unsigned 8 or 12 bits) and that no counter is declared.
 
-        Parameters
-        ----------
-        profile : FirmwareProfile
-            A profile naming this decoder, with its variant's parameters merged in
-            when it has variants.
-        label : str
-            How the error names the profile (usually the file name).
-
-        Raises
-        ------
-        ProfileError
-            Naming the first field the decoder cannot work with.
+        Arguments and error as for :func:`~emg_pipeline.decode.factory.check_profile`.
         """
         fmt = profile.format
         if fmt.bits not in (8, 12) or fmt.signed:

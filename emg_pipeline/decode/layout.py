@@ -57,18 +57,7 @@ class LayoutDecoder:
     def check_profile(profile: FirmwareProfile, label: str) -> None:
         """Check that every packet fits in ``mtu - 3`` and the counter lies clear of the samples.
 
-        Parameters
-        ----------
-        profile : FirmwareProfile
-            A profile naming this decoder, with its variant's parameters merged in
-            when it has variants.
-        label : str
-            How the error names the profile (usually the file name).
-
-        Raises
-        ------
-        ProfileError
-            Naming the first field the decoder cannot work with.
+        Arguments and error as for :func:`~emg_pipeline.decode.factory.check_profile`.
         """
         fmt, limit, lay = profile.format, profile.max_payload, profile.layout
         if lay is None:  # pragma: no cover - required when the profile is read
