@@ -115,11 +115,63 @@ def _comb(x: np.ndarray, out: np.ndarray, st: _Comb, turn_re: np.ndarray,
                 w_im[h, c] -= g_im * predicted[c]
 
 
-def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
-    """The value below which half of the total weight lies."""
-    order = np.argsort(values)
-    cumulative = np.cumsum(weights[order])
-    return float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
+class _Lines(NamedTuple):
+    """What the last block measured of each line (arrays ``(H, C)``), for the next block."""
+
+    re: np.ndarray
+    im: np.ndarray
+    power: np.ndarray
+    strong: np.ndarray
+
+
+@jit
+def _measure_lines(st: _Comb, last: _Lines, out_power: np.ndarray, kept: float,
+                   noise_share: np.ndarray, harmonics: np.ndarray, block_s: float,
+                   line_snr: float, line_energy: np.ndarray, n_block: int) -> float:
+    """Measure every line at a block's end; return the grid's frequency error (NaN: none).
+
+    A line's power is ``|weight|^2 / 2``; the noise in its notch is the output's
+    power per sample (``out_power / kept``: what the notches took added back)
+    times ``noise_share[h]``. A line is strong when its power is ``line_snr``
+    times that. Strong lines add their energy to ``line_energy``; a line strong
+    in this block and the last measures the frequency error by the angle its
+    weight turned, ``2π h δf T``. The errors are combined by their median
+    weighted by line-to-noise ratio times ``h²``. ``last`` becomes this block's.
+    """
+    n_h, n_c = st.weight_re.shape
+    errors = np.empty(n_h * n_c)
+    weights = np.empty(n_h * n_c)
+    m = 0
+    for h in range(n_h):
+        for c in range(n_c):
+            re = st.weight_re[h, c]
+            im = st.weight_im[h, c]
+            power = 0.5 * (re * re + im * im)
+            noise = out_power[c] / kept * noise_share[h]
+            strong = noise > 0.0 and power > line_snr * noise
+            if strong:
+                line_energy[c] += (power - noise) * n_block
+                if last.strong[h, c]:
+                    # the angle of this weight times the conjugate of the last one
+                    a = re * last.re[h, c] + im * last.im[h, c]
+                    b = im * last.re[h, c] - re * last.im[h, c]
+                    errors[m] = np.arctan2(b, a) / (2.0 * np.pi * harmonics[h] * block_s)
+                    weights[m] = min(power, last.power[h, c]) / noise * harmonics[h] ** 2
+                    m += 1
+            last.re[h, c] = re
+            last.im[h, c] = im
+            last.power[h, c] = power
+            last.strong[h, c] = strong
+    if m == 0:
+        return np.nan
+    order = np.argsort(errors[:m])
+    half = 0.5 * weights[:m].sum()
+    total = 0.0
+    for i in order:
+        total += weights[i]
+        if total >= half:
+            return errors[i]
+    return errors[order[m - 1]]
 
 
 class MainsNotch:
@@ -188,7 +240,10 @@ class MainsNotch:
                                     if self.band_hz[0] <= h * f0 <= top], dtype=float)
         self.frequency_hz = f0
         self._rate = 0.0          # Hz per second
-        self._previous: np.ndarray | None = None   # demodulates of the last block
+        self._lines = _Lines(np.zeros((self._harmonics.size, self.n_channels)),
+                             np.zeros((self._harmonics.size, self.n_channels)),
+                             np.zeros((self._harmonics.size, self.n_channels)),
+                             np.zeros((self._harmonics.size, self.n_channels), dtype=np.bool_))
         self._filled = 0
         H, C = self._harmonics.size, self.n_channels
         self._comb = _Comb(np.zeros((H, C)), np.zeros((H, C)), np.ones(H), np.zeros(H),
@@ -257,39 +312,19 @@ class MainsNotch:
         # what is left of noise and lines stays below, a pop goes far above
         self._clip = CLIP_SD * np.sqrt(np.pi / 2.0) * st.out_abs / self.block
         T = self.block / self.fs
-        # each line's amplitude against its reference; a grid off by δf has turned
-        # it by 2π h δf T since the last block
-        current = st.weight_re + 1j * st.weight_im                    # (harmonics, channels)
         magnitude = np.hypot(st.ref_re, st.ref_im)   # keep the references unit phasors
         st.ref_re[:] /= magnitude
         st.ref_im[:] /= magnitude
         out_power = st.out_power / self.block
         st.out_abs[:] = 0.0
         st.out_power[:] = 0.0
-        # a line's power is |weight|^2 / 2; the noise in a notch of bandwidth B is
-        # the output's power (less what the notches took) times (π B / 2) / band
-        power = 0.5 * np.abs(current) ** 2
-        noise = (out_power / self._kept)[None, :] * self._noise_share[:, None]
-        strong = (power > LINE_SNR * noise) & (noise > 0.0)   # nothing stands out of silence
-        self.line_energy += np.where(strong, power - noise, 0.0).sum(axis=0) * self.block
-        if self._previous is not None:
-            # every line that stands out of the noise in both blocks, on every
-            # channel, measures the frequency error; their weighted median is
-            # taken (a pop on one channel must not steer the comb of all)
-            both = strong & self._strong
-            turned = np.angle(current * np.conj(self._previous))
-            errors = (turned / (2.0 * np.pi * self._harmonics[:, None] * T))[both]
-            snr = np.minimum(power, self._power) / np.where(noise > 0.0, noise, np.inf)
-            weights = (snr * self._harmonics[:, None] ** 2)[both]
-            if errors.size:
-                error = _weighted_median(errors, weights)
-                self._rate = float(np.clip(self._rate + _BETA * error / T,
-                                           -MAX_RATE_HZ_S, MAX_RATE_HZ_S))
-                assert self.mains_hz is not None
-                self.frequency_hz = float(np.clip(
-                    self.frequency_hz + _ALPHA * error + self._rate * T,
-                    self.mains_hz - MAX_OFFSET_HZ, self.mains_hz + MAX_OFFSET_HZ))
-                self._turn = self._rotation()
-        self._previous = current
-        self._strong = strong
-        self._power = power
+        error = _measure_lines(st, self._lines, out_power, self._kept, self._noise_share,
+                               self._harmonics, T, LINE_SNR, self.line_energy, self.block)
+        if error == error:   # not NaN: some line measured it
+            self._rate = float(np.clip(self._rate + _BETA * error / T,
+                                       -MAX_RATE_HZ_S, MAX_RATE_HZ_S))
+            assert self.mains_hz is not None
+            self.frequency_hz = float(np.clip(
+                self.frequency_hz + _ALPHA * error + self._rate * T,
+                self.mains_hz - MAX_OFFSET_HZ, self.mains_hz + MAX_OFFSET_HZ))
+            self._turn = self._rotation()
