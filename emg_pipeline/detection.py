@@ -345,6 +345,7 @@ class Detector:
         self._window_blocks = max(1, round(settings.floor_window_s / block_s))
         self._memory_blocks = max(self._window_blocks, round(settings.floor_memory_s / block_s))
         self._max_rise = math.log(settings.floor_max_rise)
+        self._bias_of = [self._bias(n) for n in range(self._window_blocks + 1)]
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -357,6 +358,7 @@ class Detector:
         self._block_usable = np.zeros((C, self.block_frames), dtype=bool)
         self._levels = np.full((C, self._memory_blocks), np.nan)   # ring, newest at _n_blocks-1
         self._spreads = np.full((C, self._memory_blocks), np.nan)
+        self._recent = np.full((C, self._window_blocks), np.nan)   # the window's levels
         self._n_blocks = 0
         self._floor = np.full(C, np.nan)
         self._ep_floor = np.full(C, np.nan)
@@ -484,15 +486,15 @@ class Detector:
         self._levels[:, b % self._memory_blocks] = level
         self._spreads[:, b % self._memory_blocks] = spread
         self._n_blocks = b + 1
-        window = [(b - j) % self._memory_blocks for j in range(min(b + 1, self._window_blocks))]
-        recent = self._levels[:, window]
-        window_min = np.fmin.reduce(recent, axis=1)
+        self._recent[:, b % self._window_blocks] = level
+        window_min = np.fmin.reduce(self._recent, axis=1)   # NaN (unfilled, unmeasured) left out
         if b < _MEMORY_EVERY or b % _MEMORY_EVERY == 0:
             self._memory, self._rest_spread = self._long_memory(b)
         memory, sd = self._memory, self._rest_spread
         # the least of n block medians lies below the typical one: add back its
         # expected shortfall (the minimum-statistics bias compensation)
-        log_floor = np.fmin(window_min, memory + self._max_rise) + self._bias(recent.shape[1]) * sd
+        log_floor = (np.fmin(window_min, memory + self._max_rise)
+                     + self._bias_of[min(b + 1, self._window_blocks)] * sd)
         s = self.settings
         floor = np.exp(log_floor)
         if s.threshold == "absolute_uv":
