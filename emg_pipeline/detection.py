@@ -15,24 +15,26 @@ IEEE Trans Speech Audio Process 9:504, 2001), applied to the log-envelope:
   spread of rest is the median spread of the quietest quarter of the blocks in
   the long memory;
 * the floor is the **least level of the last** ``floor_window_s`` (a short
-  window); it follows a falling level at once and a rising one within that
-  window;
-* a rise beyond ``floor_max_rise`` times the **long memory** (the 5th
-  percentile of the levels of the last ``floor_memory_s``) waits for that
-  memory: sustained activity far above the rest it rises from (a prolonged
-  spasm of minutes) stays one episode, while a small rise (a quiet start, a
-  baseline that steps up, a sensor swapped) becomes the new floor within the
-  short window.
+  window); it follows a falling level at once, and a level less than
+  ``floor_hold_rise`` above the rest it rises from (a quiet start, a baseline
+  that steps up a little) becomes the floor within that window;
+* a higher level waits longer: up to ``floor_hold_rise`` times the least level
+  of the last ``floor_hold_s`` (spasms last tens of seconds: clonus a median
+  of about 20 s, cramps about 24 s), and up to ``floor_max_rise`` times the
+  **long memory** (the 5th percentile of the levels of the last
+  ``floor_memory_s``): sustained activity far above its rest (a prolonged
+  spasm of minutes) stays one episode.
 
 **Why nothing can latch.** The floor is measured the same way whether a
 channel is active or not: there is no state in which it stops following. Any
-level that persists becomes the floor after at most ``floor_window_s`` (or, if
-it is more than ``floor_max_rise`` times the long memory, after at most
-``floor_memory_s``); a wrong start, a quieter sensor, or a sensor that got
-noisier therefore end every episode within that time. The price, stated
-plainly: contraction that stays less than ``floor_max_rise`` above the rest
-for longer than ``floor_window_s`` is taken as the new rest (its episode ends
-there).
+level that persists becomes the floor after at most ``floor_window_s`` (if it
+is within ``floor_hold_rise`` of the rest), ``floor_hold_s`` (within
+``floor_max_rise``) or ``floor_memory_s``; a wrong start, a quieter sensor,
+or a sensor that got noisier therefore end every episode within that time.
+The price, stated plainly: contraction that stays less than
+``floor_max_rise`` above the rest for longer than ``floor_hold_s`` (less than
+``floor_hold_rise`` above it: ``floor_window_s``) is taken as the new rest
+(its episode ends there).
 
 **Episodes** come from a double threshold with hysteresis (on and off
 thresholds, in robust standard deviations of the log-envelope above the floor,
@@ -345,6 +347,8 @@ class Detector:
         self._window_blocks = max(1, round(settings.floor_window_s / block_s))
         self._memory_blocks = max(self._window_blocks, round(settings.floor_memory_s / block_s))
         self._max_rise = math.log(settings.floor_max_rise)
+        self._hold_blocks = max(self._window_blocks, round(settings.floor_hold_s / block_s))
+        self._hold_rise = math.log(settings.floor_hold_rise)
         self._bias_of = [self._bias(n) for n in range(self._window_blocks + 1)]
         self.reset()
 
@@ -359,6 +363,7 @@ class Detector:
         self._levels = np.full((C, self._memory_blocks), np.nan)   # ring, newest at _n_blocks-1
         self._spreads = np.full((C, self._memory_blocks), np.nan)
         self._recent = np.full((C, self._window_blocks), np.nan)   # the window's levels
+        self._held = np.full((C, self._hold_blocks), np.nan)       # the hold's levels
         self._n_blocks = 0
         self._floor = np.full(C, np.nan)
         self._ep_floor = np.full(C, np.nan)
@@ -488,12 +493,15 @@ class Detector:
         self._n_blocks = b + 1
         self._recent[:, b % self._window_blocks] = level
         window_min = np.fmin.reduce(self._recent, axis=1)   # NaN (unfilled, unmeasured) left out
+        self._held[:, b % self._hold_blocks] = level
+        held_min = np.fmin.reduce(self._held, axis=1)
         if b < _MEMORY_EVERY or b % _MEMORY_EVERY == 0:
             self._memory, self._rest_spread = self._long_memory(b)
         memory, sd = self._memory, self._rest_spread
         # the least of n block medians lies below the typical one: add back its
         # expected shortfall (the minimum-statistics bias compensation)
-        log_floor = (np.fmin(window_min, memory + self._max_rise)
+        log_floor = (np.fmin(np.fmin(window_min, held_min + self._hold_rise),
+                             memory + self._max_rise)
                      + self._bias_of[min(b + 1, self._window_blocks)] * sd)
         s = self.settings
         floor = np.exp(log_floor)

@@ -112,6 +112,10 @@ class PipelineSettings:
         :mod:`emg_pipeline.detection`): a level that persists this long
         becomes the floor, unless it stands more than ``floor_max_rise``
         above the long memory.
+    floor_hold_s, floor_hold_rise : float
+        A level more than ``floor_hold_rise`` times the rest becomes the floor
+        only after ``floor_hold_s`` (a spasm of tens of seconds stays one
+        episode), unless it is more than ``floor_max_rise`` above the memory.
     floor_memory_s : float
         Length of the long memory of block levels (its 5th percentile).
     floor_max_rise : float
@@ -154,6 +158,8 @@ class PipelineSettings:
     merge_gap_s: float = 0.5
     floor_block_s: float = 0.5
     floor_window_s: float = 10.0
+    floor_hold_s: float = 30.0
+    floor_hold_rise: float = 2.0
     floor_memory_s: float = 600.0
     floor_max_rise: float = 4.0
     spasm_min_s: float = DEFAULT_SPASM_MIN_S
@@ -166,7 +172,7 @@ class PipelineSettings:
             "highpass_hz", "lowpass_hz", "ecg_highpass_hz", "artefact_ratio", "frame_s",
             "window_s", "on_sd",
             "min_on_ratio", "min_off_ratio", "on_uv", "floor_block_s", "floor_window_s",
-            "floor_memory_s", "spasm_min_s", "spectrum_s",
+            "floor_hold_s", "floor_memory_s", "spasm_min_s", "spectrum_s",
         )
         for name in positive:
             value = getattr(self, name)
@@ -200,8 +206,10 @@ class PipelineSettings:
             raise ConfigError("min_off_ratio", self.min_off_ratio, "at most min_on_ratio")
         if self.off_uv > self.on_uv:
             raise ConfigError("off_uv", self.off_uv, f"at most on_uv={self.on_uv}")
-        if not isinstance(self.floor_max_rise, int | float) or not self.floor_max_rise >= 1:
-            raise ConfigError("floor_max_rise", self.floor_max_rise, "a number >= 1")
+        for name in ("floor_hold_rise", "floor_max_rise"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not value >= 1:
+                raise ConfigError(name, value, "a number >= 1")
         if self.window_s < self.frame_s:
             raise ConfigError("window_s", self.window_s, f"at least frame_s={self.frame_s}")
         lo, hi = self.clonic_band_hz

@@ -170,31 +170,37 @@ def _detect(env: np.ndarray, **settings: object) -> list[tuple[float, float]]:
     return _episodes(det.process(env, art) + det.flush())
 
 
+def _latch_bound(step: float) -> float:
+    """How long a level ``step`` times the rest may hold an episode (the floor's tiers)."""
+    s = PipelineSettings()
+    return s.floor_window_s if step <= s.floor_hold_rise else s.floor_hold_s
+
+
 def test_a_quiet_start_does_not_latch() -> None:
     # 20 s at a third of the later rest (a quiet start), then rest with brief bursts
-    bursts = [(t, 0.3, 20.0) for t in np.arange(25.0, 90.0, 5.0)]
-    env = _bursts(90.0, 3.0, bursts)
+    bursts = [(t, 0.3, 20.0) for t in np.arange(25.0, 100.0, 5.0)]
+    env = _bursts(100.0, 3.0, bursts)
     env[: round(20.0 / FRAME_S)] /= 3.0
     found = _detect(env)
-    window = PipelineSettings().floor_window_s
-    assert all(off - on <= window + 1.0 for on, off in found), found
-    late = [(on, off) for on, off in found if on > 20.0 + window + 1.0]
-    assert len(late) == sum(1 for t, _, _ in bursts if t > 20.0 + window + 1.0)
+    bound = _latch_bound(3.0)
+    assert all(off - on <= bound + 1.0 for on, off in found), found
+    late = [(on, off) for on, off in found if on > 20.0 + bound + 1.0]
+    assert len(late) == sum(1 for t, _, _ in bursts if t > 20.0 + bound + 1.0)
     assert all(abs(on - t) < 0.05 for (on, _), (t, _, _) in
-               zip(late, [b for b in bursts if b[0] > 20.0 + window + 1.0], strict=True))
+               zip(late, [b for b in bursts if b[0] > 20.0 + bound + 1.0], strict=True))
 
 
-@pytest.mark.parametrize("step", [2.0, 3.5])
+@pytest.mark.parametrize("step", [1.8, 3.5])
 def test_a_baseline_that_steps_up_becomes_the_rest(step: float) -> None:
     # a sensor that gets noisier (or a posture held): the episode it starts ends
-    # within the window, and the bursts after it are found one by one
-    bursts = [(t, 0.5, 40.0) for t in np.arange(40.0, 80.0, 4.0)]
-    env = _bursts(80.0, 2.0, bursts)
+    # within the floor's bound for that step, and the bursts after it are found one by one
+    bursts = [(t, 0.5, 60.0) for t in np.arange(50.0, 90.0, 4.0)]
+    env = _bursts(90.0, 2.0, bursts)
     env[round(15.0 / FRAME_S):] *= step
     found = _detect(env)
-    window = PipelineSettings().floor_window_s
-    assert all(off <= 15.0 + window + 1.0 for on, off in found if on < 30.0), found
-    assert len([f for f in found if f[0] >= 39.0]) == len(bursts)
+    bound = _latch_bound(step)
+    assert all(off <= 15.0 + bound + 1.0 for on, off in found if on < 45.0), found
+    assert len([f for f in found if f[0] >= 49.0]) == len(bursts)
 
 
 def test_a_baseline_that_falls_is_followed_at_once() -> None:

@@ -109,7 +109,7 @@ def test_noise_floor_stays_below_a_strong_long_spasm(rng: np.random.Generator) -
 
 def test_a_weak_long_contraction_becomes_the_rest(rng: np.random.Generator) -> None:
     # the documented price of a detector that cannot latch: activity less than
-    # floor_max_rise above rest for longer than floor_window_s becomes the rest
+    # floor_max_rise above rest for longer than floor_hold_s becomes the rest
     fs = 1000.0
     x, _ = _one_burst(rng, fs, rest_s=20.0, burst_s=90.0, snr_db=6.0)
     pipe = Pipeline(fs, 1, unit="uV", mains="off")
@@ -117,7 +117,7 @@ def test_a_weak_long_contraction_becomes_the_rest(rng: np.random.Generator) -> N
     assert len(pipe.episodes) >= 1
     first = pipe.episodes[0]
     assert first.onset_s == pytest.approx(20.0, abs=0.3)
-    assert first.duration_s <= pipe.settings.floor_window_s + 5.0
+    assert first.duration_s <= pipe.settings.floor_hold_s + 5.0
 
 
 def test_clonic_spasm_is_one_clonic_episode(rng: np.random.Generator) -> None:
