@@ -9,11 +9,10 @@ IEEE Trans Speech Audio Process 9:504, 2001), applied to the log-envelope:
 * every block of ``floor_block_s`` gets one *level*, the log of its RMS
   envelope over the frames above its lower quartile (frames of artefact or no
   signal left out; a block with less than half of its frames usable gets
-  none), and one *spread*, the robust
-  standard deviation of the upper half of its log-envelope ((q90 - q50) /
-  1.2816: the side that false alarms come from, heartbeats included); the
-  spread of rest is the median spread of the quietest quarter of the blocks in
-  the long memory;
+  none), and one *spread*, the robust standard deviation of the upper half of
+  its log-envelope ((q90 - q50) / 1.2816: the side that false alarms come
+  from, heartbeats included); the spread of rest is the median spread of the
+  quietest quarter of the blocks in the long memory;
 * the floor is the **least level of the last** ``floor_window_s`` (a short
   window); it follows a falling level at once, and a level less than
   ``floor_hold_rise`` above the rest it rises from (a quiet start, a baseline
@@ -498,7 +497,7 @@ class Detector:
         if b < _MEMORY_EVERY or b % _MEMORY_EVERY == 0:
             self._memory, self._rest_spread = self._long_memory(b)
         memory, sd = self._memory, self._rest_spread
-        # the least of n block medians lies below the typical one: add back its
+        # the least of n block levels lies below the typical one: add back its
         # expected shortfall (the minimum-statistics bias compensation)
         log_floor = (np.fmin(np.fmin(window_min, held_min + self._hold_rise),
                              memory + self._max_rise)
