@@ -56,8 +56,8 @@ above the floor, the sleep-scoring leg-movement rule):
 
 Thresholds change only at block ends on the frame clock, so the decisions are
 the same, bit for bit, whatever the chunking. The per-frame walk is one short
-compiled loop (:func:`_walk`) over named state; the block statistics are a few
-numpy calls per block.
+compiled loop (:func:`_walk`) over named state; the block statistics are one
+compiled kernel (:func:`_block_stats`) and a few numpy calls per block.
 """
 
 from __future__ import annotations
