@@ -511,13 +511,7 @@ class MainsCanceller:
         if self.mains == "off" or x.shape[0] == 0:
             return x
         if self.mains_hz is None:
-            used, found = self._search.feed(x)
-            if found is None:
-                return x
-            self._lock(found)
-            if used == x.shape[0]:
-                return x
-            return np.concatenate([x[:used], self._cancel(x[used:])])
+            return self._search.until_found(x, self._lock, self._cancel)
         return self._cancel(x)
 
     def _cancel(self, x: np.ndarray) -> np.ndarray:

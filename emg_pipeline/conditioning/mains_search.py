@@ -8,6 +8,8 @@ the same sample whatever the chunking.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 __all__ = ["MainsSearch", "find_mains"]
@@ -74,3 +76,17 @@ class MainsSearch:
                 if found is not None:
                     return used, found
         return used, None
+
+    def until_found(self, x: np.ndarray, start: Callable[[float], None],
+                    remove: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """``x`` unchanged up to the sample where a line is found, then ``remove``d.
+
+        ``start(f0)`` is called at that sample with the grid frequency found.
+        """
+        used, found = self.feed(x)
+        if found is None:
+            return x
+        start(found)
+        if used == x.shape[0]:
+            return x
+        return np.concatenate([x[:used], remove(x[used:])])

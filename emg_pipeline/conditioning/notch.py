@@ -272,13 +272,7 @@ class MainsNotch:
         if self.mains == "off" or x.shape[0] == 0:
             return x
         if self.mains_hz is None:
-            used, found = self._search.feed(x)
-            if found is None:
-                return x
-            self._start(found)
-            if used == x.shape[0]:
-                return x
-            return np.concatenate([x[:used], self._notch(x[used:])])
+            return self._search.until_found(x, self._start, self._notch)
         return self._notch(x)
 
     def _notch(self, x: np.ndarray) -> np.ndarray:
