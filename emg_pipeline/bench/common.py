@@ -9,7 +9,7 @@ import platform
 import subprocess
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,9 @@ import emg_pipeline
 
 __all__ = [
     "best_of",
+    "decile",
     "environment",
+    "finite_median",
     "fmt",
     "jsonable",
     "markdown",
@@ -154,3 +156,15 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
+
+
+def decile(values: Iterable[float]) -> float:
+    """The 10th percentile of the finite values (the worst decile of a score); NaN if none."""
+    v = np.asarray([x for x in values if math.isfinite(x)], dtype=float)
+    return float(np.percentile(v, 10)) if v.size else math.nan
+
+
+def finite_median(values: Iterable[float]) -> float:
+    """The median of the finite values; NaN if none."""
+    v = np.asarray([x for x in values if math.isfinite(x)], dtype=float)
+    return float(np.median(v)) if v.size else math.nan

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,8 @@ from ..pipeline import Pipeline
 from ..run import run
 from ..sources import physiological, randomized
 from ..sources.randomized import SNR_LEVELS_DB
+from .common import decile as _decile
+from .common import finite_median as _median
 from .common import fmt, markdown, seeded_rng
 from .synthetic import LIVE_CHUNK_S, SPASM_MIN_S
 
@@ -171,16 +173,6 @@ def run_robust(n_recordings: int = 200, seed: int = 0,
             progress(f"{generator}: {k + 1}/{n_recordings} recordings ({elapsed:.0f} s)")
     return {"rows": rows, "n_recordings": n_recordings, "seed": seed, "generator": generator,
             "elapsed_s": time.perf_counter() - t0}
-
-
-def _decile(values: Iterable[float]) -> float:
-    v = np.asarray([x for x in values if math.isfinite(x)], dtype=float)
-    return float(np.percentile(v, 10)) if v.size else math.nan
-
-
-def _median(values: Iterable[float]) -> float:
-    v = np.asarray([x for x in values if math.isfinite(x)], dtype=float)
-    return float(np.median(v)) if v.size else math.nan
 
 
 def _groups(rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:

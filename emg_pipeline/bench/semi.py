@@ -35,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,8 @@ from ..pipeline import Pipeline
 from ..run import run
 from ..sources import randomized, semisynthetic
 from ..sources.synthetic import SyntheticRecording
+from .common import decile as _decile
+from .common import finite_median as _median
 from .common import fmt, markdown, seeded_rng
 from .synthetic import LIVE_CHUNK_S, SPASM_MIN_S
 
@@ -76,16 +78,6 @@ def _episodes(rec: SyntheticRecording) -> tuple[pd.DataFrame, float]:
     chunks = (rec.signal[i : i + step] for i in range(0, rec.signal.shape[0], step))
     run(chunks, pipe)
     return pipe.episodes_frame(), time.perf_counter() - t0
-
-
-def _decile(values: Iterable[float]) -> float:
-    v = np.asarray([x for x in values if math.isfinite(x)], dtype=float)
-    return float(np.percentile(v, 10)) if v.size else math.nan
-
-
-def _median(values: Iterable[float]) -> float:
-    v = np.asarray([x for x in values if math.isfinite(x)], dtype=float)
-    return float(np.median(v)) if v.size else math.nan
 
 
 def _rest_rms(rec: SyntheticRecording) -> np.ndarray:
