@@ -22,8 +22,8 @@ import functools
 import math
 
 import numpy as np
+from scipy.fft import next_fast_len
 
-from ._jit import jit
 from .detection import Detection
 from .events import Episode
 from .framing import History
@@ -38,212 +38,12 @@ _MAX_SEGMENTS = 24  # Welch segments averaged at most (spread over the episode)
 _MIN_SPECTRUM = 32  # fewer samples than this: no median frequency
 
 
-# ---------------------------------------------------------------- kernels
-#
-# An episode is classified by plain compiled loops around numpy's sort and
-# FFTs: ``_episode_kernel`` reads the episode's columns from the histories'
-# ring buffers (:meth:`History.segments`, no copy of the ring) and returns the
-# peak and mean envelope, the short-time envelope and the windowed Welch
-# segments; numpy sorts the short-time envelope (a vectorised sort, faster
-# than a compiled one), ``_burst_kernel`` takes its percentiles, counts the
-# bursts and tapers it for the burst spectrum (skipped for twitches), and
-# ``_median_kernel`` reduces the Welch spectra to a median frequency. Every
-# value depends only on the episode's rows, so it does not depend on how the
-# stream was chunked. The burst spectrum is zero-padded to a 2-3-5-smooth
-# length (``_fast_len``): an FFT of a length with a large prime factor costs
-# up to a hundred times more, and one plan then serves many episode lengths.
-
-
-@jit
-def _column(first: np.ndarray, second: np.ndarray, channel: int) -> np.ndarray:
-    """Column ``channel`` of the rows of ``first`` followed by those of ``second``."""
-    n1 = first.shape[0]
-    out = np.empty(n1 + second.shape[0])
-    out[:n1] = first[:, channel]
-    out[n1:] = second[:, channel]
-    return out
-
-
-@jit
-def _short_time(power: np.ndarray, n_avg: int) -> np.ndarray:
-    """Short-time envelope: the RMS of every ``n_avg`` consecutive frame powers."""
-    n_fine = max(power.shape[0] - n_avg + 1, 0)
-    fine = power[:n_fine].copy()
-    for j in range(1, n_avg):
-        for i in range(n_fine):
-            fine[i] += power[i + j]
-    for i in range(n_fine):
-        fine[i] = math.sqrt(fine[i] / n_avg)
-    return fine
-
-
-@jit
-def _quantile(ranked: np.ndarray, q: float) -> float:
-    """Quantile ``q`` of sorted values, linear between ranks (``np.interp`` on a 0-1 grid).
-
-    A NaN (sorted last) between the two ranks gives NaN; equal infinities
-    stay infinite.
-    """
-    pos = q * (ranked.shape[0] - 1)
-    i = int(pos)
-    v = ranked[i]
-    if pos > i and ranked[i + 1] != v:
-        v += (pos - i) * (ranked[i + 1] - v)
-    return v
-
-
-@jit
-def _fast_len(n: int) -> int:
-    """Smallest length ``>= n`` whose only prime factors are 2, 3 and 5.
-
-    ``scipy.fft.next_fast_len(n, real=True)``.
-    """
-    m = max(n, 1)
-    while True:
-        r = m
-        for p in (2, 3, 5):
-            while r % p == 0:
-                r //= p
-        if r == 1:
-            return m
-        m += 1
-
-
-@jit
-def _burst_kernel(
-    fine: np.ndarray,
-    ranked: np.ndarray,
-    min_fine: float,
-    spectrum: bool,
-    df: float,
-    band_lo: float,
-    band_hi: float,
-) -> tuple[int, np.ndarray, float, int, int]:
-    """Burst count of the short-time envelope ``fine``, and what the burst spectrum needs.
-
-    ``ranked`` is ``np.sort(fine)``. Returns ``(count, tapered, mean, k0,
-    k1)``: when a burst rhythm is looked for (``spectrum`` and at least
-    ``min_fine`` values), the burst rate is the strongest bin in ``k0..k1``
-    of the spectrum of ``tapered`` (the de-meaned envelope times a Hann
-    window, zero-padded to ``_fast_len``); otherwise ``tapered`` is empty.
-    """
-    none = np.empty(0)
-    n_fine = fine.shape[0]
-    if n_fine < 3:
-        return 1, none, math.nan, 0, -1
-    # bursts: rising crossings of the band mid +- 15 % of the 10-90 % range
-    lo = _quantile(ranked, 0.1)
-    hi = _quantile(ranked, 0.9)
-    mid = 0.5 * (lo + hi)
-    band = 0.15 * (hi - lo)
-    count = 0
-    state = 0
-    for v in fine:
-        s = 1 if v > mid + band else -1 if v < mid - band else state
-        if s > state:  # rising (or a first decided state that is high)
-            count += 1
-        state = s
-    count = max(count, 1)
-    if n_fine < min_fine or not spectrum:
-        return count, none, math.nan, 0, -1
-    mean = fine.mean()
-    n_fft = _fast_len(n_fine)
-    val = 1.0 / (n_fft * df)  # bin width: np.fft.rfftfreq(n_fft, df)[k] == k * val
-    k0, k1 = 0, -1
-    for k in range(n_fft // 2 + 1):
-        if band_lo <= k * val <= band_hi:
-            k0 = k if k1 < 0 else k0
-            k1 = k
-    if k1 < 0 or mean <= 0:
-        return count, none, mean, 0, -1
-    # de-meaned, times np.hanning(n_fine): 0.5 - 0.5 * cos(i * step), symmetric about
-    # the middle; the cosines by rotation, from exact values every 16 points
-    # (within ~1e-14 of the library's, at a fraction of the cost)
-    tapered = np.empty(n_fine)
-    step = 2.0 * math.pi / (n_fine - 1)
-    cos_step, sin_step = math.cos(step), math.sin(step)
-    c = s = 0.0
-    for i in range((n_fine + 1) // 2):
-        if i % 16:
-            c, s = c * cos_step - s * sin_step, s * cos_step + c * sin_step
-        else:
-            c, s = math.cos(i * step), math.sin(i * step)
-        w = 0.5 - 0.5 * c
-        tapered[i] = (fine[i] - mean) * w
-        tapered[n_fine - 1 - i] = (fine[n_fine - 1 - i] - mean) * w
-    return count, tapered, mean, k0, k1
-
-
-@jit
-def _welch_segments(
-    first: np.ndarray, second: np.ndarray, channel: int, starts: np.ndarray, window: np.ndarray
-) -> np.ndarray:
-    """De-meaned, windowed segments of column ``channel`` of ``first`` followed by ``second``."""
-    n1 = first.shape[0]
-    nperseg = window.shape[0]
-    segs = np.empty((starts.shape[0], nperseg))
-    seg = np.empty(nperseg)
-    for s in range(starts.shape[0]):
-        for j in range(nperseg):
-            t = starts[s] + j
-            seg[j] = first[t, channel] if t < n1 else second[t - n1, channel]
-        mean = seg.mean()
-        for j in range(nperseg):
-            segs[s, j] = (seg[j] - mean) * window[j]
-    return segs
-
-
-@jit
-def _median_kernel(spec: np.ndarray, norm: float, odd: bool, df: float) -> float:
-    """Median frequency of the Welch density of the segment spectra ``spec`` (rows).
-
-    ``norm`` is ``fs * sum(window ** 2)``, ``odd`` whether the segment length
-    is odd, ``df`` the bin width.
-    """
-    n_seg, n_bins = spec.shape
-    power = np.zeros(n_bins)
-    for s in range(n_seg):
-        for k in range(n_bins):
-            v = spec[s, k]
-            power[k] += v.real * v.real + v.imag * v.imag
-    power /= n_seg * norm
-    power[1 : n_bins if odd else n_bins - 1] *= 2.0  # one-sided density
-    total = np.cumsum(power)
-    if not total[-1] > 0:
-        return math.nan
-    half = 0.5 * total[-1]
-    k = np.searchsorted(total, half)  # the bin holding the median, interpolated within
-    below = total[k - 1] if k else 0.0
-    frac = (half - below) / power[k] if power[k] > 0 else 0.5
-    return (k - 0.5 + frac) * df
-
-
-@jit
-def _episode_kernel(
-    env: tuple[np.ndarray, np.ndarray],
-    power: tuple[np.ndarray, np.ndarray],
-    samples: tuple[np.ndarray, np.ndarray],
-    channel: int,
-    n_avg: int,
-    starts: np.ndarray,
-    window: np.ndarray,
-) -> tuple[float, float, np.ndarray, np.ndarray]:
-    """Peak and mean envelope, short-time envelope and Welch segments of one episode.
-
-    Each history is given as the two parts of :meth:`History.segments`.
-    """
-    values = _column(env[0], env[1], channel)
-    peak = values.max() if values.shape[0] else math.nan
-    mean = values.mean() if values.shape[0] else math.nan
-    fine = _short_time(_column(power[0], power[1], channel), n_avg)
-    segs = _welch_segments(samples[0], samples[1], channel, starts, window)
-    return peak, mean, fine, segs
-
-
 # ---------------------------------------------------------------- helpers
-
-_NO_STARTS = np.empty(0, dtype=np.int64)
-_NO_STARTS.flags.writeable = False
+#
+# An episode is classified once, when it ends (a few times a minute at most),
+# so every feature is plain numpy over the episode's rows: its cost is noise
+# beside the per-sample stages. Every value depends only on the episode's rows,
+# so it does not depend on how the stream was chunked.
 
 
 @functools.lru_cache(maxsize=64)
@@ -254,42 +54,56 @@ def _periodic_hann(nperseg: int) -> tuple[np.ndarray, float]:
     return window, float(window @ window)
 
 
-@functools.lru_cache(maxsize=512)
-def _segment_starts(n_seg: int, step: int, max_segments: int | None) -> np.ndarray:
-    """First samples of the Welch segments used: all, or ``max_segments`` spread evenly."""
+def _welch_starts(n: int, nperseg: int, max_segments: int | None) -> np.ndarray:
+    """First samples of half-overlapping segments over ``n`` samples (at most ``max_segments``,
+    spread evenly)."""
+    step = nperseg - nperseg // 2
+    n_seg = 1 + (n - nperseg) // step
     starts = np.arange(n_seg) * step
     if max_segments is not None and n_seg > max_segments:
         starts = starts[np.linspace(0, n_seg - 1, max_segments).round().astype(np.int64)]
-    starts = starts.astype(np.int64)
-    starts.flags.writeable = False  # shared between callers
     return starts
 
 
-def _welch_plan(n: int, nperseg: int, max_segments: int | None) -> np.ndarray:
-    """Segment starts of a Welch estimate over ``n`` samples (half-overlapping segments)."""
-    step = nperseg - nperseg // 2
-    return _segment_starts(1 + (n - nperseg) // step, step, max_segments)
+def _short_time_envelope(power: np.ndarray, n_avg: int) -> np.ndarray:
+    """RMS of every ``n_avg`` consecutive frame powers (a sliding window, one value per frame)."""
+    return np.sqrt(np.convolve(power, np.full(n_avg, 1.0 / n_avg), mode="valid"))
 
 
-def _spectrum_median(segs: np.ndarray, fs: float, nperseg: int, energy: float) -> float:
-    """Median frequency of the Welch density of windowed segments (rows of ``segs``)."""
-    return _median_kernel(
-        np.fft.rfft(segs), fs * energy, nperseg % 2 == 1, 1.0 / (nperseg * (1.0 / fs))
-    )
+def _count_bursts(fine: np.ndarray) -> int:
+    """Rising crossings of the short-time envelope through its mid band (at least 1).
+
+    The band is the middle of the 10-90 % range, +- 15 % of it: a value above
+    the band is high, below it low, inside it keeps the last state. A burst is
+    a change to high (or a first state that is high).
+    """
+    lo, hi = np.quantile(fine, [0.1, 0.9])
+    mid, half_band = 0.5 * (lo + hi), 0.15 * (hi - lo)
+    state = np.where(fine > mid + half_band, 1, np.where(fine < mid - half_band, -1, 0))
+    decided = state[state != 0]
+    rising = np.count_nonzero(np.diff(decided) > 0) + int(decided.size > 0 and decided[0] > 0)
+    return max(int(rising), 1)
 
 
-def _burst_rate(
-    tapered: np.ndarray, k0: int, k1: int, mean: float, frame_rate: float
+def _strongest_rhythm(
+    fine: np.ndarray, frame_rate: float, band_hz: tuple[float, float]
 ) -> tuple[float, float]:
-    """Strongest envelope modulation in bins ``k0..k1`` and its depth (:func:`_burst_kernel`)."""
-    n = tapered.shape[0]
-    n_fft = _fast_len(n)
-    magnitude = np.abs(np.fft.rfft(tapered, n=n_fft)[k0 : k1 + 1])
-    j = int(np.argmax(magnitude))
-    rate = (k0 + j) * (1.0 / (n_fft * (1.0 / frame_rate)))
-    # Hann window: coherent gain 0.5, so amplitude = 2 * |X| / (0.5 * N)
-    depth = 4.0 * float(magnitude[j]) / n / mean
-    return rate, depth
+    """Frequency of the strongest modulation of ``fine`` in ``band_hz``, and its depth.
+
+    The de-meaned envelope times a Hann window, zero-padded to a fast FFT
+    length; the depth is the modulation's amplitude over the mean envelope
+    (a Hann window's coherent gain is 0.5, so amplitude = 4 |X| / N).
+    """
+    mean = fine.mean()
+    n = fine.shape[0]
+    n_fft = next_fast_len(n, real=True)
+    spectrum = np.abs(np.fft.rfft((fine - mean) * np.hanning(n), n=n_fft))
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / frame_rate)
+    inside = np.flatnonzero((freqs >= band_hz[0]) & (freqs <= band_hz[1]))
+    if not inside.size or not mean > 0:
+        return math.nan, 0.0
+    k = inside[np.argmax(spectrum[inside])]
+    return float(freqs[k]), float(4.0 * spectrum[k] / n / mean)
 
 
 # ---------------------------------------------------------------- public
@@ -306,15 +120,20 @@ def median_frequency(x: np.ndarray, fs: float, max_segments: int = _MAX_SEGMENTS
     >>> round(median_frequency(np.sin(2 * np.pi * 80 * t), 1000.0))
     80
     """
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    n = x.shape[0]
-    if n < _MIN_SPECTRUM:
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape[0] < _MIN_SPECTRUM:
         return math.nan
-    nperseg = min(_SEGMENT, n)
-    window, energy = _periodic_hann(nperseg)
-    column = x.reshape(-1, 1)
-    segs = _welch_segments(column, column[:0], 0, _welch_plan(n, nperseg, max_segments), window)
-    return float(_spectrum_median(segs, float(fs), nperseg, energy))
+    freqs, power = welch_power(x, fs, min(_SEGMENT, x.shape[0]), max_segments)
+    total = np.cumsum(power)
+    if not total[-1] > 0:  # a spectrum of zeros, or with NaN (an infinite sample)
+        return math.nan
+    # the bin holding half the power, interpolated linearly within the bin
+    half = 0.5 * total[-1]
+    k = int(np.searchsorted(total, half))
+    below = total[k - 1] if k else 0.0
+    width = freqs[1] - freqs[0]
+    frac = (half - below) / power[k] if power[k] > 0 else 0.5
+    return float(freqs[k] + (frac - 0.5) * width)
 
 
 def welch_power(
@@ -336,7 +155,8 @@ def welch_power(
     >>> bool(np.allclose(p, p2)) and bool(np.allclose(f, f2))
     True
     """
-    starts = _welch_plan(x.shape[0], nperseg, max_segments)
+    x = np.asarray(x, dtype=np.float64)
+    starts = _welch_starts(x.shape[0], nperseg, max_segments)
     segs = x[starts[:, None] + np.arange(nperseg)]
     window, energy = _periodic_hann(nperseg)
     spec = np.fft.rfft((segs - segs.mean(axis=1, keepdims=True)) * window, axis=1)
@@ -365,28 +185,34 @@ def burst_features(
     Returns
     -------
     burst_count : int
-        Rising crossings of the short-time envelope through its mid level.
+        Rising crossings of the short-time envelope (RMS over 20 ms) through
+        its mid level; at least 1.
     rate_hz : float
         Frequency of the strongest envelope modulation in ``band_hz`` (NaN if
         the episode is shorter than two cycles of the band's lowest rate).
     depth : float
         Amplitude of that modulation relative to the mean envelope.
+
+    Examples
+    --------
+    Five bursts a second for 2 s, at 200 frames per second:
+
+    >>> t = np.arange(400) / 200.0
+    >>> power = (1.0 + np.sin(2 * np.pi * 5.0 * t)) ** 2
+    >>> count, rate, depth = burst_features(power, 200.0, (3.0, 8.0))
+    >>> count, round(rate, 1)
+    (10, 5.0)
     """
-    fine = _short_time(
-        np.ascontiguousarray(power, dtype=np.float64), max(1, round(_FINE_WINDOW_S * frame_rate))
-    )
-    count, tapered, mean, k0, k1 = _burst_kernel(
-        fine,
-        np.sort(fine),
-        2.0 * frame_rate / band_hz[0],
-        True,
-        1.0 / frame_rate,
-        float(band_hz[0]),
-        min(band_hz[1], 0.45 * frame_rate),
-    )
-    if k1 < k0:
+    power = np.asarray(power, dtype=np.float64)
+    n_avg = max(1, round(_FINE_WINDOW_S * frame_rate))
+    if power.shape[0] < n_avg + 2:
+        return 1, math.nan, 0.0
+    fine = _short_time_envelope(power, n_avg)
+    count = _count_bursts(fine)
+    if fine.shape[0] < 2.0 * frame_rate / band_hz[0]:
         return count, math.nan, 0.0
-    rate, depth = _burst_rate(tapered, k0, k1, mean, frame_rate)
+    band = (float(band_hz[0]), min(float(band_hz[1]), 0.45 * frame_rate))
+    rate, depth = _strongest_rhythm(fine, frame_rate, band)
     return count, rate, depth
 
 
@@ -421,27 +247,10 @@ class Classifier:
         self.settings = settings
         self.calibrated = bool(calibrated)
         self.channels = tuple(channels)
-        self._spasm_frames = boundary_frames(settings.spasm_min_s, self.frame_s)
-        self._derived_for: PipelineSettings | None = None
+        self._frame_rate = 1.0 / self.frame_s
 
     def reset(self) -> None:
         """The classifier carries no state."""
-
-    def _derive(self) -> None:
-        """Constants of the burst analysis and the spectrum (from the settings)."""
-        s = self.settings
-        frame_rate = 1.0 / self.frame_s
-        lo, hi = s.clonic_band_hz
-        self._frame_rate = frame_rate
-        self._burst_args = (
-            max(1, round(_FINE_WINDOW_S * frame_rate)),  # frames of the short-time envelope
-            2.0 * frame_rate / lo,  # fewest of its values with a rhythm looked for
-            1.0 / frame_rate,
-            float(lo),
-            min(hi, 0.45 * frame_rate),
-        )
-        self._spectrum_len = round(s.spectrum_s * self.fs)
-        self._derived_for = s
 
     def classify(
         self,
@@ -452,33 +261,21 @@ class Classifier:
     ) -> Episode:
         """Label one finished episode from the recent history of the stream."""
         s = self.settings
-        if s is not self._derived_for:
-            self._derive()
         c = det.channel
         on, off = det.onset_frame, max(det.offset_frame, det.onset_frame + 1)
-        stop = off * self.frame_len
-        rows = samples.segments(max(on * self.frame_len, stop - self._spectrum_len), stop)
         n_frames = off - on
-        label = Label.SPASM if n_frames >= self._spasm_frames else Label.TWITCH
-        n = rows[0].shape[0] + rows[1].shape[0]
-        if n >= _MIN_SPECTRUM:
-            nperseg = min(_SEGMENT, n)
-            window, energy = _periodic_hann(nperseg)
-            starts = _welch_plan(n, nperseg, _MAX_SEGMENTS)
-        else:
-            nperseg, energy = _SEGMENT, 0.0
-            window, starts = _periodic_hann(_SEGMENT)[0], _NO_STARTS
-        n_avg, min_fine, df, band_lo, band_hi = self._burst_args
-        env, power = envelope.segments(on, off), frame_power.segments(on, off)
-        peak, mean, fine, segs = _episode_kernel(env, power, rows, c, n_avg, starts, window)
-        # the burst rate of a twitch is not reported: its spectrum is skipped
-        count, tapered, fmean, k0, k1 = _burst_kernel(
-            fine, np.sort(fine), min_fine, label is Label.SPASM, df, band_lo, band_hi
-        )
-        rate, depth = math.nan, 0.0
-        if k1 >= k0:
-            rate, depth = _burst_rate(tapered, k0, k1, fmean, self._frame_rate)
-        mdf = _spectrum_median(segs, self.fs, nperseg, energy) if n >= _MIN_SPECTRUM else math.nan
+        spasm = n_frames >= boundary_frames(s.spasm_min_s, self.frame_s)
+        label = Label.SPASM if spasm else Label.TWITCH
+        env = envelope.read(on, off, channel=c)
+        peak = float(env.max()) if env.size else math.nan
+        mean = float(env.mean()) if env.size else math.nan
+        power = frame_power.read(on, off, channel=c)
+        count, rate, depth = burst_features(power, self._frame_rate, s.clonic_band_hz)
+        # the burst rate of a twitch is not reported
+        stop = off * self.frame_len
+        start = max(on * self.frame_len, stop - round(s.spectrum_s * self.fs))
+        tail = samples.read(start, stop, channel=c)
+        mdf = median_frequency(tail, self.fs)
         floor = det.floor if math.isfinite(det.floor) and det.floor > 0 else math.nan
         scale = 1.0 if self.calibrated else (1.0 / floor if math.isfinite(floor) else math.nan)
         if label is Label.TWITCH:
