@@ -13,7 +13,6 @@ import pytest
 from scipy import signal
 
 from emg_pipeline.conditioning import ArtefactGate, FlatLine, NanBridge
-from emg_pipeline.conditioning.artefacts import _level_of, _quantile_ranks
 from emg_pipeline.conditioning.filters import SosFilter, bandpass_sos
 from emg_pipeline.envelope import Envelope
 from emg_pipeline.sources.synthetic import simulate
@@ -197,28 +196,3 @@ def test_nan_bridge_holds_the_last_value_and_records_every_run() -> None:
     assert sum(g.n_samples for g in stage.gaps) == bad.sum()
     clean = _signal(4)[100:4000]
     assert NanBridge(3).process(clean) is clean  # no missing sample: no copy
-
-
-def test_level_quantile_is_numpys() -> None:
-    # the heartbeat level: numpy's interpolation between the values at two ranks
-    rng = np.random.default_rng(5)
-    for n in (1, 2, 3, 20, 74, 128, 1000):
-        for trial in range(20):
-            block = np.abs(rng.standard_normal((n, 4))) * 10.0 ** rng.integers(-3, 4)
-            if trial % 5 == 1:
-                block = np.round(block)  # ties
-            if trial % 5 == 2:
-                block[rng.random(block.shape) < 0.1] = np.inf
-            if trial % 5 == 3:
-                block[rng.random(block.shape) < 0.05] = np.nan
-            if trial % 5 == 4:
-                block = np.sort(block, axis=0)[:: rng.choice([-1, 1])]  # sorted either way
-            if trial == 19:
-                block[::8] *= 1e3  # the every-eighth sample misleads the pivot
-            for q in (0.95, 0.99, 0.5, 0.0, 1.0, 0.3):
-                lower, upper, weight = _quantile_ranks(n, q)
-                level = np.empty(4)
-                _level_of(block, lower, upper, weight, level)
-                with np.errstate(invalid="ignore"):  # inf - inf in numpy's interpolation
-                    expected = np.quantile(block, q, axis=0)
-                assert level.tobytes() == expected.tobytes(), (n, trial, q)
