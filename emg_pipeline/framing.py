@@ -225,9 +225,12 @@ def _running_max_into(x: np.ndarray, hold: np.ndarray, pos: int, out: np.ndarray
 
 
 @jit
-def _moving_average_kernel(x: np.ndarray, tail: np.ndarray, out: np.ndarray) -> None:
-    """Moving average of the rows of ``x`` over ``len(tail) + 1`` rows (``tail`` updated)."""
-    _moving_sum_into(tail, x, out, float(tail.shape[0] + 1), False)
+def _moving_average_kernel(x: np.ndarray, tail: np.ndarray, out: np.ndarray, root: bool) -> None:
+    """Moving average of the rows of ``x`` over ``len(tail) + 1`` rows (``tail`` updated).
+
+    With ``root``, ``sqrt(max(average, 0))``.
+    """
+    _moving_sum_into(tail, x, out, float(tail.shape[0] + 1), root)
 
 
 # ------------------------------------------------------------ reductions
@@ -354,17 +357,22 @@ class MovingAverage:
         Number of rows averaged.
     n_channels : int
         Number of channels.
+    root : bool
+        Return ``sqrt(max(average, 0))``: fed squares, a moving RMS.
 
     Examples
     --------
     >>> m = MovingAverage(2, 1)
     >>> m.process(np.array([[2.0], [4.0], [6.0]])).ravel().tolist()
     [1.0, 3.0, 5.0]
+    >>> MovingAverage(2, 1, root=True).process(np.array([[8.0], [10.0]])).ravel().tolist()
+    [2.0, 3.0]
     """
 
-    def __init__(self, length: int, n_channels: int) -> None:
+    def __init__(self, length: int, n_channels: int, root: bool = False) -> None:
         self.length = max(1, int(length))
         self.n_channels = int(n_channels)
+        self.root = bool(root)
         self.reset()
 
     def reset(self) -> None:
@@ -374,7 +382,7 @@ class MovingAverage:
     def process(self, x: np.ndarray) -> np.ndarray:
         """Moving average of each row of ``x`` over the last ``length`` rows."""
         out = np.empty((x.shape[0], self.n_channels))
-        _moving_average_kernel(np.asarray(x, dtype=np.float64), self._tail, out)
+        _moving_average_kernel(np.asarray(x, dtype=np.float64), self._tail, out, self.root)
         return out
 
 

@@ -35,21 +35,17 @@ def _found(stage: EcgSuppressor, amp: np.ndarray) -> np.ndarray:
     for c in range(amp.shape[1]):
         if not np.isfinite(amp[:, c]).all():
             continue
-        median = np.median(rows[c])
-        mad = np.median(np.abs(rows[c] - median))
-        peaks, props = signal.find_peaks(rows[c], height=median + stage.peak_mad * max(mad, 1e-12))
-        heights = props["peak_heights"]
-        # the minimum distance, from the highest beat down (the earlier of equal ones)
-        keep = np.ones(len(peaks), dtype=bool)
-        for j in np.argsort(-heights, kind="stable"):
-            if keep[j]:
-                near = np.abs(peaks - peaks[j]) < distance
-                near[j] = False
-                keep[near] = False
-        peaks, heights = peaks[keep], heights[keep]
-        if len(peaks) < min_beats:
+        row = rows[c]
+        median = np.median(row)
+        height = median + stage.peak_mad * max(np.median(np.abs(row - median)), 1e-12)
+        # a beat reaches the height, rises, and is the largest within 0.1 s either side
+        beats = [i for i in range(1, len(row) - 1)
+                 if row[i] >= height and row[i] > row[i - 1]
+                 and row[i] == row[max(0, i - distance + 1) : i + distance].max()]
+        if len(beats) < min_beats:
             continue
-        gaps = np.diff(peaks)
+        gaps = np.diff(beats)
+        heights = row[beats]
         typical = np.median(gaps)
         found[c] = (
             lo <= typical <= hi
@@ -80,11 +76,12 @@ def _reference(stage: EcgSuppressor, raw: np.ndarray, band: np.ndarray) -> tuple
     flags = np.zeros((n_frames, C), dtype=bool)
     ecg = np.zeros(C, dtype=bool)
     misses = np.zeros(C, dtype=np.int64)
-    zi_hp = np.zeros((C, hp_sos.shape[0], 2))
+    zi_hp = np.zeros((hp_sos.shape[0], 2, C))
     for b in range(-(-raw.shape[0] // B)):
         s, e = b * B, min(raw.shape[0], (b + 1) * B)
-        for c in np.flatnonzero(ecg):
-            out[s:e, c], zi_hp[c] = signal.sosfilt(hp_sos, band[s:e, c], zi=zi_hp[c])
+        if ecg.any():  # the high-pass runs on every channel, kept where switched on
+            high, zi_hp = signal.sosfilt(hp_sos, band[s:e], axis=0, zi=zi_hp)
+            out[s:e] = np.where(ecg, high, band[s:e])
         flags[b * block_frames : (b + 1) * block_frames] = ecg
         if e == (b + 1) * B:
             end = (b + 1) * block_frames

@@ -30,10 +30,33 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from ..framing import Framer, MovingAverage, RunningMax, frame_sum
-from .filters import SosFilter
+from .._jit import jit
+from ..framing import MovingAverage, RunningMax
+from .filters import FrameFilter
 
 __all__ = ["ArtefactGate"]
+
+
+@jit
+def _gate_frames(held: np.ndarray, envelope: np.ndarray, ecg: np.ndarray, level: np.ndarray,
+                 ratio: float, ecg_margin: float, out: np.ndarray, artefact: np.ndarray) -> None:
+    """The gate's rule, frame by frame: ``out**2 = envelope**2 - (ratio * leak)**2``.
+
+    ``leak`` is the held low-band amplitude, less ``ecg_margin`` times the
+    heartbeat ``level`` of its channel on the frames flagged ``ecg``; the
+    frames where the leak explains more than half of the power are artefact.
+    """
+    for i in range(held.shape[0]):
+        for c in range(held.shape[1]):
+            leak = held[i, c]
+            if ecg[i, c]:
+                above = leak - ecg_margin * level[c]
+                leak = above if not above < 0.0 else 0.0
+            explained = (ratio * leak) ** 2
+            power = envelope[i, c] ** 2
+            artefact[i, c] = explained > 0.5 * power
+            rest = power - explained
+            out[i, c] = np.sqrt(rest if not rest < 0.0 else 0.0)
 
 
 class ArtefactGate:
@@ -99,9 +122,8 @@ class ArtefactGate:
         # the carried state: the unfinished frame, the low band's filter (it
         # starts at the steady state of the first frame), the smoothing, the
         # hold, and the heartbeat level with the block it is measured on
-        self._framer = Framer(self.frame_len, C, frame_sum)
-        self._low = SosFilter(self._sos, C)
-        self._average = MovingAverage(window, C)
+        self._low = FrameFilter(self._sos, self.frame_len, C)
+        self._rms = MovingAverage(window, C, root=True)
         self._hold = RunningMax(hold, C)
         self._block = np.empty((self._level_block, C))
         self.reset()
@@ -109,7 +131,7 @@ class ArtefactGate:
     def reset(self) -> None:
         """Forget filter states, the hold and the heartbeat level."""
         C = self.n_channels
-        for part in (self._framer, self._low, self._average, self._hold):
+        for part in (self._low, self._rms, self._hold):
             part.reset()
         self._filled = 0  # frames in the level block
         self._level = np.full(C, np.inf)  # no heartbeat level measured yet
@@ -141,42 +163,29 @@ class ArtefactGate:
             artefact explains more than half of the power, :attr:`low_band`
             the held low-band amplitude.
         """
-        means = self._framer.process(raw) / self.frame_len
-        n = means.shape[0]
+        low = self._low.process(raw)
+        n = low.shape[0]
         if n != envelope.shape[0]:
             raise ValueError("raw samples and envelope frames are out of step")
-        if n == 0:
-            self.low_band = means
-            self.artefact = np.zeros((0, self.n_channels), dtype=bool)
-            return envelope
-        low = self._low.process(means)
-        smooth = np.sqrt(np.maximum(self._average.process(low * low), 0.0))
-        held = self._hold.process(smooth)
-        leak = held if ecg is None else self._above_heartbeat(held, ecg)
-        explained = (self.ratio * leak) ** 2
-        power = envelope * envelope
-        self.low_band = held
-        self.artefact = explained > 0.5 * power
-        return np.sqrt(np.maximum(power - explained, 0.0))
-
-    def _above_heartbeat(self, held: np.ndarray, ecg: np.ndarray) -> np.ndarray:
-        """``held`` less ``ecg_margin`` times the heartbeat level on the ECG frames.
-
-        The level is the 95th percentile of ``held`` over each block of
-        ``level_block_s``, used for the frames after it: the chunk is cut where
-        a block ends.
-        """
-        out = held.copy()
+        held = self._hold.process(self._rms.process(np.square(low, out=low)))
+        out = np.empty_like(held)
+        artefact = np.empty(held.shape, dtype=bool)
+        if ecg is None:
+            ecg = np.zeros(held.shape, dtype=bool)
+        # the heartbeat level changes where a block of level_block_s ends: the
+        # frames are cut there
         start = 0
-        while start < held.shape[0]:
-            stop = min(held.shape[0], start + self._level_block - self._filled)
+        while start < n:
+            stop = min(n, start + self._level_block - self._filled)
             rows = slice(start, stop)
-            above = np.maximum(held[rows] - self.ecg_margin * self._level, 0.0)
-            out[rows] = np.where(ecg[rows], above, held[rows])
+            _gate_frames(held[rows], envelope[rows], ecg[rows], self._level, self.ratio,
+                         self.ecg_margin, out[rows], artefact[rows])
             self._block[self._filled : self._filled + stop - start] = held[rows]
             self._filled += stop - start
             if self._filled == self._level_block:
                 self._level = np.quantile(self._block, 0.95, axis=0)
                 self._filled = 0
             start = stop
-        return out
+        self.low_band = held
+        self.artefact = artefact
+        return out if n else envelope

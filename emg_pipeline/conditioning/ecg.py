@@ -30,22 +30,23 @@ artefact gate can judge their low-band energy against the heartbeat's own
 level instead of treating every beat as an artefact.
 
 A chunk costs three compiled calls shared with other stages (frame sums,
-the low-band filter, the ring of amplitudes) and, on channels switched on, the
-high-pass; a chunk is cut only where a block ends. The judgement, once per
-block, is numpy and ``scipy.signal.find_peaks`` on the amplitude pooled to at
-most 100 values per second (the maximum of each group of frames, which keeps
-every beat's peak). A channel with a non-finite amplitude in the window (a NaN
-or an infinity in its raw signal; it stays so in the low-band filter's state
-until a reset) shows no heartbeat.
+the low-band filter, the ring of amplitudes) and, while any channel is switched
+on, the high-pass (run over every channel, kept on those switched on: a channel
+switched on starts from the filter's running state); a chunk is cut only where
+a block ends. The judgement, once per
+block, is a few numpy calls over every channel at once (:meth:`EcgSuppressor._judge`
+says what a beat is). A channel with a non-finite amplitude in the window (a
+NaN or an infinity in its raw signal; it stays so in the low-band filter's
+state until a reset) shows no heartbeat.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import find_peaks
+from scipy.ndimage import maximum_filter1d
 
-from ..framing import Framer, History, frame_sum
-from .filters import SosFilter, butter_sos, sosfilt_state
+from ..framing import History
+from .filters import FrameFilter, butter_sos, sosfilt_state
 
 __all__ = ["EcgSuppressor"]
 
@@ -131,11 +132,10 @@ class EcgSuppressor:
         # into something that looks like a heartbeat
         self._distance = max(1, round(0.1 * rate))
         C = self.n_channels
-        # the carried state: the unfinished frame, the low band's filter, the
-        # amplitude of the last window, the high-pass's state per channel, the
-        # position on the block clock and the switches
-        self._framer = Framer(self.frame_len, C, frame_sum)
-        self._low = SosFilter(self._low_sos, C)
+        # the carried state: the low band of the frame means (with the
+        # unfinished frame), the amplitude of the last window, the high-pass's
+        # state, the position on the block clock and the switches
+        self._low = FrameFilter(self._low_sos, self.frame_len, C)
         self._amp = History(self._window_frames, C)
         n_hp = 0 if self._hp_sos is None else self._hp_sos.shape[0]
         self._hp_state = np.zeros((C, n_hp, 2))
@@ -143,7 +143,6 @@ class EcgSuppressor:
 
     def reset(self) -> None:
         """Forget the detections, the filter states and the kept amplitude."""
-        self._framer.reset()
         self._low.reset()
         self._amp.reset()
         self._hp_state[:] = 0.0
@@ -151,6 +150,7 @@ class EcgSuppressor:
         self._block_end = self._block_samples  # sample count at which the next judgement is due
         self._misses = np.zeros(self.n_channels, dtype=np.int64)  # blocks without a heartbeat
         self._on = np.zeros(self.n_channels, dtype=bool)  # channels treated as carrying ECG
+        self._any_on = False
 
     @property
     def ecg(self) -> np.ndarray:
@@ -181,56 +181,86 @@ class EcgSuppressor:
         while start < n or not flags:
             # up to the end of the chunk or of the block, whichever comes first
             stop = min(n, start + self._block_end - self._samples)
-            on = np.flatnonzero(self._on) if self.filtering else ()
-            if len(on):
+            if self.filtering and self._any_on:
+                # the high-pass runs on every channel (one contiguous pass costs
+                # less than a selection of columns) and is kept on those switched on
                 if out is band:
                     out = np.array(band, dtype=np.float64)
-                out[start:stop, on], self._hp_state[on] = sosfilt_state(
-                    self._hp_sos, out[start:stop, on], self._hp_state[on])
-            means = self._framer.process(raw[start:stop]) / self.frame_len
-            if means.shape[0]:
-                self._amp.write(np.abs(self._low.process(means)))
-            flags.append(np.broadcast_to(self._on, means.shape))
+                high, self._hp_state = sosfilt_state(self._hp_sos, out[start:stop],
+                                                     self._hp_state)
+                out[start:stop] = np.where(self._on, high, out[start:stop])
+            low = self._low.process(raw[start:stop])
+            self._amp.write(np.abs(low, out=low))
+            segment_flags = np.empty(low.shape, dtype=bool)
+            segment_flags[:] = self._on
+            flags.append(segment_flags)
             self._samples += stop - start
             start = stop
             if self._samples == self._block_end:
                 found = self._judge()
                 self._misses = np.where(found, 0, self._misses + 1)
                 self._on = found | (self._on & (self._misses < _MISSES_OFF))
+                self._any_on = bool(self._on.any())
                 self._block_end += self._block_samples
-        return out, flags[0].copy() if len(flags) == 1 else np.concatenate(flags)
+        return out, flags[0] if len(flags) == 1 else np.concatenate(flags)
 
     def _judge(self) -> np.ndarray:
-        """Which channels show heartbeats in the last ``window_s`` (bool, one per channel)."""
+        """Which channels show heartbeats in the last ``window_s`` (bool, one per channel).
+
+        The amplitude is pooled to at most 100 values per second (the maximum
+        of each group of frames keeps every beat's peak). A beat is a value
+        that reaches the height (``peak_mad`` robust deviations above the
+        median), rises from the value before it, and is the largest within
+        0.1 s on either side; the first and last values are not beats. A
+        channel shows heartbeats when it has enough beats, at an interval of a
+        heart rate, regular in interval and height. A channel with a value
+        that is not finite shows none.
+        """
         amp = self._amp.read(self._amp.end - self._window_frames, self._amp.end)
         usable = amp.shape[0] - amp.shape[0] % self._pool
-        amp = amp[amp.shape[0] - usable :]
         found = np.zeros(self.n_channels, dtype=bool)
-        if not usable:
+        if usable < 3:
             return found
-        # the maximum of each group of frames keeps every beat's peak
-        pooled = amp.reshape(-1, self._pool, self.n_channels).max(axis=1)
-        for c in np.flatnonzero(np.isfinite(amp).all(axis=0)):
-            found[c] = self._shows_heartbeats(pooled[:, c])
+        amp = amp[amp.shape[0] - usable :]
+        pooled = amp[0 :: self._pool].copy()
+        for k in range(1, self._pool):
+            np.maximum(pooled, amp[k :: self._pool], out=pooled)
+        pooled = np.ascontiguousarray(pooled.T)  # one row per channel
+        centre = _median(pooled)
+        mad = _median(np.abs(pooled - centre[:, None]))
+        height = centre + self.peak_mad * np.maximum(mad, 1e-12)
+        near = maximum_filter1d(pooled, 2 * self._distance - 1, axis=1, mode="nearest")
+        beat = (pooled >= height[:, None]) & (pooled == near)
+        beat[:, 1:] &= pooled[:, 1:] > pooled[:, :-1]
+        beat[:, [0, -1]] = False
+        min_beats = max(4, int(0.8 * pooled.shape[1] / self._hi))
+        judged = (np.count_nonzero(beat, axis=1) >= min_beats) & np.isfinite(pooled).all(axis=1)
+        for c in np.flatnonzero(judged):
+            at = np.flatnonzero(beat[c])
+            found[c] = self._regular(np.diff(at), pooled[c, at])
         return found
 
-    def _shows_heartbeats(self, amp: np.ndarray) -> bool:
-        """Whether ``amp`` is a train of regular beats standing far above its median."""
-        centre = np.median(amp)
-        mad = np.median(np.abs(amp - centre))
-        beats, props = find_peaks(amp, height=centre + self.peak_mad * max(mad, 1e-12),
-                                  distance=self._distance)
-        if len(beats) < max(4, int(0.8 * amp.shape[0] / self._hi)):
-            return False
-        intervals = np.diff(beats)
-        heights = props["peak_heights"]
-        typical, tall = np.median(intervals), np.median(heights)
-        # robust spreads: a pop or a knock among the beats must not hide them
+    def _regular(self, intervals: np.ndarray, heights: np.ndarray) -> bool:
+        """Whether beats at these intervals and heights are a heartbeat.
+
+        The typical interval is that of 40-160 beats per minute, and the
+        robust spreads of intervals and heights (a pop or a knock among the
+        beats must not hide them) stay within ``max_cv`` of their medians.
+        """
+        typical, tall = _median(intervals), _median(heights)
         return bool(self._lo <= typical <= self._hi
                     and _robust_sd(intervals) <= self.max_cv * typical
                     and _robust_sd(heights) <= self.max_cv * tall)
 
 
+def _median(values: np.ndarray) -> np.ndarray:
+    """``np.median(values, axis=-1)`` of finite values, by a sort (a fraction of the cost
+    on the few hundred values judged here)."""
+    ranked = np.sort(values, axis=-1)
+    n = ranked.shape[-1]
+    return 0.5 * (ranked[..., (n - 1) // 2] + ranked[..., n // 2])
+
+
 def _robust_sd(values: np.ndarray) -> float:
     """Standard deviation estimated from the median absolute deviation."""
-    return 1.4826 * float(np.median(np.abs(values - np.median(values))))
+    return 1.4826 * float(_median(np.abs(values - _median(values))))

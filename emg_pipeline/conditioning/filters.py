@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
 from scipy import signal
 
 from .._jit import jit
+from ..framing import FLOAT64, SUM, _frames_into
 
-__all__ = ["SosFilter", "bandpass_sos", "butter_sos", "effective_band", "sosfilt_state",
-           "steady_state"]
+__all__ = ["FrameFilter", "SosFilter", "bandpass_sos", "butter_sos", "effective_band",
+           "sosfilt_state", "steady_state"]
 
 
 @jit
@@ -249,3 +251,94 @@ class SosFilter:
         y = np.empty((x.shape[0], x.shape[1]))
         _sos_kernel(self.sos, np.asarray(x, dtype=np.float64), self._state, y)
         return y
+
+
+class _FrameFilterState(NamedTuple):
+    """What a :class:`FrameFilter` carries from chunk to chunk (arrays updated in place)."""
+
+    rest: np.ndarray  # (frame_len, n_channels): the samples of the unfinished frame
+    counters: np.ndarray  # int64 (2,): samples in the unfinished frame; 1 once started
+    z0: np.ndarray  # (n_sections, n_channels): the first state term of each section
+    z1: np.ndarray  # (n_sections, n_channels): the second
+
+
+_REST, _STARTED = 0, 1  # the counters
+
+
+@jit
+def _frame_filter_kernel(x: np.ndarray, sos: np.ndarray, zi_unit: np.ndarray,
+                         state: _FrameFilterState, out: np.ndarray) -> None:
+    """Means of the frames completed by ``x``, filtered by ``sos``, into ``out``.
+
+    The filter starts at the steady state of the first frame mean
+    (``zi_unit``, ``sosfilt_zi``'s ``(n_sections, 2)``, times that mean).
+    """
+    frame_len = state.rest.shape[0]
+    state.counters[_REST] = _frames_into(x, state.rest, state.counters[_REST], out, SUM,
+                                         float(frame_len))
+    if out.shape[0] == 0:
+        return
+    if state.counters[_STARTED] == 0:
+        for s in range(sos.shape[0]):
+            for c in range(out.shape[1]):
+                state.z0[s, c] = zi_unit[s, 0] * out[0, c]
+                state.z1[s, c] = zi_unit[s, 1] * out[0, c]
+        state.counters[_STARTED] = 1
+    sos_rows(sos, out, out, state.z0, state.z1)
+
+
+class FrameFilter:
+    """Frame means of a stream, filtered at the frame rate, with carried state.
+
+    The frames are those of the pipeline (aligned on the sample clock, an
+    unfinished frame carried to the next chunk); their means go through a
+    causal SOS filter started at the steady state of the first mean. Used by
+    the stages that look below the EMG band (ECG, artefacts); one ``process``
+    is one compiled call.
+
+    Parameters
+    ----------
+    sos : ndarray, shape (n_sections, 6)
+        Second-order sections, designed at the frame rate.
+    frame_len : int
+        Samples per frame.
+    n_channels : int
+        Number of channels.
+
+    Examples
+    --------
+    >>> f = FrameFilter(butter_sos(2, 5.0, "lowpass", 200.0), 10, 1)
+    >>> x = np.ones((25, 1))
+    >>> f.process(x).ravel().round(12).tolist()  # a constant stays constant
+    [1.0, 1.0]
+    >>> f.process(x[:5]).shape  # the third frame is complete
+    (1, 1)
+    """
+
+    def __init__(self, sos: np.ndarray, frame_len: int, n_channels: int) -> None:
+        self.sos = np.array(sos, dtype=np.float64)
+        self.frame_len = int(frame_len)
+        self.n_channels = int(n_channels)
+        self._zi_unit = steady_state(self.sos)
+        n_sec = self.sos.shape[0]
+        self._state = _FrameFilterState(
+            rest=np.empty((self.frame_len, self.n_channels)),
+            counters=np.zeros(2, dtype=np.int64),
+            z0=np.zeros((n_sec, self.n_channels)),
+            z1=np.zeros((n_sec, self.n_channels)),
+        )
+
+    def reset(self) -> None:
+        """Forget the unfinished frame and the filter state."""
+        self._state.counters[:] = 0
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Filtered means of the frames completed by ``x``, shape ``(n_frames, n_channels)``."""
+        if x.dtype is not FLOAT64 and x.dtype != FLOAT64:
+            x = x.astype(np.float64)
+        if x.ndim != 2 or x.shape[1] != self.n_channels:
+            raise ValueError(f"x must have shape (n_samples, {self.n_channels}), got {x.shape}")
+        n_frames = (int(self._state.counters[_REST]) + x.shape[0]) // self.frame_len
+        out = np.empty((n_frames, self.n_channels))
+        _frame_filter_kernel(x, self.sos, self._zi_unit, self._state, out)
+        return out
