@@ -115,3 +115,17 @@ def test_any_chunking_gives_the_same_output() -> None:
         bounds = [0, *random_splits(rng, x.shape[0], parts), x.shape[0]]
         got = np.concatenate([notch.process(x[a:b]) for a, b in itertools.pairwise(bounds)])
         np.testing.assert_array_equal(got, whole)
+
+
+def test_weighted_median_is_the_sorted_cumulative_weight_crossing() -> None:
+    from emg_pipeline.conditioning.notch import _weighted_median
+
+    rng = np.random.default_rng(7)
+    assert np.isnan(_weighted_median(np.empty(0), np.empty(0)))
+    for n in (1, 2, 3, 7, 56):
+        for _ in range(50):
+            values = rng.standard_normal(n).round(int(rng.integers(0, 3)))  # ties too
+            weights = rng.exponential(1.0, n)
+            order = np.argsort(values, kind="stable")
+            crossing = np.cumsum(weights[order]) >= 0.5 * weights.sum()
+            assert _weighted_median(values, weights) == values[order][np.argmax(crossing)]

@@ -162,16 +162,28 @@ def _measure_lines(st: _Comb, last: _Lines, out_power: np.ndarray, kept: float,
             last.im[h, c] = im
             last.power[h, c] = power
             last.strong[h, c] = strong
-    if m == 0:
-        return np.nan
-    order = np.argsort(errors[:m])
-    half = 0.5 * weights[:m].sum()
-    total = 0.0
-    for i in order:
-        total += weights[i]
-        if total >= half:
-            return errors[i]
-    return errors[order[m - 1]]
+    return _weighted_median(errors[:m], weights[:m])
+
+
+@jit
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """The least value whose own weight and that of the values below it reach half the total.
+
+    NaN for no values. A direct count over every pair: the lines of a comb
+    are a few dozen at most.
+    """
+    half = 0.5 * weights.sum()
+    best = np.nan
+    for i in range(values.shape[0]):
+        v = values[i]
+        if not v >= best:  # NaN best: the first candidate
+            at_or_below = 0.0
+            for j in range(values.shape[0]):
+                if values[j] <= v:
+                    at_or_below += weights[j]
+            if at_or_below >= half:
+                best = v
+    return best
 
 
 class MainsNotch:
