@@ -172,9 +172,16 @@ class ArtefactGate:
         artefact = np.empty(held.shape, dtype=bool)
         if ecg is None:
             ecg = np.zeros(held.shape, dtype=bool)
+        if self._filled + n < self._level_block:  # no block ends in this chunk
+            _gate_frames(held, envelope, ecg, self._level, self.ratio, self.ecg_margin, out,
+                         artefact)
+            self._block[self._filled : self._filled + n] = held
+            self._filled += n
+            start = n
+        else:
+            start = 0
         # the heartbeat level changes where a block of level_block_s ends: the
         # frames are cut there
-        start = 0
         while start < n:
             stop = min(n, start + self._level_block - self._filled)
             rows = slice(start, stop)
