@@ -1,11 +1,13 @@
 """Compiled kernels: the one place that configures numba.
 
 The hot loops of the pipeline that numpy cannot express without per-sample
-Python work (recursive filters across channels, hysteresis state machines,
-block-wise model updates) are compiled with :func:`jit`. Each kernel walks a
-``(n_samples, n_channels)`` array once, in sample order, with its state in
-arrays owned by the calling stage, so a kernel's result never depends on how
-the stream was chunked.
+Python work (recursive filters across channels, the adaptive mains comb,
+framing and moving windows, the detector's hysteresis walk) are compiled with
+:func:`jit`. Each kernel walks a ``(n_samples, n_channels)`` array once, in
+sample order, with its state in named tuples of arrays owned by the calling
+stage, so a kernel's result never depends on how the stream was chunked. What
+runs once per block or per episode is numpy, not a kernel: compiling costs
+more than it would save.
 
 ``fastmath`` stays off: reassociating sums would make results depend on the
 chunk boundaries in the last bit, and IEEE semantics (NaN, inf) are relied on.
@@ -35,8 +37,8 @@ def jit(func: F) -> F:
 def compilation_pending() -> bool:
     """Whether no compiled kernel of this installation is cached yet.
 
-    Then the next run that builds a pipeline compiles them first (tens of
-    seconds), and a command says so rather than sitting silent. When the
+    Then the next run that builds a pipeline compiles them first (about 15 s
+    on a quiet 2-core machine), and a command says so rather than sitting silent. When the
     package folder is not writable numba caches elsewhere and this returns
     False (it cannot tell).
     """
