@@ -38,10 +38,14 @@ def compilation_pending() -> bool:
     """Whether no compiled kernel of this installation is cached yet.
 
     Then the next run that builds a pipeline compiles them first (about 15 s
-    on a quiet 2-core machine), and a command says so rather than sitting silent. When the
-    package folder is not writable numba caches elsewhere and this returns
-    False (it cannot tell).
+    on a quiet 2-core machine), and a command says so rather than sitting
+    silent. The cache is beside the sources, or under ``NUMBA_CACHE_DIR``
+    when that is set. When the package folder is not writable numba caches
+    elsewhere and this returns False (it cannot tell).
     """
+    cache_dir = os.environ.get("NUMBA_CACHE_DIR")
+    if cache_dir:
+        return not any(Path(cache_dir).glob("**/*.nbi"))
     root = Path(__file__).resolve().parent
     if not os.access(root, os.W_OK):
         return False
