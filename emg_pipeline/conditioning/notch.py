@@ -24,10 +24,7 @@ narrow bands around the lines. Three things make it hold up on real signals:
 * **transients do not make it ring.** The phasors move by the error clipped at
   ``CLIP_SD`` robust standard deviations of the last block's output: an
   electrode pop or a cable knock passes through untouched instead of
-  exciting the lines' model for a tenth of a second after it. While the error
-  stays above the clip, the clip doubles every ``CLIP_DOUBLING_S``: lines that
-  swell three-fold at once (a cable moved near the body) are followed within
-  a few tens of milliseconds instead of a block;
+  exciting the lines' model for a tenth of a second after it;
 * **it is flat elsewhere.** Away from the lines the error is the input times
   ``1 / (1 - Σ gain / 2)``; the output is scaled back (within 0.6 dB of unity
   between the notches, never above it).
@@ -60,10 +57,6 @@ MAX_RATE_HZ_S = 0.3
 #: the phasors move by the error clipped at this many robust standard deviations
 #: of the last block's output (transients would make them ring)
 CLIP_SD = 4.0
-#: while the error exceeds the clip, the clip doubles every this many seconds (until
-#: the block's end sets it again): a pop of a few milliseconds barely moves it, the
-#: error of lines that triple at once soon passes whole
-CLIP_DOUBLING_S = 0.01
 #: a harmonic measures the frequency when its line stands this far above the noise
 #: in its demodulate (power ratio)
 LINE_SNR = 10.0
@@ -80,21 +73,17 @@ class _Comb(NamedTuple):
     ref_im: np.ndarray
     out_abs: np.ndarray      # (C,) the block's sum of |output|
     out_power: np.ndarray    # (C,) the block's sum of output squared
-    clip: np.ndarray         # (C,) where the error is clipped now (see _comb)
 
 
 @jit
 def _comb(x: np.ndarray, out: np.ndarray, st: _Comb, turn_re: np.ndarray,
-          turn_im: np.ndarray, gain: np.ndarray, grow: float, scale: float) -> None:
+          turn_im: np.ndarray, gain: np.ndarray, clip: np.ndarray, scale: float) -> None:
     """Adaptive notch comb, sample by sample: ``out = scale * (x - prediction of the lines)``.
 
     Each sample the references turn by their harmonic's ``turn``; the lines
     predicted are the real parts of weight times reference, summed over the
     harmonics; each weight moves by ``gain[h]`` times the prediction error
-    (clipped at ``st.clip[c]``) times the reference's conjugate (the LMS step).
-    The clip grows by ``grow`` each sample whose error exceeds it (it is set
-    back at each block's end): a brief transient moves it little, lines that
-    swell or fade are soon followed at full speed.
+    (clipped at ``clip[c]``) times the reference's conjugate (the LMS step).
     Away from the lines the error is the input times
     ``1 / (1 - sum(gain) / 2)``: ``scale`` undoes that. The block sums of
     :class:`_Comb` are added to.
@@ -117,10 +106,7 @@ def _comb(x: np.ndarray, out: np.ndarray, st: _Comb, turn_re: np.ndarray,
             out[i, c] = y
             st.out_abs[c] += abs(y)
             st.out_power[c] += y * y
-            clip = st.clip[c]
-            predicted[c] = min(max(error, -clip), clip)   # the step
-            if abs(error) > clip:
-                st.clip[c] = clip * grow
+            predicted[c] = min(max(error, -clip[c]), clip[c])   # the step
         for h in range(n_h):
             g_re = gain[h] * r_re[h]
             g_im = gain[h] * r_im[h]
@@ -273,7 +259,8 @@ class MainsNotch:
         self._filled = 0
         H, C = self._harmonics.size, self.n_channels
         self._comb = _Comb(np.zeros((H, C)), np.zeros((H, C)), np.ones(H), np.zeros(H),
-                           np.zeros(C), np.zeros(C), np.full(C, np.inf))
+                           np.zeros(C), np.zeros(C))
+        self._clip = np.full(self.n_channels, np.inf)
         # gain of each phasor for a -3 dB bandwidth B: 2π B / fs (tan: exact at fs / 4)
         self._gain = 2.0 * np.tan(np.pi * (BANDWIDTH_HZ + BANDWIDTH_PER_HARMONIC_HZ
                                            * self._harmonics) / self.fs)
@@ -285,7 +272,6 @@ class MainsNotch:
         self._noise_share = 0.5 * np.pi * widths / self._band
         self._kept = max(0.5, 1.0 - float(self._noise_share.sum()))
         self._turn = self._rotation()
-        self._grow = 2.0 ** (1.0 / (CLIP_DOUBLING_S * self.fs))
 
     def _rotation(self) -> tuple[np.ndarray, np.ndarray]:
         """Each harmonic's turn per sample (real, imaginary)."""
@@ -307,7 +293,7 @@ class MainsNotch:
         x = np.ascontiguousarray(x)
         if self._filled + x.shape[0] < self.block:   # the usual live chunk: inside a block
             y = np.empty_like(x)
-            _comb(x, y, self._comb, *self._turn, self._gain, self._grow, self._scale)
+            _comb(x, y, self._comb, *self._turn, self._gain, self._clip, self._scale)
             self._filled += x.shape[0]
             return y
         out = []
@@ -316,7 +302,7 @@ class MainsNotch:
             take = min(x.shape[0] - start, self.block - self._filled)
             part = np.ascontiguousarray(x[start : start + take])
             y = np.empty_like(part)
-            _comb(part, y, self._comb, *self._turn, self._gain, self._grow, self._scale)
+            _comb(part, y, self._comb, *self._turn, self._gain, self._clip, self._scale)
             out.append(y)
             self._filled += take
             start += take
@@ -330,7 +316,7 @@ class MainsNotch:
         st = self._comb
         # CLIP_SD standard deviations of the block's output (mean |y| sqrt(π / 2)):
         # what is left of noise and lines stays below, a pop goes far above
-        st.clip[:] = CLIP_SD * np.sqrt(np.pi / 2.0) * st.out_abs / self.block
+        self._clip = CLIP_SD * np.sqrt(np.pi / 2.0) * st.out_abs / self.block
         T = self.block / self.fs
         magnitude = np.hypot(st.ref_re, st.ref_im)   # keep the references unit phasors
         st.ref_re[:] /= magnitude
