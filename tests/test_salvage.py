@@ -266,3 +266,26 @@ def test_cli_shows_one_warning_line_or_refuses_with_strict(
         f"emg-pipeline: error: {cut}: truncated: header says 10 data records, file holds 4 "
         "whole ones; strict mode refuses a partial read"
     ]
+
+
+def test_csv_cut_mid_row_reads_the_rows_before_it_with_one_warning(tmp_path: Path) -> None:
+    rows = [f"{i / 1000:.3f},{i % 7 - 3.5},{(i * 3) % 11 - 5.0}" for i in range(3000)]
+    whole = "time,calf (uV),thigh (uV)\n" + "\n".join(rows)
+    for cut in ("\n0.3,-", "\n0.3,1.5e", "\n3.0,-1.2,4e-"):
+        path = tmp_path / "cut.csv"
+        path.write_text(whole + cut)
+        with pytest.warns(RecordingWarning, match="cut short") as caught:
+            data, info = read_recording(path)
+        assert len(caught) == 1 and data.shape == (3000, 2)
+        assert "partial_read" in info.metadata
+        with pytest.raises(RecordingError, match="cut short"):
+            read_recording(path, strict=True)
+    # a last row that reads whole is a row, line break or not; a short one is NaN-padded
+    for tail, n in (("", 3000), ("\n3.0,1.0,2.0", 3001), ("\n3.0,1.0", 3001),
+                    ("\n3.0,-1.2,", 3001)):
+        path = tmp_path / "whole.csv"
+        path.write_text(whole + tail)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            data, info = read_recording(path)
+        assert data.shape == (n, 2) and "partial_read" not in info.metadata

@@ -57,6 +57,8 @@ class TableSpec:
         ``'gzip'`` or None.
     comment : str or None
         Character that starts a comment line, if the format has them.
+    drop_last_row : bool
+        Leave out the last data row (a line the file was cut off in).
     """
 
     skiprows: int
@@ -67,6 +69,7 @@ class TableSpec:
     encoding: str = "utf-8-sig"
     compression: str | None = None
     comment: str | None = None
+    drop_last_row: bool = False
 
 
 def table_spec(
@@ -131,10 +134,17 @@ def iter_table(
     first_row = 0
     try:
         with _reader(path, spec, chunk_rows, nrows) as reader:
+            held: pd.DataFrame | None = None   # one frame behind, to know the last one
             for frame in reader:
-                block = numeric_block(path, frame, spec, first_row)
-                first_row += block.shape[0]
-                yield block
+                if held is not None:
+                    block = numeric_block(path, held, spec, first_row)
+                    first_row += block.shape[0]
+                    yield block
+                held = frame
+            if held is not None:
+                if spec.drop_last_row:
+                    held = held.iloc[:-1]
+                yield numeric_block(path, held, spec, first_row)
     except pd.errors.EmptyDataError:
         return
     except TABLE_ERRORS as error:

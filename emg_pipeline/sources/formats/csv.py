@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
@@ -335,6 +335,10 @@ class CsvReader(RecordingReader):
             names=[names[j] for j in channel_cols],
             decimal=layout.decimal,
         )
+        if self._spec.compression is None and _cut_mid_row(path, layout, self._spec.encoding):
+            self._salvage("the last line ends mid-row (the file was cut short)",
+                          "reading the rows before it")
+            self._spec = replace(self._spec, drop_last_row=True)
         return RecordingInfo(
             path=path,
             format=self.format,
@@ -380,6 +384,24 @@ class CsvReader(RecordingReader):
             return blocks
         scale = self._scale
         return (block * scale for block in blocks)
+
+
+def _cut_mid_row(path: Path, layout: TextLayout, encoding: str) -> bool:
+    """Whether the file ends inside a row: no line break at the end, and a cell of
+    the last line is not a number (``-``, ``1.2e``...), as a stopped logger leaves it.
+
+    A last line without a line break that reads whole is a row like the others.
+    """
+    with path.open("rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - 4096))
+        tail = f.read()
+    if not tail or tail.endswith((b"\n", b"\r")):
+        return False
+    last = tail.splitlines()[-1].decode(encoding, errors="replace")
+    cells = last.split() if layout.sep == WHITESPACE else last.split(layout.sep)
+    return any(c.strip() and not is_number(c.strip(), layout.decimal) for c in cells)
 
 
 def _classify_columns(
