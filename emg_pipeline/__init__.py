@@ -15,9 +15,12 @@ The public surface:
 - :class:`PipelineSettings` — every setting, validated;
 - :class:`Label` — ``twitch`` or ``spasm`` (one boundary, ``spasm_min_s``);
 - :class:`Episode`, :class:`LiveEvent` — what comes out;
-- :func:`simulate` — synthetic recordings with ground truth.
+- :func:`simulate` — synthetic recordings with ground truth;
+- :func:`to_mne` — a recording and its episodes as an MNE ``Raw`` (the ``lab``
+  extra, imported when called; see :mod:`emg_pipeline.lab`).
 """
 
+from .batch import batch
 from .chunk import Chunk, ChunkFlags
 from .errors import (
     ConfigError,
@@ -28,6 +31,7 @@ from .errors import (
     SampleRateError,
 )
 from .events import Episode, LiveEvent
+from .lab import to_mne  # mne is imported when to_mne is called
 from .labels import Label, Pattern
 from .pipeline import ChunkResult, Pipeline, detect, episodes_frame
 from .run import RunSummary, Sink, StreamInfo, run, run_async
@@ -57,9 +61,11 @@ __all__ = [
     "StreamInfo",
     "SyntheticRecording",
     "__version__",
+    "batch",
     "detect",
     "episodes_frame",
     "run",
     "run_async",
     "simulate",
+    "to_mne",
 ]

@@ -26,6 +26,7 @@ from .commands._common import (
     add_episode_options,
     add_pipeline_options,
     add_recording_options,
+    add_stream_option,
     chunk_samples,
     demo_recording,
     settings_from_args,
@@ -41,7 +42,7 @@ __all__ = ["demo_recording", "main"]
 
 #: modules of :mod:`emg_pipeline.commands` that add subcommands, in the order of ``--help``;
 #: each has ``register(subparsers, add_pipeline_options)``
-COMMAND_MODULES: tuple[str, ...] = ("replay", "report", "bench", "ble")
+COMMAND_MODULES: tuple[str, ...] = ("replay", "serve", "report", "batch", "bench", "ble", "lab")
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -63,7 +64,9 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
     path = Path(args.path) if args.path else demo_recording()
     settings = settings_from_args(args)
-    with open_recording(path, format=args.format, fs=args.fs, strict=args.strict) as reader:
+    fif = _fif_output(args.mne_fif)
+    with open_recording(path, format=args.format, fs=args.fs, strict=args.strict,
+                        stream=args.stream) as reader:
         info = reader.info
         sites = sites_from_args(args, info.channels, info)
         episodes = EpisodeFile(args.out or "-", sites,
@@ -75,7 +78,26 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     if not args.quiet:
         for line in detect_summary(summary):
             print(line, file=sys.stderr)
+    if fif is not None and not summary.interrupted:
+        from .lab import to_mne, write_fif
+
+        raw = to_mne(path, summary.episodes, format=args.format, fs=args.fs, stream=args.stream)
+        write_fif(raw, fif)
+        if not args.quiet:
+            print(f"wrote {fif} (MNE FIF: {len(raw.ch_names)} emg channels in volts, "
+                  f"{len(summary.episodes)} episodes as annotations)", file=sys.stderr)
     return 130 if summary.interrupted else 0
+
+
+def _fif_output(option: str | None) -> Path | None:
+    """The ``--mne-fif`` file, checked (and MNE imported) before the detection runs."""
+    if option is None:
+        return None
+    from .lab.deps import import_mne
+    from .sinks._output import probe_output
+
+    import_mne()
+    return probe_output(option, "--mne-fif")
 
 
 def detect_summary(summary: RunSummary) -> list[str]:
@@ -134,9 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "supported device format); default: the bundled demo")
     add_recording_options(p, fs_help="sampling rate; overrides or supplies the rate (else "
                                      "inferred from the time column or the file's header)")
+    add_stream_option(p)
     add_chunk_option(p, default_help=f"default {DEFAULT_CHUNK_MS:g} ms, a typical live chunk")
     add_episode_options(p, out_help="where to write the episode file (default or '-': "
                                     "standard output)")
+    p.add_argument("--mne-fif", default=None, metavar="FILE.fif",
+                   help="also write the recording with its episodes as annotations as an MNE "
+                        "FIF file (emg channels in volts; needs the 'lab' extra)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on standard error")
     add_pipeline_options(p)
     p.set_defaults(func=_cmd_detect, compiles=True)
@@ -204,7 +230,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if getattr(args, "compiles", False) and not getattr(args, "quiet", False) \
                 and compilation_pending():
             print("emg-pipeline: first run of this installation: compiling the signal "
-                  "kernels (once; up to a minute)", file=sys.stderr, flush=True)
+                  "kernels (once; about 15 s)", file=sys.stderr, flush=True)
         return int(args.func(args))
     except EmgPipelineError as exc:
         return _error(exc)

@@ -14,19 +14,24 @@ from pathlib import Path
 __all__ = [
     "BluetoothUnavailableError",
     "CharacteristicNotFoundError",
+    "ClusterError",
     "ConfigError",
     "ConnectionLostError",
     "DecodeError",
     "DeviceNotFoundError",
     "EmgPipelineError",
     "EpisodeFileError",
+    "LslLibraryError",
+    "MissingDependencyError",
     "OutputError",
     "ProfileError",
     "RecordingError",
     "RecordingWarning",
     "SampleRateError",
     "SiteError",
+    "StreamNotFoundError",
     "UsageError",
+    "WebServerError",
 ]
 
 
@@ -282,3 +287,127 @@ class EpisodeFileError(EmgPipelineError, ValueError):
 
 class UsageError(EmgPipelineError):
     """A command-line usage problem."""
+
+
+class StreamNotFoundError(EmgPipelineError):
+    """No Lab Streaming Layer stream matching a query was found in time.
+
+    Parameters
+    ----------
+    query : str
+        What was looked for (``name=EMG-1``, ``type=EMG``).
+    timeout_s : float
+        How long the search lasted.
+    reason : str
+        Why the streams found did not do (empty when none was found).
+    """
+
+    def __init__(self, query: str, timeout_s: float, reason: str = "") -> None:
+        self.query = query
+        self.timeout_s = timeout_s
+        self.reason = reason
+        text = reason or (f"none found within {timeout_s:g} s (is the outlet running and "
+                          "reachable on this network? 'emg-pipeline scan --lsl' lists them)")
+        super().__init__(f"LSL stream {query}: {text}")
+
+
+class MissingDependencyError(EmgPipelineError, ImportError):
+    """A feature needs packages of an optional extra that are not installed.
+
+    Parameters
+    ----------
+    feature : str
+        What needs them (e.g. ``"batch"``).
+    extra : str
+        The extra that installs them (``pip install 'emg-pipeline[EXTRA]'``).
+    missing : str
+        The module that could not be imported.
+    """
+
+    def __init__(self, feature: str, extra: str, missing: str) -> None:
+        self.feature = feature
+        self.extra = extra
+        self.missing = missing
+        super().__init__(f"{feature} needs the package {missing!r}, which is not installed: "
+                         f"pip install 'emg-pipeline[{extra}]'")
+
+
+class ClusterError(EmgPipelineError):
+    """The Dask cluster of a batch cannot be reached or started.
+
+    Parameters
+    ----------
+    address : str
+        The scheduler address, or ``"local"`` for the embedded cluster.
+    reason : str
+        What went wrong, in one line.
+    """
+
+    def __init__(self, address: str, reason: str) -> None:
+        self.address = address
+        self.reason = reason
+        where = "the embedded Dask cluster" if address == "local" else \
+            f"the Dask scheduler at {address}"
+        super().__init__(f"{where}: {reason}")
+
+
+class ManifestError(EmgPipelineError, ValueError):
+    """A batch manifest (CSV of recordings and their metadata) is malformed.
+
+    Parameters
+    ----------
+    path : str or Path
+        The manifest.
+    reason : str
+        What is wrong, in one line.
+    row : int or None
+        Data row (1 = first row after the header), if one row is at fault.
+    column : str or None
+        The column concerned.
+    value : object
+        The offending value.
+    """
+
+    def __init__(self, path: str | Path, reason: str, *, row: int | None = None,
+                 column: str | None = None, value: object = None) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        self.row = row
+        self.column = column
+        self.value = value
+        at = "" if row is None else f"row {row}: "
+        super().__init__(f"{self.path}: {at}{reason}")
+
+
+class LslLibraryError(MissingDependencyError):
+    """pylsl is installed but no liblsl library can be loaded (neither its own nor mne-lsl's).
+
+    Parameters
+    ----------
+    reason : str
+        What was tried and what to do, in one line.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.feature = "LSL"
+        self.extra = "lab"
+        self.missing = "liblsl"
+        self.reason = reason
+        EmgPipelineError.__init__(self, f"LSL needs the liblsl library: {reason}")
+
+
+class WebServerError(EmgPipelineError):
+    """The web dashboard cannot be served where it was asked to be.
+
+    Parameters
+    ----------
+    address : str
+        ``HOST:PORT`` asked for (``--web``).
+    reason : str
+        What went wrong, in one line (e.g. the port is taken).
+    """
+
+    def __init__(self, address: str, reason: str) -> None:
+        self.address = address
+        self.reason = reason
+        super().__init__(f"--web {address}: {reason}")

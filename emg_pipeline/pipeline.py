@@ -78,6 +78,9 @@ class ChunkResult(NamedTuple):
     floor, on_threshold, off_threshold : ndarray, shape (n_channels,)
         The detector's noise floor and thresholds at the end of the chunk
         (envelope units; NaN and inf before the first floor).
+    band : ndarray, shape (n_samples, n_channels)
+        The same samples conditioned (band-passed, heartbeats and mains
+        removed, gaps bridged): the signal the envelope is made of.
     """
 
     envelope: np.ndarray
@@ -92,6 +95,7 @@ class ChunkResult(NamedTuple):
     floor: np.ndarray = _NO_VALUES
     on_threshold: np.ndarray = _NO_VALUES
     off_threshold: np.ndarray = _NO_VALUES
+    band: np.ndarray = _NO_SAMPLES
 
     @property
     def times(self) -> np.ndarray:
@@ -324,8 +328,9 @@ class Pipeline:
         if len(parts) == 1:
             part = parts[0]
             env, artefact, no_signal = part.envelope, part.artefact, part.no_signal
-            flags, events = part.flags, part.events
+            flags, events, band = part.flags, part.events, part.band
         else:
+            band = np.concatenate([p.band for p in parts])
             env = np.concatenate([p.envelope for p in parts])
             artefact = np.concatenate([p.artefact for p in parts])
             no_signal = np.concatenate([p.no_signal for p in parts])
@@ -341,7 +346,7 @@ class Pipeline:
         detector = self._detector
         return ChunkResult(
             env, first_frame, self.frame_s, either, events, flags, lost_samples, samples,
-            first_sample, detector.floor, detector.on_threshold, detector.off_threshold,
+            first_sample, detector.floor, detector.on_threshold, detector.off_threshold, band,
         )
 
     def episodes_frame(self) -> pd.DataFrame:

@@ -232,7 +232,8 @@ def assert_chunks_equal_read(
 
 
 def test_formats_and_registry_agree() -> None:
-    assert FORMATS == ("csv", "openbci", "opensignals", "myo", "biosppy", "wfdb", "edf", "wav")
+    assert FORMATS == ("csv", "openbci", "opensignals", "myo", "biosppy", "wfdb", "edf", "wav",
+                       "xdf")
     assert sorted(r.format for r in READERS) == sorted(FORMATS)
     for reader in READERS:
         assert reader.__doc__ and reader.sniff.__doc__

@@ -36,10 +36,13 @@ import datetime as _dt
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from .common import environment, provenance
+
+if TYPE_CHECKING:
+    from ..batch.engine import Engine
 
 __all__ = ["SUITES", "default_data_dir", "run_bench"]
 
@@ -55,7 +58,8 @@ def default_data_dir() -> Path:
 def run_bench(out: Path | None, suites: Sequence[str] = SUITES, *, quick: bool = False,
               seed: int = 0, data_dir: Path | None = None, minutes: float | None = None,
               command: str = "emg-pipeline bench",
-              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+              progress: Callable[[str], None] | None = None,
+              engine: Engine | None = None) -> dict[str, Any]:
     """Run the suites and (when ``out`` is given) write the report there.
 
     Parameters
@@ -76,6 +80,11 @@ def run_bench(out: Path | None, suites: Sequence[str] = SUITES, *, quick: bool =
         The command line, recorded in the report.
     progress : callable, optional
         Called with one line per finished step.
+    engine : Engine, optional
+        Where the suites of many recordings (robust, physio, mains) run their
+        recordings, one task each (the engine of ``emg-pipeline batch``: every
+        core, or a Dask cluster); default: one after another in this process.
+        The figures are the same.
 
     Returns
     -------
@@ -107,13 +116,14 @@ def run_bench(out: Path | None, suites: Sequence[str] = SUITES, *, quick: bool =
     if "synthetic" in suites:
         results["synthetic"] = synthetic.run_synthetic(minutes, seed, progress=progress)
     if "robust" in suites:
-        results["robust"] = robust.run_robust(24 if quick else 200, seed, progress=progress)
+        results["robust"] = robust.run_robust(24 if quick else 200, seed, progress=progress,
+                                              engine=engine)
     if "physio" in suites:
         results["physio"] = robust.run_robust(16 if quick else 200, seed, progress=progress,
-                                              generator="physio")
+                                              generator="physio", engine=engine)
     if "mains" in suites:
         results["mains"] = robust.run_mains_comparison(8 if quick else 48, seed,
-                                                       progress=progress)
+                                                       progress=progress, engine=engine)
     if "real" in suites:
         results["real"] = real.run_real(data, progress=progress)
     if "semi" in suites:

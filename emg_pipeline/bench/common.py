@@ -1,8 +1,14 @@
-"""Shared pieces of the benchmark suites: provenance, timing, tables, JSON."""
+"""Shared pieces of the benchmark suites: provenance, timing, tables, JSON, the engine.
+
+Suites made of many independent recordings (``robust``, ``physio``, ``mains``)
+run them with :func:`run_tasks`: one after another in this process, or as one
+task per recording on the engine of ``emg-pipeline batch``
+(:class:`~emg_pipeline.batch.engine.Engine`: every core, or a Dask cluster),
+with the same results in the same order.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import platform
@@ -11,11 +17,14 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 import emg_pipeline
+
+if TYPE_CHECKING:
+    from emg_pipeline.batch.engine import Engine
 
 __all__ = [
     "best_of",
@@ -27,17 +36,15 @@ __all__ = [
     "markdown",
     "provenance",
     "provenance_text",
+    "run_tasks",
     "seeded_rng",
 ]
 
-
 def provenance() -> dict[str, Any]:
     """Which package code was measured: version, git commit, local edits, digest of its sources."""
+    from emg_pipeline.batch.task import source_digest
+
     pkg = Path(emg_pipeline.__file__).resolve().parent
-    digest = hashlib.sha256()
-    for path in sorted(pkg.rglob("*.py")):
-        digest.update(path.relative_to(pkg).as_posix().encode())
-        digest.update(path.read_bytes())
 
     def git(*cmd: str) -> str | None:
         try:
@@ -51,7 +58,7 @@ def provenance() -> dict[str, Any]:
     status = git("status", "--porcelain", "--", ".") if commit else None
     return {"version": emg_pipeline.__version__, "commit": commit,
             "modified_files": len(status.splitlines()) if status else 0,
-            "source_sha256": digest.hexdigest()[:12]}
+            "source_sha256": source_digest()[:12]}
 
 
 def provenance_text(p: dict[str, Any]) -> str:
@@ -168,3 +175,61 @@ def finite_median(values: Iterable[float]) -> float:
     """The median of the finite values; NaN if none."""
     v = np.asarray([x for x in values if math.isfinite(x)], dtype=float)
     return float(np.median(v)) if v.size else math.nan
+
+
+def run_tasks(
+    fn: Callable[..., Any],
+    tasks: Sequence[tuple[Any, ...]],
+    *,
+    engine: Engine | None = None,
+    progress: Callable[[str], None] | None = None,
+    label: str = "tasks",
+    unit: str = "recordings",
+    every: int = 10,
+) -> list[Any]:
+    """``fn(*args)`` for every ``args`` of ``tasks``: results in the order of ``tasks``.
+
+    Parameters
+    ----------
+    fn : callable
+        An importable function (the engine's workers import it by name).
+    tasks : sequence of tuple
+        Arguments of each call: small values (an index, a seed), never arrays.
+    engine : Engine, optional
+        Run on it (None: one after another in this process).
+    progress : callable, optional
+        Called with ``"LABEL: N/TOTAL UNIT (S s)"`` every ``every`` results.
+    label, unit, every
+        Of the progress lines.
+
+    Raises
+    ------
+    Exception
+        The first error a task raised (the tasks not finished are cancelled).
+
+    Examples
+    --------
+    >>> run_tasks(pow, [(2, 3), (3, 2)])
+    [8, 9]
+    """
+    results: list[Any] = [None] * len(tasks)
+    started = time.perf_counter()
+
+    def tick(done: int) -> None:
+        if progress is not None and (done % every == 0 or done == len(tasks)):
+            progress(f"{label}: {done}/{len(tasks)} {unit} "
+                     f"({time.perf_counter() - started:.0f} s)")
+
+    if engine is None:
+        for i, args in enumerate(tasks):
+            results[i] = fn(*args)
+            tick(i + 1)
+        return results
+    done = 0
+    for i, result, error in engine.map_unordered(fn, tasks, name=label):
+        if error is not None:
+            raise error
+        results[i] = result
+        done += 1
+        tick(done)
+    return results

@@ -14,6 +14,14 @@ its truth (:func:`emg_pipeline.metrics.score`). The tables give, per
 condition, the median **and the worst decile** (10th percentile over the
 recordings) of F1, so that a few recordings where detection breaks cannot hide
 behind a good mean.
+
+The recordings are independent, so each suite runs them with
+:func:`~emg_pipeline.bench.common.run_tasks`: in this process, or one task per
+recording on the engine of ``emg-pipeline batch`` (every core, or a Dask
+cluster: ``emg-pipeline bench --workers N`` or ``--scheduler``). A task is a
+recording's index and the seed, never its samples; every recording is drawn
+from its own seeded generator, so the rows are the same either way (only the
+timing columns ``generate_s`` and ``detect_s`` differ).
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import signal
@@ -33,8 +41,11 @@ from ..sources import physiological, randomized
 from ..sources.randomized import SNR_LEVELS_DB
 from .common import decile as _decile
 from .common import finite_median as _median
-from .common import fmt, markdown, seeded_rng
+from .common import fmt, markdown, run_tasks, seeded_rng
 from .synthetic import LIVE_CHUNK_S, SPASM_MIN_S
+
+if TYPE_CHECKING:
+    from ..batch.engine import Engine
 
 __all__ = ["run_robust", "section"]
 
@@ -106,15 +117,15 @@ def _score_one(k: int, seed: int, generator: str = "robust",
 
 
 def run_mains_comparison(n_recordings: int = 48, seed: int = 0,
-                         progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                         progress: Callable[[str], None] | None = None,
+                         engine: Engine | None = None) -> dict[str, Any]:
     """The first ``n_recordings`` of the randomized suite that carry mains, under every method.
 
     Each method of :data:`MAINS_METHODS` sees the same recordings (the plain
     comb is given the true nominal frequency, which the others find by
-    themselves).
+    themselves). ``engine``: as for :func:`run_robust`.
     """
     t0 = time.perf_counter()
-    rows: list[dict[str, Any]] = []
     k = 0
     chosen: list[int] = []
     while len(chosen) < n_recordings:
@@ -125,11 +136,9 @@ def run_mains_comparison(n_recordings: int = 48, seed: int = 0,
         if spec.mains_hz is not None:
             chosen.append(k)
         k += 1
-    for j, k in enumerate(chosen):
-        rows += [_score_one(k, seed, "robust", method) for method in MAINS_METHODS]
-        if progress is not None and (j + 1) % 8 == 0:
-            progress(f"mains: {j + 1}/{n_recordings} recordings "
-                     f"({time.perf_counter() - t0:.0f} s)")
+    tasks = [(k, seed, "robust", method) for k in chosen for method in MAINS_METHODS]
+    rows = run_tasks(_score_one, tasks, engine=engine, progress=progress, label="mains",
+                     unit="runs (recordings x methods)", every=8 * len(MAINS_METHODS))
     return {"rows": rows, "n_recordings": n_recordings, "seed": seed,
             "elapsed_s": time.perf_counter() - t0}
 
@@ -158,19 +167,17 @@ def mains_section(result: dict[str, Any]) -> str:
 
 def run_robust(n_recordings: int = 200, seed: int = 0,
                progress: Callable[[str], None] | None = None,
-               generator: str = "robust") -> dict[str, Any]:
+               generator: str = "robust", engine: Engine | None = None) -> dict[str, Any]:
     """Draw, stream and score ``n_recordings`` recordings; return every row and the tables.
 
     ``generator`` is ``"robust"`` (:mod:`emg_pipeline.sources.randomized`) or
-    ``"physio"`` (:mod:`emg_pipeline.sources.physiological`).
+    ``"physio"`` (:mod:`emg_pipeline.sources.physiological`). ``engine``: run
+    the recordings on it, one task each (default: in this process); the rows
+    are the same.
     """
-    rows = []
     t0 = time.perf_counter()
-    for k in range(n_recordings):
-        rows.append(_score_one(k, seed, generator))
-        if progress is not None and (k + 1) % 10 == 0:
-            elapsed = time.perf_counter() - t0
-            progress(f"{generator}: {k + 1}/{n_recordings} recordings ({elapsed:.0f} s)")
+    tasks = [(k, seed, generator) for k in range(n_recordings)]
+    rows = run_tasks(_score_one, tasks, engine=engine, progress=progress, label=generator)
     return {"rows": rows, "n_recordings": n_recordings, "seed": seed, "generator": generator,
             "elapsed_s": time.perf_counter() - t0}
 

@@ -1,13 +1,18 @@
-"""``emg-pipeline scan | stream | emulate``: live BLE boards and emulated ones.
+"""``emg-pipeline scan | stream | emulate``: live BLE boards, LSL streams and emulated boards.
 
 - ``scan`` lists nearby supported boards (name, address, matching profile, RSSI);
+  ``scan --lsl`` lists the Lab Streaming Layer streams on the network instead;
 - ``stream PROFILE`` connects to a board, runs live detection with live events,
   reports packet loss at the end, and can record the stream (BDF+/EDF+ with the
   episodes as annotations) and write the episode file (``--out``, the same file
   ``detect`` and ``replay`` write). The stream is dated by this computer's clock
   when the board starts streaming: that is the recording's start time and gives
   every episode its ``onset_time`` (a session file's ``start_time`` does not apply
-  to a live stream; its sites and ``timezone`` do);
+  to a live stream; its sites and ``timezone`` do). ``stream lsl:NAME`` (or
+  ``--lsl-source NAME|type=EMG``) reads a Lab Streaming Layer stream instead of a
+  board, with the same detection, losses from its timestamps and reconnects;
+  ``--lsl`` publishes the conditioned EMG and the live events as LSL streams;
+  ``--web [HOST:]PORT`` serves the live browser dashboard (:mod:`emg_pipeline.web`);
 - ``emulate PROFILE`` runs one emulated board on a local virtual link and
   serves an HCI socket, so that ``stream PROFILE --emulator HOST:PORT`` (and
   ``scan --emulator HOST:PORT``) work end to end without hardware.
@@ -29,7 +34,11 @@ import numpy as np
 
 from emg_pipeline.commands._common import (
     add_episode_options,
+    add_lsl_outlet_options,
     add_quiet_option,
+    add_web_options,
+    announce_lsl,
+    report_lsl,
     settings_from_args,
     sites_from_args,
     stream_sinks,
@@ -58,15 +67,24 @@ def register(subparsers: argparse._SubParsersAction,
                    help="how long to scan (default 5 s)")
     p.add_argument("--emulator", type=endpoint, default=None, metavar="HOST:PORT",
                    help="scan the virtual link of 'emg-pipeline emulate' instead of the radio")
+    p.add_argument("--lsl", action="store_true",
+                   help="list the Lab Streaming Layer streams on the network instead of BLE "
+                        "boards (name, type, channels, rate, format, source id, host)")
     p.set_defaults(func=_cmd_scan)
 
     p = subparsers.add_parser(
-        "stream", help="live detection from a BLE board",
-        description="Connect to a BLE sEMG board described by a firmware profile, detect "
-                    "twitches and prolonged spasms live (events as they happen), reconnect "
-                    "after drops, and report packet loss at the end. Ctrl-C stops the board "
-                    f"cleanly. Profiles: {profiles} (or the path of a profile file).")
-    p.add_argument("profile", metavar="PROFILE", help="firmware profile name or .toml path")
+        "stream", help="live detection from a BLE board or an LSL stream",
+        description="Connect to a BLE sEMG board described by a firmware profile (or to a Lab "
+                    "Streaming Layer stream: lsl:NAME), detect twitches and prolonged spasms "
+                    "live (events as they happen), reconnect after drops, and report packet "
+                    "loss at the end. Ctrl-C stops the board cleanly. Profiles: "
+                    f"{profiles} (or the path of a profile file).")
+    p.add_argument("profile", metavar="PROFILE", nargs="?", default=None,
+                   help="firmware profile name or .toml path, or lsl:NAME for an LSL stream")
+    p.add_argument("--lsl-source", default=None, metavar="NAME|type=EMG",
+                   help="read a Lab Streaming Layer stream instead of a board: by name, or "
+                        "type=TYPE, source_id=ID (the first match); its timestamps give the "
+                        "gaps of lost samples, and it is found again when it comes back")
     p.add_argument("--address", default=None, metavar="ADDR",
                    help="the board's address (default: the first board matching the profile)")
     p.add_argument("--emulator", type=endpoint, default=None, metavar="HOST:PORT",
@@ -74,12 +92,14 @@ def register(subparsers: argparse._SubParsersAction,
     p.add_argument("--duration", type=positive, default=None, metavar="S",
                    help="stop after this much stream time (default: until Ctrl-C)")
     p.add_argument("--scan-timeout", type=positive, default=10.0, metavar="S",
-                   help="how long to look for the board (default 10 s)")
+                   help="how long to look for the board or the LSL stream (default 10 s)")
     p.add_argument("--record", default=None, metavar="FILE",
                    help="record the stream (.bdf: BDF+, .edf: EDF+) with the episodes as "
                         "annotations; lost samples are written as 0 and counted")
     add_episode_options(p, out_help="write the episode file, as 'detect' does, with "
                                     "wall-clock onset times ('-': standard output)")
+    add_lsl_outlet_options(p)
+    add_web_options(p)
     add_quiet_option(p)
     add_pipeline_options(p)
     p.set_defaults(func=_cmd_stream, compiles=True)
@@ -174,7 +194,27 @@ def _run(coro_factory: Callable[[], object]) -> int:
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
+    if args.lsl:
+        if args.emulator:
+            raise UsageError("--lsl lists LSL streams: it takes no --emulator")
+        return _scan_lsl(args.timeout)
     return _run(lambda: _scan(args))
+
+
+def _scan_lsl(timeout_s: float) -> int:
+    from emg_pipeline.sources.lsl import list_streams
+
+    found = list_streams(min(timeout_s, 10.0))
+    if not found:
+        print(f"no LSL stream found in {min(timeout_s, 10.0):g} s", file=sys.stderr)
+        return 0
+    rows = [(d.name, d.type, str(d.n_channels), "irregular" if d.fs <= 0 else f"{d.fs:g} Hz",
+             d.channel_format, d.source_id or "-", d.hostname) for d in found]
+    header = ("name", "type", "channels", "rate", "format", "source id", "host")
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
 
 
 async def _scan(args: argparse.Namespace) -> int:
@@ -201,8 +241,35 @@ async def _scan(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------- stream
 
 
+def _lsl_query(args: argparse.Namespace) -> str | None:
+    """The LSL stream asked for (``lsl:NAME`` or ``--lsl-source``), or None for a board."""
+    given = args.profile
+    if given is not None and given.lower().startswith("lsl:"):
+        if args.lsl_source is not None:
+            raise UsageError("give the LSL stream once: lsl:NAME or --lsl-source, not both")
+        query = given
+    elif args.lsl_source is not None:
+        if given is not None:
+            raise UsageError(f"--lsl-source reads an LSL stream: it takes no PROFILE ({given!r})")
+        query = args.lsl_source
+    elif given is None:
+        raise UsageError("give a firmware PROFILE, lsl:NAME or --lsl-source NAME|type=EMG")
+    else:
+        return None
+    for option in ("address", "emulator"):
+        if getattr(args, option) is not None:
+            raise UsageError(f"--{option} is for BLE boards, not LSL streams")
+    from emg_pipeline.sources.lsl import parse_query
+
+    prop, value = parse_query(query)
+    return f"{prop}={value}"
+
+
 def _cmd_stream(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    query = _lsl_query(args)
+    if query is not None:
+        return _run_lsl(lambda: _stream_lsl(args, query, settings))
     profile = load_profile(args.profile)
     sites = sites_from_args(args, profile.channels)  # bad site options fail before scanning
     return _run(lambda: _stream(args, profile, settings, sites))
@@ -236,6 +303,7 @@ async def _stream(args: argparse.Namespace, profile, settings, sites: SiteMap) -
             variant = f", firmware {source.variant}" if source.variant else ""
             print(f"streaming from {source.name or '?'} ({source.address}{variant}, "
                   f"MTU {source.mtu}) at {profile.fs:g} Hz; Ctrl-C stops", file=err)
+            announce_lsl(sinks, err)
         info = StreamInfo.of(pipe, title=profile.name, start_time=started)
         summary = await run_async(source, pipe, sinks, info=info, limit_samples=limit,
                                   stats=lambda: dataclasses.asdict(source.stats))
@@ -251,6 +319,61 @@ async def _stream(args: argparse.Namespace, profile, settings, sites: SiteMap) -
               f"({int(writer.missing.max())} lost samples written as 0)", file=err)
     if quiet < 2:
         _report_chain(source, err)
+        report_lsl(sinks, err)
+    return 130 if summary.interrupted else 0
+
+
+def _run_lsl(coro_factory: Callable[[], object]) -> int:
+    return int(asyncio.run(coro_factory()))  # type: ignore[arg-type]
+
+
+async def _stream_lsl(args: argparse.Namespace, query: str, settings) -> int:
+    from emg_pipeline.sinks._output import probe_output
+    from emg_pipeline.sources.lsl import LslSource
+
+    err = sys.stderr
+    quiet = args.quiet
+    # the outputs are checked before the stream is looked for (its channels come later)
+    if args.record is not None:
+        probe_output(args.record, "--record")
+    if args.out not in (None, "-"):
+        probe_output(args.out, "--out")
+    source = LslSource(query, resolve_timeout_s=args.scan_timeout)
+    try:
+        if quiet < 2:
+            print(f"looking for the LSL stream {query} ...", file=err)
+        await source.connect()
+        started = datetime.now().astimezone()
+        sites = sites_from_args(args, source.channels)
+        desc = source.description
+        assert desc is not None
+        sinks, recorder = stream_sinks(args, sites, title=desc.name,
+                                       recording=f"LSL {desc.name}")
+        pipe = Pipeline(source.fs, source.channels, unit=source.unit, settings=settings)
+        limit = None if args.duration is None else round(args.duration * source.fs)
+        if quiet < 2:
+            print(f"streaming from LSL '{desc.name}' ({desc.type or 'no type'}, "
+                  f"{desc.n_channels} channels at {desc.fs:g} Hz, {desc.channel_format}, "
+                  f"{source.unit}; host {desc.hostname or '?'}); Ctrl-C stops", file=err)
+            announce_lsl(sinks, err)
+        info = StreamInfo.of(pipe, title=desc.name, start_time=started)
+        summary = await run_async(source, pipe, sinks, info=info, limit_samples=limit,
+                                  stats=lambda: dataclasses.asdict(source.stats))
+    finally:
+        await source.close()
+    if summary.interrupted and quiet < 2:
+        print(f"emg-pipeline: interrupted at {summary.duration_s:.1f} s", file=err)
+    if quiet < 2:
+        s = source.stats
+        share = (f" ({100 * s.lost_samples / (s.samples + s.lost_samples):.2f} %)"
+                 if s.samples + s.lost_samples else "")
+        print(f"LSL: {s.samples} samples received, {s.lost_samples} lost{share} in "
+              f"{s.loss_events} gaps (from the timestamps), {s.reconnects} reconnects", file=err)
+        if recorder is not None and recorder.writer is not None:
+            writer = recorder.writer
+            print(f"recorded {writer.n_samples / writer.fs:.1f} s to {writer.path} "
+                  f"({int(writer.missing.max())} lost samples written as 0)", file=err)
+        report_lsl(sinks, err)
     return 130 if summary.interrupted else 0
 
 

@@ -7,8 +7,12 @@ live event is printed as it happens by the shared console view
 (:func:`emg_pipeline.sinks.open_live_view`). ``--out`` writes the episode
 file as ``detect`` does (same columns, same ``--site``, ``--session`` and
 ``--timezone`` options); ``--record`` writes a durable BDF+/EDF+ recording
-with the episodes as annotations. Without PATH the bundled demo is replayed at
-:data:`DEMO_SPEED` times real time.
+with the episodes as annotations; ``--lsl`` publishes the conditioned EMG and
+the live events as Lab Streaming Layer streams (for LabRecorder, or any
+inlet), timestamped from the samples' time; ``--web [HOST:]PORT`` serves the live
+browser dashboard (:mod:`emg_pipeline.web`). An XDF file is replayed from its
+EMG stream (``--stream NAME`` to choose), its gaps kept. Without PATH the
+bundled demo is replayed at :data:`DEMO_SPEED` times real time.
 """
 
 from __future__ import annotations
@@ -24,10 +28,15 @@ from typing import TextIO
 from emg_pipeline.commands._common import (
     add_chunk_option,
     add_episode_options,
+    add_lsl_outlet_options,
     add_quiet_option,
     add_recording_options,
+    add_stream_option,
+    add_web_options,
+    announce_lsl,
     demo_recording,
     live_stream_for,
+    report_lsl,
     settings_from_args,
     sites_from_args,
     stream_sinks,
@@ -36,6 +45,7 @@ from emg_pipeline.commands._types import positive
 from emg_pipeline.pipeline import Pipeline
 from emg_pipeline.run import StreamInfo, run
 from emg_pipeline.sinks.recording import RecordingWriter
+from emg_pipeline.sources.formats import open_recording
 from emg_pipeline.sources.replay import ReplaySource
 
 __all__ = ["DEMO_SPEED", "ProgressBar", "register", "run_replay"]
@@ -123,10 +133,9 @@ def run_replay(args: argparse.Namespace) -> int:
     err = sys.stderr
     live_stream = live_stream_for(args.out)
 
-    with ReplaySource(
-        path, speed=speed, chunk_s=chunk_ms / 1000.0, format=args.format, fs=args.fs,
-        strict=args.strict,
-    ) as source:
+    with open_recording(path, format=args.format, fs=args.fs, strict=args.strict,
+                        stream=args.stream) as reader, \
+            ReplaySource(reader, speed=speed, chunk_s=chunk_ms / 1000.0) as source:
         info = source.info
         sites = sites_from_args(args, info.channels, info)  # bad site options fail first
         pipe = Pipeline(info.fs, info.channels, unit=info.unit, settings=settings)
@@ -138,6 +147,7 @@ def run_replay(args: argparse.Namespace) -> int:
             pace = "as fast as possible" if speed is None else f"at {speed:g}x real time"
             what = "the bundled demo" if demo else path.name
             print(f"replaying {what} {pace} (Ctrl-C stops)", file=err)
+            announce_lsl(sinks, err)
         # on a terminal the live view redraws in place and shows the stream time itself;
         # the bar is for replays whose events go to a file or a pipe
         progress = (
@@ -157,6 +167,8 @@ def run_replay(args: argparse.Namespace) -> int:
         print(f"emg-pipeline: interrupted at {summary.duration_s:.1f} s", file=err)
     if recorder is not None and recorder.writer is not None and quiet < 2:
         _report_recording(recorder.writer, err)
+    if quiet < 2:
+        report_lsl(sinks, err)
     return 130 if summary.interrupted else 0
 
 
@@ -204,10 +216,13 @@ def register(
                    help="write a durable recording (BDF+ for .bdf, EDF+ for .edf) with the "
                         "detected episodes as annotations")
     add_recording_options(p, fs_help="sampling rate; supplies or checks the file's rate")
+    add_stream_option(p)
     add_chunk_option(p, default_help=f"default {PACED_CHUNK_MS:g} ms paced, "
                                      f"{FAST_CHUNK_MS:g} ms with --fast")
     p.add_argument("--no-onsets", action="store_true",
                    help="print only the prolonged-spasm alerts and episode ends")
+    add_lsl_outlet_options(p)
+    add_web_options(p)
     add_quiet_option(p)
     add_pipeline_options(p)
     p.set_defaults(func=run_replay, compiles=True)

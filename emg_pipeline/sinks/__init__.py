@@ -10,7 +10,11 @@ every :class:`~emg_pipeline.pipeline.ChunkResult`, ``close(summary)``), driven b
 - :class:`~emg_pipeline.sinks.episodes.EpisodeFile`: the episode file, each
   episode appended as it ends;
 - :class:`RecordingSink`: a durable BDF+/EDF+ recording (:class:`RecordingWriter`)
-  with onsets, alerts, episodes and link faults as annotations.
+  with onsets, alerts, episodes and link faults as annotations;
+- :class:`~emg_pipeline.sinks.lsl.LslOutlet`: the conditioned EMG and the live
+  events as Lab Streaming Layer streams (the ``lab`` extra);
+- :class:`~emg_pipeline.web.WebSink`: the live browser dashboard (the ``web``
+  extra).
 """
 
 from .console import ConsoleView, format_event, format_stream_time

@@ -12,6 +12,12 @@ An episode file is a CSV with the columns of
 :func:`write_episodes` writes one; :func:`read_episodes` reads and validates
 one, for reports that gather many sessions.
 
+Manual marks ("I felt a spasm now", from the dashboard) are rows of their own:
+label ``mark``, pattern ``manual``, an instant (``offset_s == onset_s``), the
+channel concerned or ``any``. :meth:`EpisodeFile.mark` writes them;
+:func:`read_episodes` leaves them out unless asked (``marks=True``), so reports
+count episodes only.
+
 Examples
 --------
 >>> import io
@@ -52,6 +58,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EPISODE_FILE_COLUMNS",
+    "MARK_CHANNEL",
+    "MARK_LABEL",
+    "MARK_PATTERN",
     "REQUIRED_COLUMNS",
     "EpisodeFile",
     "EpisodeFileError",
@@ -69,6 +78,11 @@ EPISODE_FILE_COLUMNS: tuple[str, ...] = (
 
 #: columns an episode file must have to be read
 REQUIRED_COLUMNS: tuple[str, ...] = ("channel", "onset_s", "offset_s", "duration_s", "label")
+
+#: label, pattern and channel (when none is named) of a manual mark's row
+MARK_LABEL = "mark"
+MARK_PATTERN = "manual"
+MARK_CHANNEL = "any"
 
 _LABELS = tuple(label.value for label in Label)
 _PATTERNS = ("phasic", "tonic", "clonic")
@@ -179,7 +193,8 @@ def _bool(value: object) -> bool | None:
     return None
 
 
-def read_episodes(source: str | Path | IO[str], timezone: tzinfo | None = None) -> pd.DataFrame:
+def read_episodes(source: str | Path | IO[str], timezone: tzinfo | None = None, *,
+                  marks: bool = False) -> pd.DataFrame:
     """Read and validate an episode file.
 
     Parameters
@@ -191,6 +206,9 @@ def read_episodes(source: str | Path | IO[str], timezone: tzinfo | None = None) 
         Zone of ``onset_time`` values written without a UTC offset (local
         times, as most tools write them); default: this computer's zone. The
         table's ``attrs["local_times"]`` then names the zone used.
+    marks : bool
+        Keep the rows of manual marks (label ``mark``); by default they are
+        validated, then left out.
 
     Returns
     -------
@@ -264,7 +282,8 @@ def read_episodes(source: str | Path | IO[str], timezone: tzinfo | None = None) 
         raise fail(i, "duration_s", f"duration_s {raw.at[i, 'duration_s']} differs from "
                    f"offset_s - onset_s = {span[i]:.4f}")
     labels = raw["label"].str.strip().str.lower()
-    bad_label = np.flatnonzero(~labels.isin(_LABELS).to_numpy())
+    is_mark = labels.eq(MARK_LABEL).to_numpy()
+    bad_label = np.flatnonzero(~labels.isin(_LABELS).to_numpy() & ~is_mark)
     if bad_label.size:
         i = int(bad_label[0])
         raise fail(i, "label", f"label {raw.at[i, 'label']!r} is not one of {', '.join(_LABELS)}")
@@ -273,7 +292,8 @@ def read_episodes(source: str | Path | IO[str], timezone: tzinfo | None = None) 
         patterns = raw["pattern"].str.strip().str.lower()
         empty = patterns.eq("")
         patterns = patterns.where(~empty, np.where(labels.eq(Label.TWITCH), "phasic", "tonic"))
-        bad = np.flatnonzero(~patterns.isin(_PATTERNS).to_numpy())
+        patterns = patterns.where(~is_mark, MARK_PATTERN)
+        bad = np.flatnonzero(~patterns.isin(_PATTERNS).to_numpy() & ~is_mark)
         if bad.size:
             i = int(bad[0])
             raise fail(i, "pattern", f"pattern {raw.at[i, 'pattern']!r} is not one of "
@@ -281,6 +301,8 @@ def read_episodes(source: str | Path | IO[str], timezone: tzinfo | None = None) 
         out["pattern"] = patterns
     else:
         out["pattern"] = np.where(labels.eq(Label.TWITCH), "phasic", "tonic")
+    if is_mark.any():
+        out.loc[is_mark, "pattern"] = MARK_PATTERN
     out["onset_time"], local = _times(raw, path, timezone)
     if local is not None:
         out.attrs["local_times"] = local
@@ -323,7 +345,10 @@ def read_episodes(source: str | Path | IO[str], timezone: tzinfo | None = None) 
         out["gap_s"] = gaps.to_numpy(dtype=np.float64)
     else:
         out["gap_s"] = 0.0
-    return out[list(EPISODE_FILE_COLUMNS)]
+    out = out[list(EPISODE_FILE_COLUMNS)]
+    if is_mark.any() and not marks:
+        out = out[~is_mark].reset_index(drop=True)
+    return out
 
 
 def _times(
@@ -368,7 +393,8 @@ class EpisodeFile:
     every episode that had ended. When the stream ends the file is rewritten
     sorted by onset, atomically (a temporary file renamed over it). An episode
     that the end of the stream cut short is marked ``truncated``. For ``"-"``
-    the table goes to standard output at the end.
+    the table goes to standard output at the end. Manual marks (:meth:`mark`)
+    are written the same way, and kept in the final file.
 
     Parameters
     ----------
@@ -395,6 +421,7 @@ class EpisodeFile:
         self._handle: IO[str] | None = None
         self.n_written = 0
         self.table: pd.DataFrame | None = None
+        self.marks: list[dict[str, object]] = []
 
     def open(self, info: StreamInfo) -> None:
         """Start the file with its header line."""
@@ -429,10 +456,42 @@ class EpisodeFile:
             raise OutputError.from_os(self.option, self.path or "-", exc) from None
         self.n_written += len(ended)
 
+    def mark(self, time_s: float, note: str = "", channel: str | None = None) -> None:
+        """Add a manual mark ("I felt a spasm now") at stream time ``time_s``.
+
+        The row (label ``mark``, see the module docstring) is appended and
+        ``fsync``'d at once, and kept when the file is rewritten at the end.
+
+        Parameters
+        ----------
+        time_s : float
+            Stream time of the mark, in seconds.
+        note : str
+            What was felt; not a column of the file (the recording's
+            annotation keeps it).
+        channel : str, optional
+            The channel concerned (default: ``any``).
+        """
+        row: dict[str, object] = {
+            "channel": channel or MARK_CHANNEL, "onset_s": float(time_s),
+            "offset_s": float(time_s), "duration_s": 0.0, "label": MARK_LABEL,
+            "pattern": MARK_PATTERN, "unit": "",
+        }
+        self.marks.append(row)
+        if self._handle is None:
+            return
+        try:
+            episode_table([row], self.sites).to_csv(self._handle, index=False, header=False,
+                                                    float_format="%.4f")
+            self._sync()
+        except OSError as exc:
+            raise OutputError.from_os(self.option, self.path or "-", exc) from None
+
     def close(self, summary: RunSummary) -> None:
         """Rewrite the file sorted by onset (atomically), or print it to standard output."""
+        rows: list[Episode | dict[str, object]] = [*summary.episodes, *self.marks]
         if self.path is None:
-            self.table = write_episodes(summary.episodes, sys.stdout, self.sites)
+            self.table = write_episodes(rows, sys.stdout, self.sites)
             sys.stdout.flush()   # a closed pipe shows here, inside the command
             return
         if self._handle is not None:
@@ -441,11 +500,13 @@ class EpisodeFile:
         partial = self.path.with_name(self.path.name + ".partial")
         try:
             with open(partial, "w", encoding="utf-8", newline="") as handle:
-                self.table = write_episodes(summary.episodes, handle, self.sites)
+                self.table = write_episodes(rows, handle, self.sites)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(partial, self.path)
         except OSError as exc:
             raise OutputError.from_os(self.option, self.path, exc) from None
         if self.announce is not None:
-            print(f"wrote {len(self.table)} episodes to {self.out}", file=self.announce)
+            marked = f" and {len(self.marks)} manual marks" if self.marks else ""
+            print(f"wrote {len(self.table) - len(self.marks)} episodes{marked} to {self.out}",
+                  file=self.announce)

@@ -520,6 +520,7 @@ class RecordingSink:
     happen (:meth:`RecordingWriter.flush_annotations`: in the file even if the
     process is killed right after), each finished episode with its duration,
     label and pattern, and every reconnect, packet loss and malformed packet.
+    Manual marks (:meth:`mark`, from the dashboard) are annotated the same way.
 
     Parameters
     ----------
@@ -573,6 +574,29 @@ class RecordingSink:
         writer.add_events(result.events)
         if urgent:
             writer.flush_annotations()
+
+    def mark(self, time_s: float, note: str = "", channel: str | None = None) -> None:
+        """Annotate a manual mark ("I felt a spasm now") at stream time ``time_s``, at once.
+
+        The text is ``"manual mark"``, with the channel and the note when given
+        (``"manual mark calf_left: cramp"``); like an alert, it is written into
+        the records already on disk.
+
+        Parameters
+        ----------
+        time_s : float
+            Stream time of the mark, in seconds.
+        note : str
+            What was felt (printable text).
+        channel : str, optional
+            The channel concerned.
+        """
+        writer = self.writer
+        if writer is None or writer.closed:
+            raise RuntimeError("the recording sink is not open")
+        text = "manual mark" + (f" {channel}" if channel else "") + (f": {note}" if note else "")
+        writer.annotate(time_s, None, text)
+        writer.flush_annotations()
 
     def close(self, summary: RunSummary) -> None:
         """Finish the file (last record, pending annotations, record count)."""

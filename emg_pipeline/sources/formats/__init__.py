@@ -18,6 +18,8 @@ biosppy     BioSPPy simple text                                    counts
 wfdb        PhysioNet WFDB ``.hea`` + ``.dat`` (16, 212, 80, ...)  uV
 edf         EDF, EDF+, BDF, BDF+                                   uV
 wav         WAV                                                    counts
+xdf         XDF (LabRecorder): the EMG stream, markers as          uV
+            annotations, gaps in time kept (``lab`` extra)
 =========== ====================================================== ======
 
 Each module's docstring states its layout, its unit conversion and where the
@@ -25,7 +27,11 @@ recording's start time (``RecordingInfo.start_time``) comes from: the header of
 EDF/BDF, WFDB and OpenSignals, the timestamps of OpenBCI, a ``timestamp`` or
 ISO-8601 time column or a ``# start_time:`` comment of a CSV, the ``bext`` or
 ``LIST``/``INFO`` chunk of a WAV, the ``Date`` entry of a BioSPPy header. Myo
-exports state none.
+exports and XDF files state none.
+
+An XDF file holds several streams: ``open_recording(path, stream=NAME)``
+chooses one (by default the stream of type EMG); other formats hold one
+recording and refuse ``stream``.
 
 Examples
 --------
@@ -57,6 +63,7 @@ from .openbci import OpenBciReader
 from .opensignals import OpenSignalsReader
 from .wav import WavReader
 from .wfdb import WfdbReader
+from .xdf import XdfReader
 
 __all__ = [
     "FORMATS",
@@ -71,6 +78,7 @@ __all__ = [
 #: the reader classes, in the order detect_format asks them (most specific first;
 #: the generic CSV table last, as most text formats are tables too)
 READERS: tuple[type[RecordingReader], ...] = (
+    XdfReader,
     WavReader,
     EdfReader,
     OpenSignalsReader,
@@ -82,7 +90,9 @@ READERS: tuple[type[RecordingReader], ...] = (
 )
 
 #: the format names, as accepted by ``open_recording(format=...)``
-FORMATS: tuple[str, ...] = ("csv", "openbci", "opensignals", "myo", "biosppy", "wfdb", "edf", "wav")
+FORMATS: tuple[str, ...] = (
+    "csv", "openbci", "opensignals", "myo", "biosppy", "wfdb", "edf", "wav", "xdf",
+)
 
 _BY_NAME = {reader.format: reader for reader in READERS}
 
@@ -147,6 +157,7 @@ def open_recording(
     format: str | None = None,
     fs: float | None = None,
     strict: bool = False,
+    stream: str | None = None,
 ) -> RecordingReader:
     """Open a recording with the reader of its format.
 
@@ -164,6 +175,9 @@ def open_recording(
         WFDB record) is read up to its last whole record with one
         :class:`~emg_pipeline.errors.RecordingWarning` saying what was lost;
         with ``strict=True`` it raises :class:`RecordingError` instead.
+    stream : str, optional
+        For files that hold several streams (XDF): the name of the one to
+        read (default: the EMG stream).
 
     Returns
     -------
@@ -173,7 +187,8 @@ def open_recording(
     Raises
     ------
     ConfigError
-        If ``format`` is not a known format name.
+        If ``format`` is not a known format name, or ``stream`` is given for
+        a format that holds one recording.
     RecordingError
         If the file is missing or malformed (or, with ``strict=True``, can
         only be read in part).
@@ -184,7 +199,12 @@ def open_recording(
         raise ConfigError("format", format, f"one of {', '.join(FORMATS)}")
     target = _existing(Path(path))
     name = format if format is not None else detect_format(target)
-    return _BY_NAME[name](target, fs=fs, strict=strict)
+    if stream is None:
+        return _BY_NAME[name](target, fs=fs, strict=strict)
+    if name != XdfReader.format:
+        raise ConfigError("stream", stream, f"a stream of an XDF file ({name} files hold "
+                                            "one recording)")
+    return XdfReader(target, fs=fs, strict=strict, stream=stream)
 
 
 def read_recording(
@@ -193,6 +213,7 @@ def read_recording(
     format: str | None = None,
     fs: float | None = None,
     strict: bool = False,
+    stream: str | None = None,
 ) -> tuple[np.ndarray, RecordingInfo]:
     """Read a whole recording: ``(samples, info)``.
 
@@ -205,7 +226,7 @@ def read_recording(
     info : RecordingInfo
         The description, with ``n_samples`` filled in.
     """
-    with open_recording(path, format=format, fs=fs, strict=strict) as reader:
+    with open_recording(path, format=format, fs=fs, strict=strict, stream=stream) as reader:
         data = reader.read()
         info = reader.info
     if info.n_samples is None:
