@@ -525,7 +525,8 @@ def _browser_or_skip():
 def test_dashboard_in_a_real_browser(tmp_path: Path) -> None:
     sync_playwright = _browser_or_skip()
     recording = tmp_path / "night.csv"
-    _write_recording(recording)
+    # long enough that, on a busy machine too, the stream still runs when the mark is made
+    _write_recording(recording, seconds=60.0)
     episodes = tmp_path / "night.episodes.csv"
     proc = subprocess.Popen(
         [sys.executable, "-m", "emg_pipeline", "replay", str(recording), "--speed", "2",
