@@ -24,7 +24,16 @@ import pytest
 
 pytest.importorskip("pylsl")
 
-from emg_pipeline import Chunk, ChunkFlags, Pipeline, detect, run, run_async, simulate
+from emg_pipeline import (
+    Chunk,
+    ChunkFlags,
+    Pipeline,
+    StreamInfo,
+    detect,
+    run,
+    run_async,
+    simulate,
+)
 from emg_pipeline.cli import main
 from emg_pipeline.errors import (
     ConfigError,
@@ -223,6 +232,28 @@ def test_round_trip_every_sample_exact_timestamps(recording) -> None:
     assert len(ends) == len(pipe.episodes) > 0
     assert {e["label"] for e in ends} <= {"twitch", "spasm"}
     assert all("median_freq_hz" in e and "pattern" in e for e in ends)
+
+
+def test_a_manual_mark_is_a_marker_at_its_stream_time() -> None:
+    name = unique()
+    outlet = LslOutlet(name, sites={"ch1": "calf"})
+    outlet.open(StreamInfo(FS, ("ch1", "ch2"), "uV", 0.005, "marks"))
+    try:
+        markers = open_inlet(f"{name}-markers")
+        outlet.mark(1.5, "cramp", "ch1")
+        marks: list = []
+        deadline = time.monotonic() + 20.0
+        while not marks and time.monotonic() < deadline:
+            texts, stamps = pull(markers, 1, timeout_s=0.5, strings=True)
+            marks += [(json.loads(t), ts) for t, ts in zip(texts, stamps, strict=True)
+                      if json.loads(t)["event"] == "mark"]
+        assert len(marks) == 1
+        event, stamp = marks[0]
+        assert event == {"event": "mark", "onset_s": 1.5, "channel": "ch1", "site": "calf",
+                         "note": "cramp"}
+        assert abs(stamp - (outlet.clock_zero + 1.5)) < 1e-3
+    finally:
+        outlet._emg = outlet._markers = None
 
 
 def test_conditioned_signal_is_band_passed(recording) -> None:

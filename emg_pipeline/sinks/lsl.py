@@ -19,8 +19,9 @@ while ``replay``, ``stream`` (or any :func:`~emg_pipeline.run.run`) goes on:
     ``pattern``, ``peak``, ``mean``, ``unit``, ``burst_count``,
     ``burst_rate_hz``, ``median_freq_hz``, ``floor``, ``truncated``,
     ``gap_s``); ``packet_loss`` (with ``lost_samples``) and ``reconnected``
-    for the link; ``stream_start`` (stamped at sample 0, with ``clock_zero``)
-    first and ``stream_end`` with the totals last.
+    for the link; ``mark`` for a manual mark made on the dashboard;
+    ``stream_start`` (stamped at sample 0, with ``clock_zero``) first and
+    ``stream_end`` with the totals last.
 
 Timestamps
 ----------
@@ -252,7 +253,24 @@ class LslOutlet:
             # liblsl destroys an outlet with its last reference
             self._emg = self._markers = None
 
-    # ------------------------------------------------------------- internals
+    def mark(self, time_s: float, note: str = "", channel: str | None = None) -> None:
+        """Publish a manual mark ("I felt a spasm now") as a ``mark`` marker at ``time_s``.
+
+        Parameters
+        ----------
+        time_s : float
+            Stream time of the mark, in seconds (its LSL timestamp comes from it).
+        note : str
+            What was felt.
+        channel : str, optional
+            The channel concerned.
+        """
+        if self._markers is None or self.clock_zero is None:
+            raise RuntimeError("the LSL outlet is not open")
+        self._marker({"event": "mark", "onset_s": float(time_s), "channel": channel,
+                      "site": self.sites.get(channel) if channel else None, "note": note},
+                     float(time_s))
+
     def _signal(self, result: ChunkResult) -> np.ndarray:
         """What is published of the chunk: its samples as conditioned, or as received."""
         raw = result.samples

@@ -66,7 +66,7 @@ _SIGNALS = ("conditioned", "raw")
 
 @runtime_checkable
 class MarkTarget(Protocol):
-    """A sink that records manual marks (the episode file, the recording)."""
+    """A sink that records manual marks (the episode file, the recording, the LSL outlet)."""
 
     def mark(self, time_s: float, note: str = "", channel: str | None = None) -> None:
         """Record a mark at stream time ``time_s``."""
