@@ -23,7 +23,7 @@ import pandas as pd
 from emg_pipeline.settings import PipelineSettings
 
 from .inputs import RecordingSpec
-from .progress import BatchProgress, duration_text
+from .progress import BatchProgress, duration_text, signal_text
 from .store import (
     EPISODES_DIR,
     RECORDINGS_FILE,
@@ -92,11 +92,11 @@ class BatchResult:
         errors = len(self.errors)
         reused = self.n_reused
         processed = n - reused - errors
-        hours = float(recs["duration_s"].fillna(0.0).sum()) / 3600.0
+        total_s = float(recs["duration_s"].fillna(0.0).sum())
         labels = self.episodes["label"]
         twitches, spasms = int((labels == "twitch").sum()), int((labels == "spasm").sum())
         text = (f"batch: {n} recording{'s' if n != 1 else ''} ({processed} processed, "
-                f"{reused} reused, {errors} not read), {hours:.1f} h of signal, "
+                f"{reused} reused, {errors} not read), {signal_text(total_s)} of signal, "
                 f"{twitches} twitch{'es' if twitches != 1 else ''} and "
                 f"{spasms} spasm{'s' if spasms != 1 else ''}")
         if processed and math.isfinite(self.elapsed_s) and self.elapsed_s > 0:

@@ -26,7 +26,18 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-__all__ = ["LOG_EVERY_S", "BatchProgress", "duration_text"]
+__all__ = ["LOG_EVERY_S", "BatchProgress", "duration_text", "signal_text"]
+
+
+def signal_text(seconds: float) -> str:
+    """An amount of signal: hours from one hour on, else minutes.
+
+    Examples
+    --------
+    >>> signal_text(7200.0), signal_text(150.0)
+    ('2.0 h', '2.5 min')
+    """
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
 
 #: seconds between two progress lines when the output is not a terminal
 LOG_EVERY_S = 30.0
@@ -97,7 +108,7 @@ class BatchProgress:
         bar = "#" * filled + "-" * (self.WIDTH - filled)
         width = len(str(self.total))
         text = (f"[{bar}] {self.done:>{width}}/{self.total} recordings, "
-                f"{self.signal_s / 3600:.1f} h of signal processed")
+                f"{signal_text(self.signal_s)} of signal processed")
         if elapsed > 0 and self.done:
             rate = self.done / elapsed
             left = (self.total - self.done) / rate
