@@ -635,6 +635,9 @@
         stats.marks.push({ id: answer.mark.id, sent: Date.now() });
         markStatus(`Mark sent at ${clockTenth(answer.mark.time_s)}…`);
         $('mark-note').value = '';
+        // the pipeline may have recorded it before this answer came back
+        const early = recordedEarly.get(answer.mark.id);
+        if (early) { recordedEarly.delete(answer.mark.id); onMarkRecorded(early); }
       } else {
         markStatus(answer.error || (answer.detail ? 'invalid mark' : `refused (${res.status})`), true);
       }
@@ -644,8 +647,11 @@
       setTimeout(() => { if (!S.ended) button.disabled = false; }, 300);
     }
   });
+  // marks recorded before the answer to their request arrived (keyed by id)
+  const recordedEarly = new Map();
   function onMarkRecorded(ev) {
     const mine = stats.marks.find((m) => m.id === ev.id);
+    if (!mine && recordedEarly.size < 64) recordedEarly.set(ev.id, ev);
     if (mine) mine.recorded = Date.now();
     const files = ev.recorded ? 'written to the episode file / recording' : 'shown here (no file is being written)';
     const w = wall(ev.time_s);
