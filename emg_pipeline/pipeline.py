@@ -45,8 +45,9 @@ _S = typing.TypeVar("_S")
 
 _NO_SAMPLES = np.empty((0, 0))
 _NO_VALUES = np.empty(0)
-_NO_SAMPLES.flags.writeable = False
-_NO_VALUES.flags.writeable = False
+_NO_FLAGS = np.empty((0, 0), dtype=bool)
+for _empty in (_NO_SAMPLES, _NO_VALUES, _NO_FLAGS):
+    _empty.flags.writeable = False
 
 
 class ChunkResult(NamedTuple):
@@ -81,6 +82,9 @@ class ChunkResult(NamedTuple):
     band : ndarray, shape (n_samples, n_channels)
         The same samples conditioned (band-passed, heartbeats and mains
         removed, gaps bridged): the signal the envelope is made of.
+    no_signal : ndarray of bool, shape (n_frames, n_channels)
+        Frames without signal (a flat line: electrode off, zeros); they are
+        also marked in ``artefact``.
     """
 
     envelope: np.ndarray
@@ -96,6 +100,7 @@ class ChunkResult(NamedTuple):
     on_threshold: np.ndarray = _NO_VALUES
     off_threshold: np.ndarray = _NO_VALUES
     band: np.ndarray = _NO_SAMPLES
+    no_signal: np.ndarray = _NO_FLAGS
 
     @property
     def times(self) -> np.ndarray:
@@ -340,6 +345,8 @@ class Pipeline:
             events = tuple(e for p in parts for e in p.events)
         if artefact.shape != env.shape:   # no gating stage
             artefact = np.zeros(env.shape, dtype=bool)
+        if no_signal.shape != env.shape:   # no no-signal stage
+            no_signal = np.zeros(env.shape, dtype=bool)
         # a flat line (electrode off, zeros before streaming, held gaps) is no signal:
         # counted as such, not as an artefact as well
         either = _tally(artefact, no_signal, self.artefact_frames, self.no_signal_frames)
@@ -347,6 +354,7 @@ class Pipeline:
         return ChunkResult(
             env, first_frame, self.frame_s, either, events, flags, lost_samples, samples,
             first_sample, detector.floor, detector.on_threshold, detector.off_threshold, band,
+            no_signal,
         )
 
     def episodes_frame(self) -> pd.DataFrame:

@@ -186,7 +186,7 @@ def test_sink_columns_status_and_events_match_the_pipeline() -> None:
     assert np.all(cols[0::len(SERIES)] <= cols[1::len(SERIES)] + 1e-6)
 
 
-def test_signal_columns_are_the_conditioned_signal_with_or_without_band() -> None:
+def test_signal_columns_are_the_conditioned_signal_or_the_samples() -> None:
     _, pipe, parts = _results(seconds=8.0, chunk=50)
     info = StreamInfo.of(pipe)
     columns = []
@@ -194,16 +194,41 @@ def test_signal_columns_are_the_conditioned_signal_with_or_without_band() -> Non
         sink = WebSink("127.0.0.1:0", rate_hz=1e6)
         sink.open(info)
         for result in parts:
-            # a result without the conditioned signal: the sink conditions the samples itself
+            # a result without the conditioned signal: its samples are drawn
             sink.update(result._replace(band=np.empty((0, 0))) if strip else result)
             sink.hub.drain()     # what the server's loop does (else the inbox sheds columns)
         first, cols = sink.hub.ring.view()
         assert first == 0 and cols.shape[1] == round(8.0 / sink.col_s)
         columns.append(cols)
-    np.testing.assert_allclose(columns[0], columns[1], rtol=1e-5, atol=1e-4)
+    n_col = round(sink.col_s * pipe.fs)
     band = np.concatenate([r.band for r in parts[:-1]])
-    first_hi = band[: round(sink.col_s * pipe.fs)].max(axis=0)
-    np.testing.assert_allclose(columns[0][1::len(SERIES), 0], first_hi, rtol=1e-6)
+    samples = np.concatenate([r.samples for r in parts[:-1]])
+    for cols, drawn in zip(columns, (band, samples), strict=True):
+        np.testing.assert_allclose(cols[1::len(SERIES), 0], drawn[:n_col].max(axis=0),
+                                   rtol=1e-6)
+
+
+def test_no_signal_is_the_pipelines_and_said_when_it_starts_and_ends() -> None:
+    fs = 1000.0
+    rec = simulate(np.random.default_rng(3), fs=fs, duration_s=12.0, n_channels=2)
+    x = rec.signal.copy()
+    x[4000:8000, 1] = 0.0   # electrode off on the second channel for 4 s
+    pipe = Pipeline(fs, rec.channels, unit="uV")
+    sink = WebSink("127.0.0.1:0", rate_hz=1e6)
+    sink.open(StreamInfo.of(pipe))
+    posted: list = []
+    sink.hub.post = posted.append   # what the sink hands the server, in order
+    flat_frames = 0
+    for a in range(0, x.shape[0], 40):
+        result = pipe.process(Chunk(x[a : a + 40], fs, a))
+        flat_frames += int(result.no_signal[:, 1].sum())
+        sink.update(result)
+    events = [e for u in posted for e in getattr(u, "events", ())
+              if e["kind"] in ("nosignal", "signal")]
+    assert [(e["kind"], e["channel"]) for e in events] == [
+        ("nosignal", rec.channels[1]), ("signal", rec.channels[1])]
+    assert 3.0 < events[1]["duration_s"] < 4.5
+    assert flat_frames > 0 and sink._flat_frames[1] == flat_frames
 
 
 def test_a_viewer_that_never_reads_gets_fewer_frames_but_every_event() -> None:

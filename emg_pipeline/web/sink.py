@@ -1,9 +1,9 @@
 """The dashboard as a :class:`~emg_pipeline.run.Sink`: chunks in, screen frames out.
 
 :class:`WebSink` does, in the pipeline's thread, only what must follow the
-samples: the displayed signal (the pipeline's own conditioning, or the raw
-samples), its min/max columns, the envelope's, the thresholds, the flat-line
-(no signal) test, and the events said as plain data; then it posts one small
+samples: the displayed signal (the chunk result's conditioned ``band``, or the
+raw samples), its min/max columns, the envelope's, the thresholds, the
+pipeline's no-signal frames, and the events said as plain data; then it posts one small
 message to the :class:`~emg_pipeline.web.hub.Hub` at most ``rate_hz`` times a
 second (at once when something happens, so an alert is not held back). Each
 step is vectorised, once per frame over the chunks since the previous one (a
@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from emg_pipeline.chunk import ChunkFlags
-from emg_pipeline.conditioning.gaps import FlatLine
 from emg_pipeline.errors import ConfigError
 from emg_pipeline.events import Episode, LiveEvent
 from emg_pipeline.settings import PipelineSettings
@@ -44,7 +43,6 @@ from .server import WebAddress, parse_web_address
 if TYPE_CHECKING:
     from emg_pipeline.pipeline import ChunkResult
     from emg_pipeline.run import RunSummary, StreamInfo
-    from emg_pipeline.stage import Stage
 
     from .diary import Diary
     from .server import WebServer
@@ -111,8 +109,7 @@ class WebSink:
     sites : SiteMap, optional
         Channel sites and start time (default: the sites channel names name).
     settings : PipelineSettings, optional
-        The pipeline's settings (for the displayed signal's conditioning and
-        the spasm boundary).
+        The pipeline's settings (the spasm boundary).
     signal : {"conditioned", "raw"}
         Draw the signal as the pipeline conditions it (band-pass, ECG and
         mains removed: what the detector sees) or as received.
@@ -246,11 +243,7 @@ class WebSink:
         self.col_s = col_len / info.fs
         self._signal_cols = MinMaxColumns(n_ch, col_len)
         self._envelope_cols = MinMaxColumns(n_ch, self._col_frames, want_min=False)
-        self._flat = FlatLine(info.fs, n_ch, frame_len)
-        # the conditioned signal comes with each result (``band``); a result without it
-        # (another producer of results) gets the pipeline's conditioning run here
-        self._conditioning: tuple[Stage, ...] | None = None
-        self._bands: list[np.ndarray] = []
+        self._shown: list[np.ndarray] = []   # what is drawn of each chunk's samples
         self._lo = np.empty((0, n_ch))
         self._hi = np.empty((0, n_ch))
         self._env = np.empty((0, n_ch))
@@ -269,6 +262,7 @@ class WebSink:
         self._raw_first = 0
         self._envelopes: list[np.ndarray] = []
         self._artefacts: list[np.ndarray] = []
+        self._flats: list[np.ndarray] = []   # the pipeline's no-signal frames
         self._floor_now: np.ndarray | None = None
         self._on_now = self._off_now = np.empty(0)
         self._max_batch = max(1, round(MAX_BATCH_S * info.fs))
@@ -295,19 +289,6 @@ class WebSink:
         if site == "unspecified":
             site = site_of_name(channel) or site
         return site
-
-    def _conditioning_stages(self, info: StreamInfo) -> tuple[Stage, ...]:
-        """The pipeline's own conditioning stages (up to the envelope), freshly built."""
-        from emg_pipeline.pipeline import Pipeline
-        from emg_pipeline.stages import EnvelopeStage
-
-        pipe = Pipeline(info.fs, info.channels, unit=info.unit, settings=self.settings)
-        stages: list[Stage] = []
-        for stage in pipe.stages:
-            if isinstance(stage, EnvelopeStage):
-                break
-            stages.append(stage)
-        return tuple(stages)
 
     def _reset_pending(self) -> None:
         self._pending_cols: list[np.ndarray] = []
@@ -352,17 +333,15 @@ class WebSink:
                 self._raw_first = result.first_sample
             self._raw.append(result.samples)
             self._raw_n += n
-            if self.signal == "conditioned":
-                band = getattr(result, "band", None)
-                if self._conditioning is None:
-                    given = band is not None and band.shape == result.samples.shape
-                    self._conditioning = () if given else self._conditioning_stages(self.info)
-                if not self._conditioning:
-                    self._bands.append(band)
+            conditioned = self.signal == "conditioned" and \
+                result.band.shape == result.samples.shape
+            self._shown.append(result.band if conditioned else result.samples)
             self._stream_s = max(self._stream_s, (result.first_sample + n) / fs)
         if result.envelope.shape[0]:
             self._envelopes.append(result.envelope)
             self._artefacts.append(result.artefact)
+            if result.no_signal.shape == result.envelope.shape:
+                self._flats.append(result.no_signal)
         if result.floor.size:
             self._floor_now = result.floor
             self._on_now = result.on_threshold
@@ -393,31 +372,26 @@ class WebSink:
             if artefact.size:
                 self._excluded_frames += artefact.sum(axis=0)
             self._envelopes, self._artefacts = [], []
+        if self._flats:
+            flat = self._flats[0] if len(self._flats) == 1 else np.concatenate(self._flats)
+            self._flats = []
+            self._no_signal(flat, self._pending_events, wall)
         if self._raw:
             raw = self._raw[0] if len(self._raw) == 1 else np.concatenate(self._raw)
-            band = None
-            if self._bands:
-                band = self._bands[0] if len(self._bands) == 1 else np.concatenate(self._bands)
-            first = self._raw_first
-            self._raw, self._raw_n, self._bands = [], 0, []
-            self._columns(raw, first, envelope, band)
-            self._no_signal(raw, first, self._pending_events, wall)
+            shown = self._shown[0] if len(self._shown) == 1 else np.concatenate(self._shown)
+            self._raw, self._raw_n, self._shown = [], 0, []
+            self._columns(raw, shown, envelope)
         elif envelope is not None:
-            self._columns(np.empty((0, info.n_channels)), 0, envelope)
+            empty = np.empty((0, info.n_channels))
+            self._columns(empty, empty, envelope)
 
-    def _columns(self, raw: np.ndarray, first_sample: int, envelope: np.ndarray | None,
-                 band: np.ndarray | None = None) -> None:
-        """Min/max columns of the displayed signal and the envelope, joined on the column clock."""
-        shown = raw
-        if self.signal == "conditioned" and raw.shape[0]:
-            if band is None and self._conditioning:
-                from emg_pipeline.stage import Block
+    def _columns(self, raw: np.ndarray, shown: np.ndarray, envelope: np.ndarray | None) -> None:
+        """Min/max columns of the displayed signal and the envelope, joined on the column clock.
 
-                block = Block.of_samples(raw, first_sample, 0)
-                for stage in self._conditioning:
-                    block = stage.process(block)
-                band = block.band
-            shown = band if band is not None else raw
+        ``shown`` is what is drawn of the samples ``raw`` (the conditioned band, or
+        ``raw`` itself); where ``raw`` is missing it is drawn as a gap.
+        """
+        if shown is not raw:
             missing = ~np.isfinite(raw)
             if missing.any():   # a bridged value is the pipeline's, not a sample: a gap
                 shown = np.where(missing, np.nan, shown)
@@ -452,10 +426,9 @@ class WebSink:
             self._pending_n = joined.shape[1]
         self._pending_col0 = self._next_col - self._pending_n
 
-    def _no_signal(self, raw: np.ndarray, first_sample: int, events: list[dict[str, Any]],
-                   wall: float) -> None:
-        """Flat-line frames (electrode off, zeros): counted, and said when they start and end."""
-        flat = self._flat.process(raw)
+    def _no_signal(self, flat: np.ndarray, events: list[dict[str, Any]], wall: float) -> None:
+        """The pipeline's no-signal frames (a flat line: electrode off, zeros): counted, and
+        said when they start and end."""
         if not flat.shape[0]:
             return
         info = self.info
@@ -464,7 +437,7 @@ class WebSink:
         now = flat[-1]
         changed = np.flatnonzero(now != self._flat_now)
         if changed.size:
-            end_s = (first_sample + raw.shape[0]) / info.fs
+            end_s = self._stream_s
             for k in changed.tolist():
                 name = info.channels[k]
                 if now[k]:
