@@ -44,7 +44,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -53,6 +53,7 @@ from emg_pipeline.chunk import Chunk, ChunkFlags
 from emg_pipeline.errors import ConfigError, ConnectionLostError, StreamNotFoundError
 from emg_pipeline.lab.deps import import_pylsl
 from emg_pipeline.sources.formats._base import uv_per_unit
+from emg_pipeline.sources.live import LiveSource
 
 __all__ = [
     "LslSource",
@@ -334,7 +335,7 @@ def _channel_layout(desc: LslStreamDescription) -> tuple[tuple[str, ...], str, n
     return names, "counts", np.ones(n)
 
 
-class LslSource:
+class LslSource(LiveSource):
     """Chunks of samples from one LSL stream, live, with losses and reconnects accounted for.
 
     Parameters
@@ -447,17 +448,6 @@ class LslSource:
         if self.description is None:
             raise RuntimeError("the LSL source is not connected yet (call connect())")
         return self.description
-
-    async def __aenter__(self) -> LslSource:
-        await self.connect()
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.close()
-
-    def __aiter__(self) -> AsyncIterator[Chunk]:
-        return self.chunks()
 
     # ------------------------------------------------------------- lifecycle
     async def connect(self) -> None:

@@ -32,7 +32,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TypeVar
 
 from bleak import BleakClient
@@ -52,6 +51,7 @@ from emg_pipeline.errors import (
 from emg_pipeline.profiles import FirmwareProfile, load_profile
 from emg_pipeline.sources.ble.assembler import PacketAssembler, StreamStats
 from emg_pipeline.sources.ble.scan import BleBackend, find_board
+from emg_pipeline.sources.live import LiveSource
 
 __all__ = ["BleSource", "ReconnectPolicy"]
 
@@ -93,7 +93,7 @@ class ReconnectPolicy:
     give_up_after_s: float = 120.0
 
 
-class BleSource:
+class BleSource(LiveSource):
     """Chunks of samples from one BLE board, live.
 
     Parameters
@@ -189,17 +189,6 @@ class BleSource:
     def connected(self) -> bool:
         """Whether the link is up."""
         return self._client is not None and self._client.is_connected
-
-    async def __aenter__(self) -> BleSource:
-        await self.connect()
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.close()
-
-    def __aiter__(self) -> AsyncIterator[Chunk]:
-        return self.chunks()
 
     # ------------------------------------------------------------- lifecycle
     async def connect(self) -> None:
