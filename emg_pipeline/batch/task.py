@@ -232,6 +232,8 @@ def _one_line(exc: BaseException, path: Path | None = None) -> str:
     if path is not None and getattr(exc, "path", None) == path and isinstance(reason, str):
         return " ".join(reason.split()) or type(exc).__name__
     text = " ".join(str(exc).split())
+    if path is not None and text.startswith(f"{path}: "):   # errors that name it first
+        text = text[len(f"{path}: "):]
     return text or type(exc).__name__
 
 
