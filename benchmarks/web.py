@@ -289,6 +289,7 @@ def phase_viewers(signal: np.ndarray, fs: float, channels: Sequence[str], durati
     url = sink.start().replace("http://", "ws://") + "ws"
     server_tid = sink.server._thread.native_id if sink.server and sink.server._thread else None
     none_loop, none_own = unpaced_speeds(signal, fs, channels, [sink], repeats)
+    bare_loop, bare_own = unpaced_speeds(signal, fs, channels, [], repeats)   # same process
     fast_s = repeats * signal.shape[0] / fs / 100.0 + 30.0   # generous: unpaced runs follow
     clients = subprocess.Popen([sys.executable, "-c", _CLIENTS, url, str(n_viewers),
                                 str(duration + fast_s + 5.0)],
@@ -311,6 +312,7 @@ def phase_viewers(signal: np.ndarray, fs: float, channels: Sequence[str], durati
     received = json.loads(out) if out.strip() else {"frames": [], "bytes": [], "cpu_s": math.nan}
     return {"connected": connected, "chunk_median_us": med, "chunk_p95_us": p95,
             "fast_x": loop, "own_x": own, "none_fast_x": none_loop, "none_own_x": none_own,
+            "bare_fast_x": bare_loop, "bare_own_x": bare_own,
             "server_cpu_share": server_share,
             "fast_server_cpu_share": fast_server_share,
             "clients_cpu_s": received.get("cpu_s", math.nan),
@@ -339,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="unpaced runs per case, best kept")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
-    p.add_argument("--only", choices=("browser", "alone"), default=None,
+    p.add_argument("--only", choices=("browser", "alone", "viewers"), default=None,
                    help="run one phase only and print its figures as JSON (e.g. the "
                         "10-minute memory check of the page, or of the pipeline alone)")
     args = p.parse_args(argv)
@@ -358,8 +360,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     browser: dict[str, object] = {}
     if args.only is not None:
-        figures = phase_alone(signal, args.fs, channels, args.duration, args.repeats) \
-            if args.only == "alone" else phase_browser(signal, args.fs, channels, args.duration)
+        if args.only == "alone":
+            figures = phase_alone(signal, args.fs, channels, args.duration, args.repeats)
+        elif args.only == "browser":
+            figures = phase_browser(signal, args.fs, channels, args.duration)
+        else:
+            figures = phase_viewers(signal, args.fs, channels, args.duration, args.viewers,
+                                    args.repeats)
         print(json.dumps(figures, indent=2, default=str))
         return 0
     print("phase 1: pipeline alone", file=sys.stderr)
@@ -411,12 +418,12 @@ def main(argv: Sequence[str] | None = None) -> int:
          verdict(many["chunk_median_us"] <= 1.25 * alone["chunk_median_us"])),
         (f"{args.viewers} viewers: the pipeline's own speed, unpaced", "unchanged",
          f"{fmt(many['own_x'], '.0f')}x real time with {args.viewers} viewers, "
-         f"{fmt(many['none_own_x'], '.0f')}x with none, {fmt(alone['own_x'], '.0f')}x without "
-         f"the dashboard (time inside Pipeline.process; best of {args.repeats})",
-         verdict(many["own_x"] >= 0.8 * many["none_own_x"])),
+         f"{fmt(many['none_own_x'], '.0f')}x with none, {fmt(many['bare_own_x'], '.0f')}x without "
+         f"the dashboard (time inside Pipeline.process; best of {args.repeats}, one process)",
+         verdict(many["own_x"] >= 0.8 * many["bare_own_x"])),
         (f"{args.viewers} viewers: whole loop, unpaced (pipeline + dashboard sink)", "(context)",
          f"{fmt(many['fast_x'], '.0f')}x real time with {args.viewers} viewers, "
-         f"{fmt(many['none_fast_x'], '.0f')}x with none, {fmt(alone['fast_x'], '.0f')}x "
+         f"{fmt(many['none_fast_x'], '.0f')}x with none, {fmt(many['bare_fast_x'], '.0f')}x "
          f"without the dashboard; server thread {fmt(100 * many['fast_server_cpu_share'])} % "
          f"of a core; the viewers' process, on the same {os.cpu_count()} cores, used "
          f"{fmt(many['clients_cpu_s'])} s of CPU", "n/a"),
