@@ -140,6 +140,7 @@ def test_site_mapping_of_episode_files(tmp_path: Path) -> None:
                  ).to_csv(plain, index=False)
     table = load_episode_files([plain])
     assert table["site"].tolist() == ["calf", "unspecified"]
+    assert (table["note"] == "").all()  # files from before the note column
     table = load_episode_files([plain], site_options=["ch7=Neck", "calf_left=foot"])
     assert table["site"].tolist() == ["foot", "neck"]
     with pytest.raises(ValueError, match="ch9"):

@@ -449,6 +449,8 @@ def test_marks_reach_the_episode_file_and_the_recording(tmp_path: Path) -> None:
     marked = with_marks[with_marks["label"] == "mark"]
     assert len(marked) >= 2 and set(marked["pattern"]) == {"manual"}
     assert (marked["duration_s"] == 0).all()
+    assert {"felt a cramp", "by socket"} <= set(marked["note"])
+    assert (with_marks.loc[with_marks["label"] != "mark", "note"] == "").all()
     _, rec_info = read_recording(tmp_path / "rec.bdf")
     texts = rec_info.annotations["text"].tolist()
     assert f"manual mark {rec.channels[0]}: felt a cramp" in texts
@@ -623,7 +625,7 @@ def test_dashboard_in_a_real_browser(tmp_path: Path) -> None:
             proc.kill()
             proc.wait(timeout=10)
     table = read_episodes(episodes, marks=True)
-    assert (table["label"] == "mark").sum() == 1
+    assert table.loc[table["label"] == "mark", "note"].tolist() == ["felt it"]
     spasms = table[table["label"] == "spasm"]
     assert len(spasms) == 1 and spasms.iloc[0]["channel"] == "calf_left"
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000

@@ -7,14 +7,16 @@ An episode file is a CSV with the columns of
   :mod:`emg_pipeline.sites`), ``unspecified`` when unknown;
 - ``onset_time`` (after ``onset_s``), when the recording's start time is
   known: the onset as ISO-8601 local time with its UTC offset, e.g.
-  ``2024-05-03T22:14:05.120+02:00``.
+  ``2024-05-03T22:14:05.120+02:00``;
+- ``note`` (last): the words of a manual mark, empty for episodes.
 
 :func:`write_episodes` writes one; :func:`read_episodes` reads and validates
 one, for reports that gather many sessions.
 
 Manual marks ("I felt a spasm now", from the dashboard) are rows of their own:
 label ``mark``, pattern ``manual``, an instant (``offset_s == onset_s``), the
-channel concerned or ``any``. :meth:`EpisodeFile.mark` writes them;
+channel concerned or ``any``, and the note typed with it. :meth:`EpisodeFile.mark`
+writes them;
 :func:`read_episodes` leaves them out unless asked (``marks=True``), so reports
 count episodes only.
 
@@ -74,6 +76,7 @@ __all__ = [
 EPISODE_FILE_COLUMNS: tuple[str, ...] = (
     "channel", "site", "onset_s", "onset_time",
     *(c for c in EPISODE_COLUMNS if c not in ("channel", "onset_s")),
+    "note",
 )
 
 #: columns an episode file must have to be read
@@ -119,6 +122,7 @@ def episode_table(
     for column in EPISODE_COLUMNS:
         if column not in frame:
             frame[column] = pd.Series([None] * len(frame), dtype=object)
+    frame["note"] = frame["note"].fillna("").astype(str) if "note" in frame else ""
     sites = sites if sites is not None else SiteMap()
     frame["site"] = [sites.site(str(c)) for c in frame["channel"]]
     start = sites.local_start()
@@ -345,6 +349,8 @@ def read_episodes(source: str | Path | IO[str], timezone: tzinfo | None = None, 
         out["gap_s"] = gaps.to_numpy(dtype=np.float64)
     else:
         out["gap_s"] = 0.0
+    # files written before the column existed have no notes
+    out["note"] = raw["note"].fillna("").astype(str) if "note" in raw else ""
     out = out[list(EPISODE_FILE_COLUMNS)]
     if is_mark.any() and not marks:
         out = out[~is_mark].reset_index(drop=True)
@@ -467,15 +473,15 @@ class EpisodeFile:
         time_s : float
             Stream time of the mark, in seconds.
         note : str
-            What was felt; not a column of the file (the recording's
-            annotation keeps it).
+            What was felt (the row's ``note``; the recording's annotation
+            keeps it too).
         channel : str, optional
             The channel concerned (default: ``any``).
         """
         row: dict[str, object] = {
             "channel": channel or MARK_CHANNEL, "onset_s": float(time_s),
             "offset_s": float(time_s), "duration_s": 0.0, "label": MARK_LABEL,
-            "pattern": MARK_PATTERN, "unit": "",
+            "pattern": MARK_PATTERN, "unit": "", "note": note,
         }
         self.marks.append(row)
         if self._handle is None:
