@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 from datetime import UTC, datetime, timedelta, timezone
@@ -15,6 +16,7 @@ from emg_pipeline.commands._common import add_site_options, sites_from_args
 from emg_pipeline.events import EPISODE_COLUMNS, Episode
 from emg_pipeline.sinks.episodes import (
     EpisodeFileError,
+    append_rows,
     episode_table,
     is_episode_file,
     read_episodes,
@@ -199,6 +201,28 @@ def test_write_and_read_round_trip(tmp_path: Path) -> None:
     assert table.loc[1, "onset_time"] == start + timedelta(seconds=90)
     assert table.loc[1, "onset_time"].isoformat() == "2024-03-31T00:00:30+01:00"
     assert table["duration_s"].tolist() == [0.25, 3.0]
+
+
+@pytest.mark.parametrize("timed", [False, True])
+def test_appended_rows_are_the_rows_of_the_table(timed: bool) -> None:
+    # the live episode file appends rows without pandas: the same text as the table's
+    start = datetime(2024, 3, 30, 23, 59, 0, tzinfo=parse_timezone("Europe/Paris"))
+    sites = SiteMap({"ch1": "calf"}, start if timed else None)
+    episodes = [
+        _episode(90.0, 3.0), _episode(12.5, 0.25, "twitch", "ch2", "phasic"),
+        _episode(12.5, 0.125, "twitch", "ch1", "phasic"),          # same onset: by channel
+        dataclasses.replace(_episode(1 / 3, 2.0), peak=float("nan"), truncated=True,
+                            burst_count=7, gap_s=0.02),
+    ]
+    marks = [{"channel": "any", "onset_s": 5.0, "offset_s": 5.0, "duration_s": 0.0,
+              "label": "mark", "pattern": "manual", "unit": "", "note": 'cramp, "bad" one'}]
+    for rows in (episodes, marks):   # the sink appends episodes and marks apart
+        text = io.StringIO()
+        append_rows(rows, text, sites)
+        expected = episode_table(rows, sites).to_csv(index=False, header=False,
+                                                     float_format="%.4f")
+        assert text.getvalue() == expected
+    assert 'cramp, ""bad"" one' in text.getvalue()
 
 
 def test_onset_time_crosses_a_daylight_saving_change() -> None:

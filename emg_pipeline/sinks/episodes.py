@@ -36,6 +36,7 @@ Examples
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import math
 import os
@@ -66,6 +67,7 @@ __all__ = [
     "REQUIRED_COLUMNS",
     "EpisodeFile",
     "EpisodeFileError",
+    "append_rows",
     "episode_table",
     "is_episode_file",
     "read_episodes",
@@ -143,6 +145,46 @@ def _iso(start: datetime, seconds: float) -> str:
     # wall-clock time, which is an hour off across a change of offset
     moment = (start.astimezone(UTC) + timedelta(seconds=seconds)).astimezone(start.tzinfo)
     return moment.isoformat(timespec="milliseconds")
+
+
+def _cell(value: object) -> str:
+    """One value as ``DataFrame.to_csv(float_format="%.4f")`` writes it (NaN and None empty)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return "" if math.isnan(value) else f"{value:.4f}"
+    return str(value)
+
+
+def append_rows(
+    episodes: Iterable[Episode] | Iterable[Mapping[str, object]],
+    handle: IO[str],
+    sites: SiteMap | None = None,
+) -> None:
+    """Append episodes to an open episode file: the rows :func:`write_episodes` would write.
+
+    The same columns, order and text as :func:`episode_table` written with
+    ``to_csv``, without building a DataFrame: a live stream appends each episode
+    the moment it ends, and that must cost next to nothing.
+    """
+    sites = sites if sites is not None else SiteMap()
+    start = sites.local_start()
+    columns = [c for c in EPISODE_FILE_COLUMNS if start is not None or c != "onset_time"]
+    rows = []
+    for e in episodes:
+        row = e.as_dict() if isinstance(e, Episode) else dict(e)
+        row["site"] = sites.site(str(row["channel"]))
+        if start is not None:
+            row["onset_time"] = _iso(start, float(row["onset_s"]))  # type: ignore[arg-type]
+        row["note"] = row.get("note") or ""
+        rows.append(row)
+    rows.sort(key=lambda r: (r["onset_s"], str(r["channel"])))
+    writer = csv.writer(handle, lineterminator=os.linesep)
+    writer.writerows([_cell(row.get(c)) for c in columns] for row in rows)
 
 
 def write_episodes(
@@ -455,8 +497,7 @@ class EpisodeFile:
         if not ended:
             return
         try:
-            episode_table(ended, self.sites).to_csv(self._handle, index=False, header=False,
-                                                    float_format="%.4f")
+            append_rows(ended, self._handle, self.sites)
             self._sync()
         except OSError as exc:
             raise OutputError.from_os(self.option, self.path or "-", exc) from None
@@ -487,8 +528,7 @@ class EpisodeFile:
         if self._handle is None:
             return
         try:
-            episode_table([row], self.sites).to_csv(self._handle, index=False, header=False,
-                                                    float_format="%.4f")
+            append_rows([row], self._handle, self.sites)
             self._sync()
         except OSError as exc:
             raise OutputError.from_os(self.option, self.path or "-", exc) from None
