@@ -82,7 +82,8 @@ def episode_schema() -> pa.Schema:
         "peak": pa.float64(), "mean": pa.float64(), "unit": pa.string(),
         "burst_count": pa.int64(), "burst_rate_hz": pa.float64(),
         "median_freq_hz": pa.float64(), "floor": pa.float64(), "truncated": pa.bool_(),
-        "gap_s": pa.float64(), "onset_utc": pa.timestamp("us", tz="UTC"),
+        "gap_s": pa.float64(), "note": pa.string(),
+        "onset_utc": pa.timestamp("us", tz="UTC"),
     }
     return pa.schema([(name, types[name]) for name in EPISODE_COLUMNS])
 
