@@ -89,7 +89,11 @@ def plot_day_timeline(summary: DiarySummary, path: str | Path) -> Path:
             ax.scatter(start_h, y, marker="|", s=120, color=COLOURS[kind], linewidths=1.2)
         else:
             width = np.maximum(part["duration_s"].to_numpy() / 3600.0, min_width_h)
-            ax.barh(y, width, left=start_h, height=0.6, color=COLOURS[kind])
+            # one collection per row: thousands of single bars (patches) take seconds
+            for row in np.unique(y):
+                on_row = y == row
+                ax.broken_barh(list(zip(start_h[on_row], width[on_row], strict=True)),
+                               (row - 0.3, 0.6), facecolors=COLOURS[kind])
     ax.set_yticks(range(len(rows)), [f"{d}  {s}" for d, s in rows])
     ax.set_ylim(max(len(rows), 1) - 0.5, -0.5)
     ax.set_xlim(0, 24)
