@@ -251,8 +251,10 @@ def phase_browser(signal: np.ndarray, fs: float, channels: Sequence[str],
 
 
 _CLIENTS = textwrap.dedent("""
-    import asyncio, json, sys, time
+    import asyncio, json, os, sys, time
     from websockets.asyncio.client import connect
+
+    os.nice(19)   # the viewers stand for other devices: they take only CPU left over
 
     async def viewer(url, stop, out):
         frames = size = 0
