@@ -223,6 +223,9 @@ def test_appended_rows_are_the_rows_of_the_table(timed: bool) -> None:
                                                      float_format="%.4f")
         assert text.getvalue() == expected
     assert 'cramp, ""bad"" one' in text.getvalue()
+    # the whole file rewritten at the end: counts stay whole beside a mark's empty cells
+    both = episode_table([*episodes, *marks], sites).to_csv(index=False, float_format="%.4f")
+    assert both.count(",3,4.0000,") == 3 and ",7,4.0000," in both
 
 
 def test_onset_time_crosses_a_daylight_saving_change() -> None:

@@ -125,6 +125,8 @@ def episode_table(
         if column not in frame:
             frame[column] = pd.Series([None] * len(frame), dtype=object)
     frame["note"] = frame["note"].fillna("").astype(str) if "note" in frame else ""
+    # a whole count stays whole where a mark's row has none (not 95.0000)
+    frame["burst_count"] = frame["burst_count"].astype("Int64")
     sites = sites if sites is not None else SiteMap()
     frame["site"] = [sites.site(str(c)) for c in frame["channel"]]
     start = sites.local_start()
