@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import numpy as np
 from scipy import special
@@ -114,38 +114,41 @@ class Detection:
     truncated: bool = False
 
 
-class _Durations(NamedTuple):
-    """The detector's durations in frames."""
+#: The detector's durations in frames (one record: a compiled kernel reads it by name).
+DURATIONS = np.dtype([
+    ("min_on", np.int64),       # frames above the on threshold that confirm an onset
+    ("min_on_ecg", np.int64),   # the same on frames of a channel carrying ECG
+    ("gap", np.int64),          # frames of pause that end an episode
+    ("spasm", np.int64),        # frames that make an episode sustained
+    ("backtrack", np.int64),    # frames an onset may be dated back
+])
 
-    min_on: int
-    min_on_ecg: int
-    gap: int
-    spasm: int
-    backtrack: int
+#: Per-channel state of the frame walk (one record per channel).
+WALK = np.dtype([
+    ("on", np.float64),          # on threshold (envelope units)
+    ("off", np.float64),         # off threshold
+    ("in_episode", np.bool_),    # a confirmed episode is open
+    ("run", np.int64),           # frames of the candidate run so far (0: none)
+    ("run_onset", np.int64),     # onset the candidate would get
+    ("last_rest", np.int64),     # last frame at or below the off threshold
+    ("onset", np.int64),         # onset of the open episode
+    ("last_active", np.int64),   # last frame of the open episode above the off threshold
+    ("pause", np.int64),         # usable frames below the off threshold since then
+    ("sustained", np.bool_),     # the open episode has had its sustained decision
+])
 
 
-class _Walk(NamedTuple):
-    """Per-channel state of the frame walk (arrays of shape ``(n_channels,)``)."""
-
-    on: np.ndarray           # on threshold (envelope units)
-    off: np.ndarray          # off threshold
-    in_episode: np.ndarray   # a confirmed episode is open
-    run: np.ndarray          # frames of the candidate run so far (0: none)
-    run_onset: np.ndarray    # onset the candidate would get
-    last_rest: np.ndarray    # last frame at or below the off threshold
-    onset: np.ndarray        # onset of the open episode
-    last_active: np.ndarray  # last frame of the open episode above the off threshold
-    pause: np.ndarray        # usable frames below the off threshold since then
-    sustained: np.ndarray    # the open episode has had its sustained decision
+def new_walk(n_channels: int) -> np.ndarray:
+    """The walk's state before the first frame: no thresholds yet, no episode."""
+    w = np.zeros(n_channels, dtype=WALK)
+    w["on"] = w["off"] = np.inf
+    w["last_rest"] = -1
+    return w
 
 
-def _new_walk(n_channels: int) -> _Walk:
-    def ints(value: int) -> np.ndarray:
-        return np.full(n_channels, value, dtype=np.int64)
-
-    return _Walk(np.full(n_channels, np.inf), np.full(n_channels, np.inf),
-                 np.zeros(n_channels, dtype=np.bool_), ints(0), ints(0), ints(-1), ints(0),
-                 ints(0), ints(0), np.zeros(n_channels, dtype=np.bool_))
+def durations(min_on: int, min_on_ecg: int, gap: int, spasm: int, backtrack: int) -> np.ndarray:
+    """The walk's durations (frames) as the one-record array that :func:`_walk` reads."""
+    return np.array([(min_on, min_on_ecg, gap, spasm, backtrack)], dtype=DURATIONS)
 
 
 @jit
@@ -162,57 +165,61 @@ def _emit(out: np.ndarray, n_out: int, kind: int, c: int, k: int, onset: int,
 
 @jit
 def _walk(env: np.ndarray, skip: np.ndarray, rest: np.ndarray, ecg: np.ndarray,
-          first_frame: int, w: _Walk, d: _Durations, out: np.ndarray) -> int:
+          first_frame: int, walk: np.ndarray, durations: np.ndarray, out: np.ndarray) -> int:
     """Walk frames ``env[i, c]`` through the double threshold; write decisions to ``out``.
 
     ``skip``: artefact frames (cancel a candidate, else skipped); ``rest``: frames without
     signal (count as below the off threshold); ``ecg``: frames of a channel
-    carrying ECG (longer confirmation). Each decision is a row ``(kind,
-    channel, frame, onset, offset)``. Returns the number of rows written.
+    carrying ECG (longer confirmation); ``walk``: the state (:data:`WALK`, one
+    record per channel, updated in place); ``durations``: :data:`DURATIONS`.
+    Each decision is a row ``(kind, channel, frame, onset, offset)``. Returns
+    the number of rows written.
     """
+    d = durations[0]
     n_out = 0
     for c in range(env.shape[1]):
+        w = walk[c]
         for i in range(env.shape[0]):
             if skip[i, c]:
-                w.run[c] = 0   # an artefact cancels a candidate; an episode goes on
+                w.run = 0   # an artefact cancels a candidate; an episode goes on
                 continue
             k = first_frame + i
             e = env[i, c]
-            active = e > w.off[c] and not rest[i, c]
-            if w.in_episode[c]:
+            active = e > w.off and not rest[i, c]
+            if w.in_episode:
                 if active:
-                    w.last_active[c] = k
-                    w.pause[c] = 0
-                    if not w.sustained[c] and k - w.onset[c] + 1 >= d.spasm:
-                        w.sustained[c] = True
-                        n_out = _emit(out, n_out, _SUSTAINED, c, k, w.onset[c], -1)
+                    w.last_active = k
+                    w.pause = 0
+                    if not w.sustained and k - w.onset + 1 >= d.spasm:
+                        w.sustained = True
+                        n_out = _emit(out, n_out, _SUSTAINED, c, k, w.onset, -1)
                 else:
-                    w.last_rest[c] = k
-                    w.pause[c] += 1
-                    if w.pause[c] >= d.gap:
-                        w.in_episode[c] = False
-                        n_out = _emit(out, n_out, _END, c, k, w.onset[c], w.last_active[c] + 1)
+                    w.last_rest = k
+                    w.pause += 1
+                    if w.pause >= d.gap:
+                        w.in_episode = False
+                        n_out = _emit(out, n_out, _END, c, k, w.onset, w.last_active + 1)
                 continue
             if not active:
-                w.run[c] = 0
-                w.last_rest[c] = k
+                w.run = 0
+                w.last_rest = k
                 continue
-            if w.run[c] == 0:
-                if e <= w.on[c]:
+            if w.run == 0:
+                if e <= w.on:
                     continue   # between the thresholds: no candidate starts here
-                w.run_onset[c] = max(w.last_rest[c] + 1, k - d.backtrack)
-            w.run[c] += 1
-            if w.run[c] >= (d.min_on_ecg if ecg[i, c] else d.min_on):
-                w.in_episode[c] = True
-                w.run[c] = 0
-                w.onset[c] = w.run_onset[c]
-                w.last_active[c] = k
-                w.pause[c] = 0
-                w.sustained[c] = False
-                n_out = _emit(out, n_out, _ONSET, c, k, w.onset[c], -1)
-                if k - w.onset[c] + 1 >= d.spasm:
-                    w.sustained[c] = True
-                    n_out = _emit(out, n_out, _SUSTAINED, c, k, w.onset[c], -1)
+                w.run_onset = max(w.last_rest + 1, k - d.backtrack)
+            w.run += 1
+            if w.run >= (d.min_on_ecg if ecg[i, c] else d.min_on):
+                w.in_episode = True
+                w.run = 0
+                w.onset = w.run_onset
+                w.last_active = k
+                w.pause = 0
+                w.sustained = False
+                n_out = _emit(out, n_out, _ONSET, c, k, w.onset, -1)
+                if k - w.onset + 1 >= d.spasm:
+                    w.sustained = True
+                    n_out = _emit(out, n_out, _SUSTAINED, c, k, w.onset, -1)
     return n_out
 
 
@@ -348,7 +355,7 @@ class Detector:
         self.calibrated = bool(calibrated)
         per_s = 1.0 / self.frame_s
         min_on = max(1, round(settings.min_on_s * per_s))
-        self._durations = _Durations(
+        self._durations = durations(
             min_on=min_on,
             min_on_ecg=max(min_on, round(settings.ecg_min_on_s * per_s)),
             gap=max(1, math.ceil(settings.merge_gap_s * per_s - 1e-9)),
@@ -369,7 +376,7 @@ class Detector:
     def reset(self) -> None:
         """Forget the floor, the thresholds and every open episode."""
         C = self.n_channels
-        self._walk = _new_walk(C)
+        self._walk = new_walk(C)
         self._frame = 0
         self._block_log = np.zeros((C, self.block_frames))
         self._block_usable = np.zeros((C, self.block_frames), dtype=bool)
@@ -382,7 +389,7 @@ class Detector:
         self._ep_floor = np.full(C, np.nan)
         self._rows_frames = 0
         self._decision_rows(64)
-        self._published = tuple(_read_only(a.copy()) for a in (self._floor, *self._walk[:2]))
+        self._publish()
 
     @property
     def frame_index(self) -> int:
@@ -411,7 +418,7 @@ class Detector:
 
     def active(self) -> np.ndarray:
         """Which channels are inside a confirmed episode now."""
-        return self._walk.in_episode.copy()
+        return self._walk["in_episode"].copy()
 
     # --------------------------------------------------------------- process
     def process(
@@ -490,6 +497,11 @@ class Detector:
         if in_block + n == self.block_frames:
             self._end_block()
 
+    def _publish(self) -> None:
+        """What the properties hand out: read-only copies, replaced (not written) later."""
+        self._published = tuple(_read_only(a.copy())
+                                for a in (self._floor, self._walk["on"], self._walk["off"]))
+
     def _decision_rows(self, n_frames: int) -> np.ndarray:
         """A table for the decisions of ``n_frames`` frames (at most two per frame and channel)."""
         self._rows_frames = n_frames
@@ -526,10 +538,9 @@ class Detector:
         known = np.isfinite(log_floor)
         # new arrays (not written in place): values handed out earlier stay as they were
         self._floor = np.where(known, floor, self._floor)
-        self._walk = self._walk._replace(on=np.where(known, on, self._walk.on),
-                                         off=np.where(known, off, self._walk.off))
-        # what the properties hand out: read-only copies, replaced (not written) here
-        self._published = tuple(_read_only(a.copy()) for a in (self._floor, *self._walk[:2]))
+        self._walk["on"] = np.where(known, on, self._walk["on"])
+        self._walk["off"] = np.where(known, off, self._walk["off"])
+        self._publish()
 
     def _long_memory(self, b: int) -> tuple[np.ndarray, np.ndarray]:
         """The long memory's low level and the spread of rest, per channel.
@@ -571,15 +582,15 @@ class Detector:
             where the stream ended before the episode's end was known.
         """
         out: list[Detection] = []
-        w = self._walk
         last = self._frame - 1
-        for c in np.flatnonzero(w.in_episode).tolist():
-            still_on = bool(w.pause[c] == 0)
-            offset = self._frame if still_on else int(w.last_active[c]) + 1
-            out.append(Detection("end", c, last, int(w.onset[c]), offset,
+        for c in np.flatnonzero(self._walk["in_episode"]).tolist():
+            w = self._walk[c]
+            still_on = bool(w["pause"] == 0)
+            offset = self._frame if still_on else int(w["last_active"]) + 1
+            out.append(Detection("end", c, last, int(w["onset"]), offset,
                                  float(self._ep_floor[c]), truncated=True))
-            w.in_episode[c] = False
-        w.run[:] = 0
+        self._walk["in_episode"] = False
+        self._walk["run"] = 0
         return out
 
 

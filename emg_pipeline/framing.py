@@ -468,7 +468,11 @@ class History:
             return
         if self._buf is None:
             self._buf = np.empty((self.capacity, self.n_channels))
-        _ring_write(self._buf, self.end, rows)
+        at = self.end % self.capacity
+        if n <= self.capacity - at:   # the usual live chunk: no wrap, one slice copy
+            self._buf[at : at + n] = rows
+        else:
+            _ring_write(self._buf, self.end, rows)
         self.end += n
 
     def segments(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@ minutes stays one episode.
 from __future__ import annotations
 
 import itertools
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,10 +22,10 @@ from emg_pipeline.detection import (
     Detection,
     Detector,
     _block_stats,
-    _Durations,
-    _new_walk,
     _row_quantiles,
     _walk,
+    durations,
+    new_walk,
     rest_level,
 )
 from emg_pipeline.settings import PipelineSettings
@@ -34,7 +35,7 @@ from .conftest import random_splits
 FRAME_S = 0.005
 
 
-def _reference_walk(env, skip, rest, ecg, on, off, d: _Durations) -> list[tuple]:
+def _reference_walk(env, skip, rest, ecg, on, off, d: SimpleNamespace) -> list[tuple]:
     """The double threshold, frame by frame, one channel at a time (fixed thresholds)."""
     out = []
     for c in range(env.shape[1]):
@@ -80,12 +81,13 @@ def test_walk_equals_the_reference(seed: int) -> None:
     env = np.exp(slow + 0.5 * rng.standard_normal((n, C)))
     skip, rest, ecg = (rng.random((n, C)) < p for p in (0.05, 0.02, 0.3))
     on, off = np.array([2.0, 3.0, 1.5]), np.array([1.0, 2.9, 0.5])
-    d = _Durations(min_on=int(rng.integers(1, 12)), min_on_ecg=int(rng.integers(12, 30)),
-                   gap=int(rng.integers(1, 80)), spasm=int(rng.integers(1, 400)),
-                   backtrack=int(rng.integers(1, 200)))
-    w = _new_walk(C)._replace(on=on, off=off)
+    d = SimpleNamespace(min_on=int(rng.integers(1, 12)), min_on_ecg=int(rng.integers(12, 30)),
+                        gap=int(rng.integers(1, 80)), spasm=int(rng.integers(1, 400)),
+                        backtrack=int(rng.integers(1, 200)))
+    w = new_walk(C)
+    w["on"], w["off"] = on, off
     rows = np.empty((2 * n * C + 1, 5), dtype=np.int64)
-    found = _walk(env, skip, rest, ecg, 0, w, d, rows)
+    found = _walk(env, skip, rest, ecg, 0, w, durations(**vars(d)), rows)
     want = _reference_walk(env, skip, rest, ecg, on, off, d)
     got = [tuple(r) for r in rows[:found].tolist()]
     assert sorted(got, key=lambda r: (r[1], r[2], r[0])) == want

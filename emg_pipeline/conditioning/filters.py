@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
 
 import numpy as np
 from scipy import signal
@@ -253,38 +252,33 @@ class SosFilter:
         return y
 
 
-class _FrameFilterState(NamedTuple):
-    """What a :class:`FrameFilter` carries from chunk to chunk (arrays updated in place)."""
-
-    rest: np.ndarray  # (frame_len, n_channels): the samples of the unfinished frame
-    counters: np.ndarray  # int64 (2,): samples in the unfinished frame; 1 once started
-    z0: np.ndarray  # (n_sections, n_channels): the first state term of each section
-    z1: np.ndarray  # (n_sections, n_channels): the second
-
-
-_REST, _STARTED = 0, 1  # the counters
+_REST, _STARTED = 0, 1  # the frame filter's counters
 
 
 @jit
 def _frame_filter_kernel(x: np.ndarray, sos: np.ndarray, zi_unit: np.ndarray,
-                         state: _FrameFilterState, out: np.ndarray) -> None:
+                         rest: np.ndarray, counters: np.ndarray, z0: np.ndarray,
+                         z1: np.ndarray, out: np.ndarray) -> None:
     """Means of the frames completed by ``x``, filtered by ``sos``, into ``out``.
 
-    The filter starts at the steady state of the first frame mean
-    (``zi_unit``, ``sosfilt_zi``'s ``(n_sections, 2)``, times that mean).
+    The carried state, updated in place: ``rest`` (``(frame_len, n_channels)``,
+    the samples of the unfinished frame), ``counters`` (samples in it; 1 once
+    the filter has started) and ``z0``, ``z1`` (``(n_sections, n_channels)``,
+    the two state terms of each section). The filter starts at the steady
+    state of the first frame mean (``zi_unit``, ``sosfilt_zi``'s
+    ``(n_sections, 2)``, times that mean).
     """
-    frame_len = state.rest.shape[0]
-    state.counters[_REST] = _frames_into(x, state.rest, state.counters[_REST], out, SUM,
-                                         float(frame_len))
+    frame_len = rest.shape[0]
+    counters[_REST] = _frames_into(x, rest, counters[_REST], out, SUM, float(frame_len))
     if out.shape[0] == 0:
         return
-    if state.counters[_STARTED] == 0:
+    if counters[_STARTED] == 0:
         for s in range(sos.shape[0]):
             for c in range(out.shape[1]):
-                state.z0[s, c] = zi_unit[s, 0] * out[0, c]
-                state.z1[s, c] = zi_unit[s, 1] * out[0, c]
-        state.counters[_STARTED] = 1
-    sos_rows(sos, out, out, state.z0, state.z1)
+                z0[s, c] = zi_unit[s, 0] * out[0, c]
+                z1[s, c] = zi_unit[s, 1] * out[0, c]
+        counters[_STARTED] = 1
+    sos_rows(sos, out, out, z0, z1)
 
 
 class FrameFilter:
@@ -321,16 +315,15 @@ class FrameFilter:
         self.n_channels = int(n_channels)
         self._zi_unit = steady_state(self.sos)
         n_sec = self.sos.shape[0]
-        self._state = _FrameFilterState(
-            rest=np.empty((self.frame_len, self.n_channels)),
-            counters=np.zeros(2, dtype=np.int64),
-            z0=np.zeros((n_sec, self.n_channels)),
-            z1=np.zeros((n_sec, self.n_channels)),
-        )
+        # the carried state (see _frame_filter_kernel), updated in place
+        self._rest = np.empty((self.frame_len, self.n_channels))
+        self._counters = np.zeros(2, dtype=np.int64)
+        self._z0 = np.zeros((n_sec, self.n_channels))
+        self._z1 = np.zeros((n_sec, self.n_channels))
 
     def reset(self) -> None:
         """Forget the unfinished frame and the filter state."""
-        self._state.counters[:] = 0
+        self._counters[:] = 0
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """Filtered means of the frames completed by ``x``, shape ``(n_frames, n_channels)``."""
@@ -338,7 +331,8 @@ class FrameFilter:
             x = x.astype(np.float64)
         if x.ndim != 2 or x.shape[1] != self.n_channels:
             raise ValueError(f"x must have shape (n_samples, {self.n_channels}), got {x.shape}")
-        n_frames = (int(self._state.counters[_REST]) + x.shape[0]) // self.frame_len
+        n_frames = (int(self._counters[_REST]) + x.shape[0]) // self.frame_len
         out = np.empty((n_frames, self.n_channels))
-        _frame_filter_kernel(x, self.sos, self._zi_unit, self._state, out)
+        _frame_filter_kernel(x, self.sos, self._zi_unit, self._rest, self._counters, self._z0,
+                             self._z1, out)
         return out

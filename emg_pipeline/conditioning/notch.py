@@ -76,8 +76,10 @@ class _Comb(NamedTuple):
 
 
 @jit
-def _comb(x: np.ndarray, out: np.ndarray, st: _Comb, turn_re: np.ndarray,
-          turn_im: np.ndarray, gain: np.ndarray, clip: np.ndarray, scale: float) -> None:
+def _comb(x: np.ndarray, out: np.ndarray, w_re: np.ndarray, w_im: np.ndarray,
+          r_re: np.ndarray, r_im: np.ndarray, out_abs: np.ndarray, out_power: np.ndarray,
+          turn_re: np.ndarray, turn_im: np.ndarray, gain: np.ndarray, clip: np.ndarray,
+          scale: float) -> None:
     """Adaptive notch comb, sample by sample: ``out = scale * (x - prediction of the lines)``.
 
     Each sample the references turn by their harmonic's ``turn``; the lines
@@ -86,10 +88,11 @@ def _comb(x: np.ndarray, out: np.ndarray, st: _Comb, turn_re: np.ndarray,
     (clipped at ``clip[c]``) times the reference's conjugate (the LMS step).
     Away from the lines the error is the input times
     ``1 / (1 - sum(gain) / 2)``: ``scale`` undoes that. The block sums of
-    :class:`_Comb` are added to.
+    :class:`_Comb` are added to. The state comes as the fields of :class:`_Comb`
+    (``w_re, w_im, r_re, r_im, out_abs, out_power``: separate arguments, as a
+    compiled call types a tuple of arrays slowly) and is updated in place.
     """
-    n_h, n_c = st.weight_re.shape
-    w_re, w_im, r_re, r_im = st.weight_re, st.weight_im, st.ref_re, st.ref_im
+    n_h, n_c = w_re.shape
     predicted = np.empty(n_c)
     for i in range(x.shape[0]):
         for h in range(n_h):
@@ -104,8 +107,8 @@ def _comb(x: np.ndarray, out: np.ndarray, st: _Comb, turn_re: np.ndarray,
             error = x[i, c] - predicted[c]
             y = scale * error
             out[i, c] = y
-            st.out_abs[c] += abs(y)
-            st.out_power[c] += y * y
+            out_abs[c] += abs(y)
+            out_power[c] += y * y
             predicted[c] = min(max(error, -clip[c]), clip[c])   # the step
         for h in range(n_h):
             g_re = gain[h] * r_re[h]
@@ -293,7 +296,7 @@ class MainsNotch:
         x = np.ascontiguousarray(x)
         if self._filled + x.shape[0] < self.block:   # the usual live chunk: inside a block
             y = np.empty_like(x)
-            _comb(x, y, self._comb, *self._turn, self._gain, self._clip, self._scale)
+            _comb(x, y, *self._comb, *self._turn, self._gain, self._clip, self._scale)
             self._filled += x.shape[0]
             return y
         out = []
@@ -302,7 +305,7 @@ class MainsNotch:
             take = min(x.shape[0] - start, self.block - self._filled)
             part = np.ascontiguousarray(x[start : start + take])
             y = np.empty_like(part)
-            _comb(part, y, self._comb, *self._turn, self._gain, self._clip, self._scale)
+            _comb(part, y, *self._comb, *self._turn, self._gain, self._clip, self._scale)
             out.append(y)
             self._filled += take
             start += take
