@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Literal
 
 import numpy as np
 from scipy.fft import next_fast_len
@@ -52,6 +53,12 @@ def _periodic_hann(nperseg: int) -> tuple[np.ndarray, float]:
     window = np.hanning(nperseg + 1)[:-1]
     window.flags.writeable = False  # shared between callers
     return window, float(window @ window)
+
+
+def _median_bias(n: int) -> float:
+    """Ratio of the median to the mean of ``n`` periodogram values (scipy's correction)."""
+    even = 2.0 * np.arange(1, (n - 1) // 2 + 1)
+    return float(1.0 + np.sum(1.0 / (even + 1.0) - 1.0 / even))
 
 
 def _welch_starts(n: int, nperseg: int, max_segments: int | None) -> np.ndarray:
@@ -112,7 +119,10 @@ def median_frequency(x: np.ndarray, fs: float, max_segments: int = _MAX_SEGMENTS
     """Median frequency (Hz) of the power spectrum of ``x``; NaN if too short.
 
     The spectrum is a Welch estimate over at most ``max_segments`` segments of
-    256 samples spread evenly over ``x``.
+    256 samples spread evenly over ``x``, their median per frequency (Welch's
+    median average): a cable knock or an electrode pop in fewer than half of
+    the segments does not move it, where in the mean it would outweigh the
+    muscle's own spectrum.
 
     Examples
     --------
@@ -123,7 +133,8 @@ def median_frequency(x: np.ndarray, fs: float, max_segments: int = _MAX_SEGMENTS
     x = np.asarray(x, dtype=np.float64)
     if x.shape[0] < _MIN_SPECTRUM:
         return math.nan
-    freqs, power = welch_power(x, fs, min(_SEGMENT, x.shape[0]), max_segments)
+    freqs, power = welch_power(x, fs, min(_SEGMENT, x.shape[0]), max_segments,
+                               average="median")
     total = np.cumsum(power)
     if not total[-1] > 0:  # a spectrum of zeros, or with NaN (an infinite sample)
         return math.nan
@@ -137,14 +148,16 @@ def median_frequency(x: np.ndarray, fs: float, max_segments: int = _MAX_SEGMENTS
 
 
 def welch_power(
-    x: np.ndarray, fs: float, nperseg: int, max_segments: int | None = None
+    x: np.ndarray, fs: float, nperseg: int, max_segments: int | None = None,
+    average: Literal["mean", "median"] = "mean",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Welch power spectrum of a 1-D signal: Hann segments, half overlap, each de-meaned.
 
-    The same estimate as ``scipy.signal.welch(x, fs, nperseg=nperseg)`` (one-sided
-    density), computed with one batched FFT instead of a per-segment loop. With
-    ``max_segments``, at most that many segments, evenly spread over ``x``, are
-    averaged (a bounded cost for long episodes).
+    The same estimate as ``scipy.signal.welch(x, fs, nperseg=nperseg,
+    average=average)`` (one-sided density), computed with one batched FFT
+    instead of a per-segment loop. With ``max_segments``, at most that many
+    segments, evenly spread over ``x``, are averaged (a bounded cost for long
+    episodes).
 
     Examples
     --------
@@ -160,7 +173,12 @@ def welch_power(
     segs = x[starts[:, None] + np.arange(nperseg)]
     window, energy = _periodic_hann(nperseg)
     spec = np.fft.rfft((segs - segs.mean(axis=1, keepdims=True)) * window, axis=1)
-    power = (spec.real**2 + spec.imag**2).mean(axis=0) / (fs * energy)
+    periodograms = spec.real**2 + spec.imag**2
+    if average == "median":   # scipy's: the median, unbiased for chi-square(2) values
+        power = np.median(periodograms, axis=0) / _median_bias(periodograms.shape[0])
+    else:
+        power = periodograms.mean(axis=0)
+    power /= fs * energy
     if nperseg % 2:
         power[1:] *= 2.0
     else:

@@ -24,13 +24,16 @@ from emg_pipeline.stages import Classification
 
 @pytest.mark.parametrize("n", [32, 255, 256, 257, 1000, 4097])
 @pytest.mark.parametrize("nperseg", [32, 100, 256])
-def test_welch_power_is_scipys_welch(n: int, nperseg: int) -> None:
+@pytest.mark.parametrize("average", ["mean", "median"])
+def test_welch_power_is_scipys_welch(n: int, nperseg: int, average: str) -> None:
     if nperseg > n:
         return
     x = np.random.default_rng(n).standard_normal(n) + 3.0
-    f0, p0 = signal.welch(x, fs=1000.0, nperseg=nperseg)
-    f1, p1 = welch_power(x, 1000.0, nperseg)
+    f0, p0 = signal.welch(x, fs=1000.0, nperseg=nperseg, average=average)
+    f1, p1 = welch_power(x, 1000.0, nperseg, average=average)
     assert np.allclose(f0, f1) and np.allclose(p0, p1, rtol=1e-10, atol=0.0)
+    if average == "median":
+        return
     # enough segments allowed: the same estimate
     _, p2 = welch_power(x, 1000.0, nperseg, max_segments=10_000)
     assert np.array_equal(p1, p2)
@@ -51,6 +54,18 @@ def test_median_frequency_of_a_tone_is_the_tone(fs: float, tone_hz: float) -> No
     t = np.arange(round(3 * fs)) / fs
     mdf = median_frequency(np.sin(2 * np.pi * tone_hz * t), fs)
     assert abs(mdf - tone_hz) < 0.5 * fs / 256
+
+
+def test_median_frequency_is_not_moved_by_a_knock_in_a_few_segments() -> None:
+    """A loud low ringing in a tenth of an episode: the mean spectrum is the knock's, the
+    median spectrum (the one used) still the muscle's."""
+    fs = 1000.0
+    t = np.arange(10_000) / fs
+    x = np.sin(2 * np.pi * 120.0 * t)
+    x[4000:5000] += 30.0 * np.sin(2 * np.pi * 22.0 * t[4000:5000])
+    f, p = welch_power(x, fs, 256)
+    assert f[np.argmax(p)] < 30.0
+    assert abs(median_frequency(x, fs) - 120.0) < fs / 256
 
 
 def test_median_frequency_of_white_noise_is_a_quarter_of_the_rate() -> None:
