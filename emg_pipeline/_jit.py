@@ -4,8 +4,11 @@ The hot loops of the pipeline that numpy cannot express without per-sample
 Python work (recursive filters across channels, the adaptive mains comb,
 framing and moving windows, the detector's hysteresis walk) are compiled with
 :func:`jit`. Each kernel walks a ``(n_samples, n_channels)`` array once, in
-sample order, with its state in named tuples of arrays owned by the calling
-stage, so a kernel's result never depends on how the stream was chunked. What
+sample order, with its state in named arrays owned by the calling stage (a
+record array with a field per state variable, or separate arrays passed by
+name: numba types a tuple of arrays at every call, which cost a few
+microseconds per live chunk), so a kernel's result never depends on how the
+stream was chunked. What
 runs once per block or per episode is numpy, not a kernel: compiling costs
 more than it would save.
 

@@ -105,7 +105,11 @@ class LiveEvent:
     onset_s : float
         Onset of the episode concerned.
     episode : Episode or None
-        The finished episode, for ``end`` events.
+        The finished episode, for ``end`` events (None when it was rejected).
+    rejected : Episode or None
+        For an ``end`` event without an episode: what ended, measured, and
+        rejected as not muscle (its median frequency lies below
+        ``min_median_freq_hz``); it is in no episode count or file.
     """
 
     kind: Literal["onset", "sustained", "end"]
@@ -113,3 +117,4 @@ class LiveEvent:
     time_s: float
     onset_s: float
     episode: Episode | None = None
+    rejected: Episode | None = None

@@ -220,6 +220,8 @@ class Pipeline:
         self.n_samples = 0
         self.n_frames = 0
         self.episodes: list[Episode] = []
+        #: what ended but was rejected as not muscle (see ``min_median_freq_hz``)
+        self.rejected: list[Episode] = []
         self.artefact_frames = np.zeros(len(self.channels), dtype=np.int64)
         self.no_signal_frames = np.zeros(len(self.channels), dtype=np.int64)
         self.lost_samples = 0
@@ -324,6 +326,8 @@ class Pipeline:
         for event in block.events:
             if event.episode is not None:
                 self.episodes.append(event.episode)
+            elif event.rejected is not None:
+                self.rejected.append(event.rejected)
         return block
 
     def _result(

@@ -109,6 +109,9 @@ class RunSummary:
         Counts the source kept (packets, losses, reconnects...), if any.
     wall_s : float
         Wall-clock duration of the run.
+    rejected : tuple of Episode
+        What ended but was rejected as not muscle (its median frequency below
+        ``min_median_freq_hz``: a knock's or motion's ringing); in no count.
     """
 
     info: StreamInfo
@@ -124,6 +127,7 @@ class RunSummary:
     interrupted: bool = False
     source_stats: Mapping[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
+    rejected: tuple[Episode, ...] = ()
 
     @property
     def duration_s(self) -> float:
@@ -174,6 +178,7 @@ class RunSummary:
             interrupted=interrupted,
             source_stats=dict(source_stats or {}),
             wall_s=wall_s,
+            rejected=tuple(pipe.rejected),
         )
 
 

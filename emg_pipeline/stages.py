@@ -340,6 +340,7 @@ class Classification(Stage):
         self._frame_len = spec.frame_len
         self._fs = spec.fs
         self.gaps: deque[Gap] = deque(maxlen=MAX_GAPS_KEPT)
+        self.min_median_freq_hz = s.min_median_freq_hz
 
     def reset(self) -> None:
         for history in (self.envelope, self.power, self.samples):
@@ -372,12 +373,17 @@ class Classification(Stage):
             time_s = (d.frame + 1) * self.frame_s
             onset_s = d.onset_frame * self.frame_s
             episode: Episode | None = None
+            rejected: Episode | None = None
             if d.kind == "end":
                 episode = self.classifier.classify(d, self.envelope, self.power, self.samples)
                 missing = self._missing(d)
                 if missing:
                     episode = replace(episode, gap_s=missing / self._fs)
-            out.append(LiveEvent(d.kind, name, time_s, onset_s, episode))
+                # the spectrum of a knock's or motion's ringing lies at the band's lower
+                # edge, far below any muscle's (NaN, no spectrum: kept)
+                if episode.median_freq_hz < self.min_median_freq_hz:
+                    episode, rejected = None, episode
+            out.append(LiveEvent(d.kind, name, time_s, onset_s, episode, rejected))
         out.sort(key=lambda e: (e.time_s, self._order[e.channel], _KIND_ORDER[e.kind]))
         return out
 

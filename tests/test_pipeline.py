@@ -11,6 +11,8 @@ import pytest
 from emg_pipeline import Chunk, ConfigError, Pipeline, SampleRateError, detect, simulate
 from emg_pipeline.metrics import match_events, score
 from emg_pipeline.run import run
+from emg_pipeline.sinks import format_event
+from emg_pipeline.sinks.console import summary_lines
 from emg_pipeline.sources.synthetic import emg_noise
 
 from .conftest import random_splits
@@ -153,6 +155,43 @@ def test_rest_with_artefacts_gives_no_episode(rng: np.random.Generator) -> None:
                    knocks_per_min=2.0)
     found = detect(rec.signal, rec.fs, channels=rec.channels, unit="uV")
     assert len(found) <= 1, found
+
+
+def test_a_burst_below_any_muscles_median_frequency_is_rejected(
+    rng: np.random.Generator,
+) -> None:
+    """A 24 Hz ringing (a knock's, just above the band's 20 Hz edge) ends without an
+    episode and is counted as rejected; a contraction of the same strength is kept."""
+    fs = 1000.0
+    x = 5.0 * rng.standard_normal((30_000, 1))
+    t = np.arange(1500) / fs
+    x[10_000:11_500, 0] += 200.0 * np.sin(2 * np.pi * 24.0 * t)
+    x[20_000:21_500, 0] += 200.0 * emg_noise(rng, 1500, fs)
+    runs = []
+    for cuts in ([], random_splits(rng, x.shape[0], 40)):
+        pipe = Pipeline(fs, ["calf"], unit="uV")
+        _, events = _run(pipe, x, cuts)
+        runs.append((pipe.episodes_frame(), pipe.rejected, events))
+    (episodes, rejected, events), (episodes_2, rejected_2, _) = runs
+    pd.testing.assert_frame_equal(episodes, episodes_2)
+    assert rejected == rejected_2
+    assert len(episodes) == 1 and abs(episodes.onset_s[0] - 20.0) < 0.1
+    assert episodes.median_freq_hz[0] > 40.0
+    assert len(rejected) == 1 and abs(rejected[0].onset_s - 10.0) < 0.1
+    assert abs(rejected[0].median_freq_hz - 24.0) < 4.0
+    ends = [e for e in events if e.kind == "end"]
+    assert [e.episode is None for e in ends] == [True, False]
+    assert ends[0].rejected == rejected[0]
+    # the console says so, live and in the summary
+    assert "was not muscle (median frequency 2" in format_event(ends[0])
+    summary = run([x], Pipeline(fs, ["calf"], unit="uV"))
+    assert len(summary.rejected) == 1 and len(summary.episodes) == 1
+    assert any(line.startswith("  not muscle: 1 burst whose median frequency")
+               for line in summary_lines(summary))
+    # the setting at 0 keeps everything
+    pipe = Pipeline(fs, ["calf"], unit="uV", min_median_freq_hz=0.0)
+    _run(pipe, x, [])
+    assert len(pipe.episodes) == 2 and not pipe.rejected
 
 
 def test_nan_gaps_are_bridged_and_reported(rng: np.random.Generator) -> None:

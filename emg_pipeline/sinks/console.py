@@ -126,6 +126,11 @@ def format_event(event: LiveEvent, channel_width: int = 0) -> str:
         )
     if event.episode is not None:
         return head + _describe_episode(event.episode)
+    if event.rejected is not None:
+        return head + (
+            f"activity since {format_stream_time(event.onset_s)} was not muscle (median "
+            f"frequency {event.rejected.median_freq_hz:.0f} Hz: a knock or motion); not counted"
+        )
     return head + f"episode that started at {format_stream_time(event.onset_s)} is over"
 
 
@@ -277,6 +282,14 @@ def summary_lines(summary: RunSummary, title: str | None = None) -> list[str]:
     if truncated:
         total += f"; {truncated} episode{'s' if truncated != 1 else ''} cut by the end"
     lines.append(total)
+    if summary.rejected:
+        n = len(summary.rejected)
+        highest = max(e.median_freq_hz for e in summary.rejected)
+        lines.append(
+            f"  not muscle: {n} burst{'s' if n != 1 else ''} whose median frequency "
+            f"({highest:.0f} Hz at most) lies below any muscle's: a knock's or motion's "
+            "ringing, counted nowhere above"
+        )
     bridged = sum(summary.bridged_samples)
     lost = summary.lost_samples
     if bridged or lost:
