@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -352,6 +353,19 @@ def test_the_robust_suite_gives_the_same_rows_on_the_engine(client):
                          for r in result["rows"]])
 
     serial = run_robust(2, seed=3)
-    with Engine(client) as engine:
-        parallel = run_robust(2, seed=3, engine=engine)
+    done = threading.Event()
+
+    def report_a_stall() -> None:
+        # this run (7 s as a rule) once stalled until the test's deadline: if it does
+        # again, say what the workers were doing before the deadline ends the process
+        if not done.wait(120.0):
+            print("stalled: tasks processing", client.processing(), "worker stacks",
+                  client.call_stack(), file=sys.__stderr__, flush=True)
+
+    threading.Thread(target=report_a_stall, daemon=True).start()
+    try:
+        with Engine(client) as engine:
+            parallel = run_robust(2, seed=3, engine=engine)
+    finally:
+        done.set()
     assert scores(parallel) == scores(serial)
