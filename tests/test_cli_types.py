@@ -9,6 +9,7 @@ import pytest
 from emg_pipeline.cli import main
 from emg_pipeline.commands._types import (
     endpoint,
+    hertz_or_zero,
     port,
     positive,
     probability,
@@ -35,6 +36,8 @@ from emg_pipeline.commands._types import (
         (port, "-5", "must be a port number"),
         (endpoint, "localhost", "expected HOST:PORT"),
         (endpoint, ":7600", "expected HOST:PORT"),
+        (hertz_or_zero, "-3", "must be zero or more Hz, got '-3'"),
+        (hertz_or_zero, "inf", "must be zero or more Hz"),
     ],
 )
 def test_bad_values_are_refused_with_the_text_quoted(parse, text: str, message: str) -> None:
@@ -47,6 +50,7 @@ def test_good_values() -> None:
     assert positive("1e3") == 1000.0 and seconds("0") == 0.0 and probability("0") == 0.0
     assert whole_at_least(2, "days")("7") == 7 and port("1") == 1
     assert endpoint("::1:7600") == ("::1", 7600)
+    assert hertz_or_zero("0") == 0.0 and hertz_or_zero("30") == 30.0
 
 
 @pytest.mark.parametrize(
@@ -55,6 +59,7 @@ def test_good_values() -> None:
         ["detect", "--chunk-ms", "0"],
         ["detect", "--fs", "-1000"],
         ["detect", "--window-ms", "nan"],
+        ["detect", "--min-median-freq-hz", "-1"],
         ["replay", "--speed", "0"],
         ["replay", "--fs", "x"],
         ["replay", "--chunk-ms", "-20"],

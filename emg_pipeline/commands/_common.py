@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from emg_pipeline.sinks.recording import RecordingSink
     from emg_pipeline.web import WebSink
 
-from ._types import positive
+from ._types import hertz_or_zero, positive
 
 __all__ = [
     "DEFAULT_CHUNK_MS",
@@ -101,6 +101,10 @@ def add_pipeline_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--spasm-min-s", type=positive, default=None, metavar="S",
                    help="sustained activity this long makes a spasm, shorter a twitch "
                         "(default 2 s)")
+    g.add_argument("--min-median-freq-hz", type=hertz_or_zero, default=None, metavar="HZ",
+                   help="a burst whose median frequency lies below this is not muscle (a "
+                        "cable knock's or motion's ringing) and is counted apart, not as an "
+                        "episode (default 30 Hz; 0 keeps every burst)")
     g.add_argument("--absolute-uv", action="store_true",
                    help="sleep-scoring rule: on at +8 uV over rest, off below +2 uV "
                         "(needs a recording calibrated in microvolts)")
@@ -117,6 +121,8 @@ def settings_from_args(args: argparse.Namespace) -> PipelineSettings:
         changes["merge_gap_s"] = args.merge_gap_s
     if args.spasm_min_s is not None:
         changes["spasm_min_s"] = args.spasm_min_s
+    if args.min_median_freq_hz is not None:
+        changes["min_median_freq_hz"] = args.min_median_freq_hz
     if args.absolute_uv:
         changes["threshold"] = "absolute_uv"
     return PipelineSettings.from_kwargs(**changes)

@@ -22,7 +22,8 @@ import argparse
 import math
 from collections.abc import Callable
 
-__all__ = ["endpoint", "port", "positive", "probability", "seconds", "whole_at_least"]
+__all__ = ["endpoint", "hertz_or_zero", "port", "positive", "probability", "seconds",
+           "whole_at_least"]
 
 
 def _number(value: str, what: str = "a number") -> float:
@@ -37,6 +38,14 @@ def positive(value: str) -> float:
     number = _number(value)
     if not math.isfinite(number) or number <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {value!r}")
+    return number
+
+
+def hertz_or_zero(value: str) -> float:
+    """A finite frequency in Hz, zero or more (zero: a rule switched off)."""
+    number = _number(value, "a frequency in Hz")
+    if not math.isfinite(number) or number < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or more Hz, got {value!r}")
     return number
 
 
