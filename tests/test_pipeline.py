@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,9 @@ from emg_pipeline.metrics import match_events, score
 from emg_pipeline.run import run
 from emg_pipeline.sinks import format_event
 from emg_pipeline.sinks.console import summary_lines
+from emg_pipeline.sinks.lsl import event_marker
+from emg_pipeline.sinks.recording import RecordingWriter
+from emg_pipeline.sources.formats import read_recording
 from emg_pipeline.sources.synthetic import emg_noise
 
 from .conftest import random_splits
@@ -158,7 +162,7 @@ def test_rest_with_artefacts_gives_no_episode(rng: np.random.Generator) -> None:
 
 
 def test_a_burst_below_any_muscles_median_frequency_is_rejected(
-    rng: np.random.Generator,
+    rng: np.random.Generator, tmp_path: Path,
 ) -> None:
     """A 24 Hz ringing (a knock's, just above the band's 20 Hz edge) ends without an
     episode and is counted as rejected; a contraction of the same strength is kept."""
@@ -188,6 +192,15 @@ def test_a_burst_below_any_muscles_median_frequency_is_rejected(
     assert len(summary.rejected) == 1 and len(summary.episodes) == 1
     assert any(line.startswith("  not muscle: 1 burst whose median frequency")
                for line in summary_lines(summary))
+    # the LSL marker and a durable recording's annotation say what it was
+    fields, at = event_marker(ends[0], site="calf")
+    assert fields["label"] == "not muscle" and fields["event"] == "end"
+    assert at == pytest.approx(rejected[0].offset_s)
+    with RecordingWriter(tmp_path / "r.bdf", fs, ("calf",)) as writer:
+        writer.write(x)
+        writer.add_events(events)
+    ann = read_recording(tmp_path / "r.bdf")[1].annotations
+    assert ann["text"].str.startswith("not muscle (2").sum() == 1 and len(ann) == 2
     # the setting at 0 keeps everything
     pipe = Pipeline(fs, ["calf"], unit="uV", min_median_freq_hz=0.0)
     _run(pipe, x, [])

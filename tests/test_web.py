@@ -186,6 +186,22 @@ def test_sink_columns_status_and_events_match_the_pipeline() -> None:
     assert np.all(cols[0::len(SERIES)] <= cols[1::len(SERIES)] + 1e-6)
 
 
+def test_a_burst_rejected_as_not_muscle_is_sent_without_an_episode() -> None:
+    from emg_pipeline.events import Episode, LiveEvent
+    from emg_pipeline.labels import Label, Pattern
+
+    _, pipe, _ = _results(seconds=2.0)
+    sink = WebSink("127.0.0.1:0")
+    sink.open(StreamInfo.of(pipe))
+    try:
+        knock = Episode(pipe.channels[0], 4.0, 4.3, 0.3, Label.TWITCH, Pattern.PHASIC, 9.0, 4.0,
+                        "uV", 1, float("nan"), 22.0, 3.0)
+        row = sink._event_dict(LiveEvent("end", knock.channel, 5.0, 4.0, None, knock), 0.0)
+    finally:
+        sink.close(RunSummary.of(pipe, StreamInfo.of(pipe)))
+    assert "episode" not in row and row["rejected"]["median_freq_hz"] == 22.0
+
+
 def test_signal_columns_are_the_conditioned_signal_or_the_samples() -> None:
     _, pipe, parts = _results(seconds=8.0, chunk=50)
     info = StreamInfo.of(pipe)

@@ -100,11 +100,13 @@ def event_marker(event: LiveEvent, site: str | None = None) -> tuple[dict[str, o
                                  "onset_s": _plain(event.onset_s),
                                  "decided_s": _plain(event.time_s)}
     at = event.onset_s if event.kind == "onset" else event.time_s
-    episode = event.episode
+    episode = event.episode if event.episode is not None else event.rejected
     if event.kind == "end" and episode is not None:
         for key, value in episode.as_dict().items():
             if key != "channel":
                 fields[key] = _plain(value)
+        if event.episode is None:   # rejected: a knock's or motion's ringing
+            fields["label"] = "not muscle"
         at = episode.offset_s
     return fields, float(at)
 

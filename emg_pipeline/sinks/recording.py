@@ -382,15 +382,22 @@ class RecordingWriter(Closing):
     def add_events(self, events: Iterable[LiveEvent]) -> None:
         """Annotate the finished episodes among live events (``end`` events).
 
-        The text is ``"<label> (<pattern>) <channel>"``, e.g. ``"spasm (tonic) calf_left"``.
+        The text is ``"<label> (<pattern>) <channel>"``, e.g. ``"spasm (tonic) calf_left"``;
+        a burst rejected as not muscle is ``"not muscle (<median frequency> Hz) <channel>"``.
         """
         for event in events:
-            episode = event.episode
+            episode, rejected = event.episode, event.rejected
             if event.kind == "end" and episode is not None:
                 self.annotate(
                     episode.onset_s,
                     episode.duration_s,
                     f"{episode.label} ({episode.pattern}) {episode.channel}",
+                )
+            elif event.kind == "end" and rejected is not None:
+                self.annotate(
+                    rejected.onset_s,
+                    rejected.duration_s,
+                    f"not muscle ({rejected.median_freq_hz:.0f} Hz) {rejected.channel}",
                 )
 
     def flush_annotations(self) -> None:

@@ -444,7 +444,8 @@
     stats.events++;
     switch (ev.kind) {
       case 'sustained': onAlert(ev); break;
-      case 'end': addEpisodeRow(ev, true); break;
+      // an end without an episode was not muscle (a knock's or motion's ringing)
+      case 'end': if (ev.episode) addEpisodeRow(ev, true); else addLinkRow(ev, true); break;
       case 'mark': addEpisodeRow(ev, true); onMarkRecorded(ev); break;
       case 'loss': case 'reconnect': case 'malformed': case 'nosignal': case 'signal':
         addLinkRow(ev, true); break;
@@ -508,6 +509,9 @@
       case 'malformed': text = 'malformed packets skipped'; break;
       case 'nosignal': text = `no signal on ${where(ev.channel, ev.site)}`; break;
       case 'signal': text = `signal back on ${where(ev.channel, ev.site)} after ${secs(ev.duration_s)}`; break;
+      case 'end': text = ev.rejected
+        ? `not muscle on ${where(ev.channel, ev.site)}: ${secs(ev.rejected.duration_s)} at ${num(ev.rejected.median_freq_hz)} Hz (a knock or motion), not counted`
+        : `activity on ${where(ev.channel, ev.site)} ended`; break;
       default: text = ev.kind;
     }
     li.append(document.createTextNode(text));
