@@ -146,7 +146,8 @@ def new_walk(n_channels: int) -> np.ndarray:
     return w
 
 
-def durations(min_on: int, min_on_ecg: int, gap: int, spasm: int, backtrack: int) -> np.ndarray:
+def walk_durations(min_on: int, min_on_ecg: int, gap: int, spasm: int,
+                   backtrack: int) -> np.ndarray:
     """The walk's durations (frames) as the one-record array that :func:`_walk` reads."""
     return np.array([(min_on, min_on_ecg, gap, spasm, backtrack)], dtype=DURATIONS)
 
@@ -355,7 +356,7 @@ class Detector:
         self.calibrated = bool(calibrated)
         per_s = 1.0 / self.frame_s
         min_on = max(1, round(settings.min_on_s * per_s))
-        self._durations = durations(
+        self._durations = walk_durations(
             min_on=min_on,
             min_on_ecg=max(min_on, round(settings.ecg_min_on_s * per_s)),
             gap=max(1, math.ceil(settings.merge_gap_s * per_s - 1e-9)),
@@ -536,7 +537,8 @@ class Detector:
             on = np.exp(log_floor + np.maximum(s.on_sd * sd, math.log(s.min_on_ratio)))
             off = np.exp(log_floor + np.maximum(s.off_sd * sd, math.log(s.min_off_ratio)))
         known = np.isfinite(log_floor)
-        # new arrays (not written in place): values handed out earlier stay as they were
+        # the walk's thresholds change here, in place; what the properties handed out
+        # earlier are copies (_publish), so they stay as they were
         self._floor = np.where(known, floor, self._floor)
         self._walk["on"] = np.where(known, on, self._walk["on"])
         self._walk["off"] = np.where(known, off, self._walk["off"])

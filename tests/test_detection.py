@@ -24,9 +24,9 @@ from emg_pipeline.detection import (
     _block_stats,
     _row_quantiles,
     _walk,
-    durations,
     new_walk,
     rest_level,
+    walk_durations,
 )
 from emg_pipeline.settings import PipelineSettings
 
@@ -87,7 +87,7 @@ def test_walk_equals_the_reference(seed: int) -> None:
     w = new_walk(C)
     w["on"], w["off"] = on, off
     rows = np.empty((2 * n * C + 1, 5), dtype=np.int64)
-    found = _walk(env, skip, rest, ecg, 0, w, durations(**vars(d)), rows)
+    found = _walk(env, skip, rest, ecg, 0, w, walk_durations(**vars(d)), rows)
     want = _reference_walk(env, skip, rest, ecg, on, off, d)
     got = [tuple(r) for r in rows[:found].tolist()]
     assert sorted(got, key=lambda r: (r[1], r[2], r[0])) == want
