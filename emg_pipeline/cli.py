@@ -127,6 +127,10 @@ def detect_summary(summary: RunSummary) -> list[str]:
     if any(summary.no_signal_s):
         lines.append("no signal (flat line: electrode off or zeros) -> "
                      + per_channel(summary.no_signal_s, "{}: {:.1f} s"))
+    if summary.rejected:
+        rejected = [sum(e.channel == name for e in summary.rejected) for name in info.channels]
+        lines.append("not muscle (median frequency below any muscle's: a knock's or motion's "
+                     "ringing), not counted -> " + per_channel(rejected, "{}: {}"))
     return lines
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from emg_pipeline import Chunk, ConfigError, Pipeline, SampleRateError, detect, simulate
+from emg_pipeline.cli import detect_summary
 from emg_pipeline.metrics import match_events, score
 from emg_pipeline.run import run
 from emg_pipeline.sinks import format_event
@@ -192,6 +193,7 @@ def test_a_burst_below_any_muscles_median_frequency_is_rejected(
     assert len(summary.rejected) == 1 and len(summary.episodes) == 1
     assert any(line.startswith("  not muscle: 1 burst whose median frequency")
                for line in summary_lines(summary))
+    assert detect_summary(summary)[-1].endswith("not counted -> calf: 1")
     # the LSL marker and a durable recording's annotation say what it was
     fields, at = event_marker(ends[0], site="calf")
     assert fields["label"] == "not muscle" and fields["event"] == "end"
