@@ -22,7 +22,13 @@ IEEE Trans Speech Audio Process 9:504, 2001), applied to the log-envelope:
   of about 20 s, cramps about 24 s), and up to ``floor_max_rise`` times the
   **long memory** (the 5th percentile of the levels of the last
   ``floor_memory_s``): sustained activity far above its rest (a prolonged
-  spasm of minutes) stays one episode.
+  spasm of minutes) stays one episode;
+* where the floor stands on activity rather than rest (its level more than
+  ``min_on_ratio`` above the long memory: a long weak spasm that the floor
+  has followed), the on threshold counts the spread of the block that sets
+  the floor when it is wider than the spread of rest: the ups and downs of
+  the activity itself (a clonic train's bursts, a tonic spasm's wander) do
+  not start new episodes.
 
 **Why nothing can latch.** The floor is measured the same way whether a
 channel is active or not: there is no state in which it stops following. Any
@@ -384,6 +390,7 @@ class Detector:
         self._levels = np.full((C, self._memory_blocks), np.nan)   # ring, newest at _n_blocks-1
         self._spreads = np.full((C, self._memory_blocks), np.nan)
         self._recent = np.full((C, self._window_blocks), np.nan)   # the window's levels
+        self._recent_spreads = np.full((C, self._window_blocks), np.nan)   # and spreads
         self._held = np.full((C, self._hold_blocks), np.nan)       # the hold's levels
         self._n_blocks = 0
         self._floor = np.full(C, np.nan)
@@ -518,6 +525,7 @@ class Detector:
         self._spreads[:, b % self._memory_blocks] = spread
         self._n_blocks = b + 1
         self._recent[:, b % self._window_blocks] = level
+        self._recent_spreads[:, b % self._window_blocks] = spread
         window_min = np.fmin.reduce(self._recent, axis=1)   # NaN (unfilled, unmeasured) left out
         self._held[:, b % self._hold_blocks] = level
         held_min = np.fmin.reduce(self._held, axis=1)
@@ -534,7 +542,9 @@ class Detector:
         if s.threshold == "absolute_uv":
             on, off = floor + s.on_uv, floor + s.off_uv
         else:
-            on = np.exp(log_floor + np.maximum(s.on_sd * sd, math.log(s.min_on_ratio)))
+            on_sd = np.where(window_min > memory + math.log(s.min_on_ratio),
+                             np.fmax(sd, self._floor_block_spread()), sd)
+            on = np.exp(log_floor + np.maximum(s.on_sd * on_sd, math.log(s.min_on_ratio)))
             off = np.exp(log_floor + np.maximum(s.off_sd * sd, math.log(s.min_off_ratio)))
         known = np.isfinite(log_floor)
         # the walk's thresholds change here, in place; what the properties handed out
@@ -543,6 +553,11 @@ class Detector:
         self._walk["on"] = np.where(known, on, self._walk["on"])
         self._walk["off"] = np.where(known, off, self._walk["off"])
         self._publish()
+
+    def _floor_block_spread(self) -> np.ndarray:
+        """Per channel, the spread of the window's block of least level (NaN if none)."""
+        least = np.argmin(np.where(np.isnan(self._recent), np.inf, self._recent), axis=1)
+        return self._recent_spreads[np.arange(self.n_channels), least]
 
     def _long_memory(self, b: int) -> tuple[np.ndarray, np.ndarray]:
         """The long memory's low level and the spread of rest, per channel.

@@ -220,6 +220,28 @@ def test_a_strong_spasm_of_minutes_stays_one_episode() -> None:
     assert abs(on - 30.0) < 0.05 and abs(off - 330.0) < 0.05
 
 
+def test_the_floor_on_a_weak_clonic_spasm_starts_no_new_episodes() -> None:
+    # 120 s of 4 Hz bursts reaching 3.5x the rest, each burst of its own height: the
+    # floor follows the train within its window, and the bursts' own ups and downs
+    # (the spread of the block that sets the floor) start no new episodes; the
+    # twitches after the train are found one by one
+    rng = np.random.default_rng(3)
+    start, length, rate = 30.0, 120.0, 4.0
+    twitches = [(t, 0.3, 20.0) for t in np.arange(160.0, 200.0, 5.0)]
+    env = _bursts(210.0, 1.0, twitches)
+    t = np.arange(env.shape[0]) * FRAME_S
+    inside = (t >= start) & (t < start + length)
+    height = rng.uniform(0.5, 1.5, round(length * rate) + 1)
+    phase = (t[inside] - start) * rate
+    env[inside, 0] *= 1.0 + 2.5 * height[phase.astype(int)] * np.sin(np.pi * phase) ** 2
+    found = _detect(env)
+    assert len([f for f in found if f[0] < start + length]) == 1, found
+    assert abs(found[0][0] - start) < 0.5
+    late = [on for on, _ in found if on >= start + length]
+    assert len(late) == len(twitches)
+    assert all(abs(on - t) < 0.05 for on, (t, _, _) in zip(late, twitches, strict=True))
+
+
 def test_artefact_frames_are_skipped() -> None:
     env = _bursts(30.0, 1.0, [(10.0, 2.0, 30.0)])
     art = np.zeros(env.shape, dtype=bool)
