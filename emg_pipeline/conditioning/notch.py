@@ -15,7 +15,8 @@ narrow bands around the lines. Three things make it hold up on real signals:
   over the block on every channel; the phase each demodulate turned through
   since the previous block, ``Δφ_h = 2π h δf T``, measures the frequency
   error ``δf``; the measurements of every harmonic on every channel where
-  the line stands ``LINE_SNR`` above the noise in both blocks are combined
+  the line stands ``LINE_SNR`` above the noise in both blocks (on a channel
+  with signal: not the dust of a flat input, ``SILENT_POWER``) are combined
   by their median weighted by line-to-noise ratio times ``h²`` (strength
   times frequency resolution; a median, so that a pop on one channel does not
   steer the comb of all), and an alpha-beta tracker turns
@@ -60,6 +61,9 @@ CLIP_SD = 4.0
 #: a harmonic measures the frequency when its line stands this far above the noise
 #: in its demodulate (power ratio)
 LINE_SNR = 10.0
+#: a channel whose output power per sample is below this (µV² or counts²: the
+#: floating-point dust that a band-pass makes of a flat input) has no lines
+SILENT_POWER = 1e-18
 #: gains of the alpha-beta tracker (frequency, rate)
 _ALPHA, _BETA = 0.7, 0.2
 
@@ -130,13 +134,16 @@ class _Lines(NamedTuple):
 @jit
 def _measure_lines(st: _Comb, last: _Lines, out_power: np.ndarray, kept: float,
                    noise_share: np.ndarray, harmonics: np.ndarray, block_s: float,
-                   line_snr: float, line_energy: np.ndarray, n_block: int) -> float:
+                   line_snr: float, line_energy: np.ndarray, n_block: int,
+                   silent: float) -> float:
     """Measure every line at a block's end; return the grid's frequency error (NaN: none).
 
     A line's power is ``|weight|^2 / 2``; the noise in its notch is the output's
     power per sample (``out_power / kept``: what the notches took added back)
     times ``noise_share[h]``. A line is strong when its power is ``line_snr``
-    times that. Strong lines add their energy to ``line_energy``; a line strong
+    times that, on a channel whose output power is above ``silent`` (a flat
+    input leaves dust whose "lines" would stand far above its own noise).
+    Strong lines add their energy to ``line_energy``; a line strong
     in this block and the last measures the frequency error by the angle its
     weight turned, ``2π h δf T``. The errors are combined by their median
     weighted by line-to-noise ratio times ``h²``. ``last`` becomes this block's.
@@ -151,7 +158,7 @@ def _measure_lines(st: _Comb, last: _Lines, out_power: np.ndarray, kept: float,
             im = st.weight_im[h, c]
             power = 0.5 * (re * re + im * im)
             noise = out_power[c] / kept * noise_share[h]
-            strong = noise > 0.0 and power > line_snr * noise
+            strong = out_power[c] > silent and power > line_snr * noise
             if strong:
                 line_energy[c] += (power - noise) * n_block
                 if last.strong[h, c]:
@@ -328,7 +335,8 @@ class MainsNotch:
         st.out_abs[:] = 0.0
         st.out_power[:] = 0.0
         error = _measure_lines(st, self._lines, out_power, self._kept, self._noise_share,
-                               self._harmonics, T, LINE_SNR, self.line_energy, self.block)
+                               self._harmonics, T, LINE_SNR, self.line_energy, self.block,
+                               SILENT_POWER)
         if error == error:   # not NaN: some line measured it
             self._rate = float(np.clip(self._rate + _BETA * error / T,
                                        -MAX_RATE_HZ_S, MAX_RATE_HZ_S))
