@@ -86,8 +86,9 @@ def study(tmp_path_factory) -> Path:
     return root
 
 
-def _detect_table(path: Path) -> pd.DataFrame:
-    """The episode table exactly as ``emg-pipeline detect --timezone UTC`` builds it."""
+def _detect_table(path: Path) -> tuple[pd.DataFrame, int]:
+    """The episode table exactly as ``emg-pipeline detect --timezone UTC`` builds it, and
+    the number of bursts rejected as not muscle."""
     from datetime import UTC
 
     with open_recording(path) as reader:
@@ -95,11 +96,11 @@ def _detect_table(path: Path) -> pd.DataFrame:
         sites = resolve_sites(info.channels, info=info, timezone=UTC)
         sink = EpisodeFile(path.with_suffix(".detect.csv"), sites)
         pipe = Pipeline(info.fs, info.channels, unit=info.unit)
-        run(reader.iter_chunks(max(1, round(0.02 * info.fs))), pipe, [sink],
-            info=StreamInfo.of(pipe, title=path.name, start_time=info.start_time))
+        summary = run(reader.iter_chunks(max(1, round(0.02 * info.fs))), pipe, [sink],
+                      info=StreamInfo.of(pipe, title=path.name, start_time=info.start_time))
     path.with_suffix(".detect.csv").unlink()
     assert sink.table is not None
-    return sink.table
+    return sink.table, len(summary.rejected)
 
 
 def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
@@ -119,9 +120,10 @@ def test_episodes_are_those_of_detect_bit_for_bit(client, study, tmp_path, capsy
     assert len(result.episodes) > 20 and set(result.episodes["subject"]) == {"P01", "P02"}
     for rec in recs.itertuples():
         mine = result.episodes[result.episodes["recording"] == rec.recording]
-        theirs = _detect_table(Path(rec.path))
+        theirs, rejected = _detect_table(Path(rec.path))
         columns = [c for c in EPISODE_FILE_COLUMNS if c in theirs.columns]
         assert rec.n_episodes == len(theirs) == len(mine)
+        assert rec.n_not_muscle == rejected
         _same(mine[columns].astype({"label": str, "pattern": str}),
               theirs[columns].astype({"label": str, "pattern": str}))
         if "onset_time" not in theirs.columns:   # the CSV states no start time
@@ -137,6 +139,24 @@ def test_episodes_are_those_of_detect_bit_for_bit(client, study, tmp_path, capsy
     _same(read_episode_dataset(tmp_path / "out" / "episodes"), result.episodes)
     loaded = BatchResult.load(tmp_path / "out")
     _same(loaded.recordings, result.recordings)
+
+
+def test_a_recordings_row_counts_the_bursts_rejected_as_not_muscle(tmp_path):
+    # a 24 Hz ringing (a knock's) and a contraction: one episode, one burst not muscle
+    from emg_pipeline.batch.inputs import RecordingSpec
+    from emg_pipeline.batch.task import process_recording
+
+    rng = np.random.default_rng(4)
+    fs = 1000.0
+    x = 5.0 * rng.standard_normal((30_000, 1))
+    x[10_000:11_500, 0] += 200.0 * np.sin(2 * np.pi * 24.0 * np.arange(1500) / fs)
+    x[20_000:21_500, 0] += 200.0 * rng.standard_normal(1500)
+    path = tmp_path / "knock.bdf"
+    with RecordingWriter(path, fs, ("calf",), unit="uV") as writer:
+        writer.write(x)
+    outcome = process_recording(RecordingSpec(path, "knock.bdf", "P01"), PipelineSettings())
+    assert outcome.row["error"] is None
+    assert outcome.row["n_episodes"] == 1 and outcome.row["n_not_muscle"] == 1
 
 
 def test_bad_and_truncated_files_are_rows_with_their_error(client, study, tmp_path):

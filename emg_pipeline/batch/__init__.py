@@ -8,9 +8,9 @@ streaming pipeline as ``detect``, one Dask task per recording, and gathers
   episode (recording, subject, channel, site, onset and offset, onset time,
   label, pattern and features);
 - ``DIR/recordings.parquet``: one row per recording (duration, channels, rate,
-  counts, time in spasm, repaired and lost samples, artefact and no-signal
-  time, code version, settings digest, wall time, and its error if it could
-  not be read);
+  counts, time in spasm, bursts rejected as not muscle, repaired and lost
+  samples, artefact and no-signal time, code version, settings digest, wall
+  time, and its error if it could not be read);
 - ``DIR/report/``: the spasm diary of every subject, with an index.
 
 A bad file is a row with its error, never a failed batch. Each result is

@@ -95,7 +95,7 @@ def recording_schema() -> pa.Schema:
     text = {"recording", "subject", "path", "format", "unit", "start_time", "warning", "error",
             "error_type", "code_version", "settings_digest", "content_digest", "key", "worker"}
     whole = {"n_channels", "n_samples", "n_episodes", "n_twitches", "n_spasms", "n_alerts",
-             "bridged_samples", "lost_samples"}
+             "n_not_muscle", "bridged_samples", "lost_samples"}
     fields = []
     for name in RECORDING_COLUMNS:
         if name in text:

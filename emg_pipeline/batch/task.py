@@ -73,8 +73,8 @@ EPISODE_COLUMNS: tuple[str, ...] = ("recording", *EPISODE_FILE_COLUMNS, "onset_u
 RECORDING_COLUMNS: tuple[str, ...] = (
     "recording", "subject", "path", "format", "fs", "n_channels", "channels", "unit",
     "start_time", "duration_s", "n_samples", "n_episodes", "n_twitches", "n_spasms",
-    "spasm_s", "n_alerts", "artefact_s", "no_signal_s", "bridged_samples", "lost_samples",
-    "mains_hz", "warning", "error", "error_type", "code_version", "settings_digest",
+    "spasm_s", "n_alerts", "n_not_muscle", "artefact_s", "no_signal_s", "bridged_samples",
+    "lost_samples", "mains_hz", "warning", "error", "error_type", "code_version", "settings_digest",
     "content_digest", "key", "wall_s", "worker", "reused",
 )
 
@@ -365,6 +365,7 @@ def process_recording(
         duration_s=summary.duration_s, n_samples=summary.n_samples,
         n_episodes=len(episodes), n_twitches=int((~spasms).sum()), n_spasms=int(spasms.sum()),
         spasm_s=float(episodes.loc[spasms, "duration_s"].sum()), n_alerts=summary.n_alerts,
+        n_not_muscle=len(summary.rejected),
         artefact_s=float(math.fsum(summary.artefact_s)),
         no_signal_s=float(math.fsum(summary.no_signal_s)),
         bridged_samples=int(sum(summary.bridged_samples)), lost_samples=summary.lost_samples,
