@@ -526,7 +526,10 @@ class Detector:
         self._n_blocks = b + 1
         self._recent[:, b % self._window_blocks] = level
         self._recent_spreads[:, b % self._window_blocks] = spread
-        window_min = np.fmin.reduce(self._recent, axis=1)   # NaN (unfilled, unmeasured) left out
+        # the window's block of least level (NaN: unfilled, unmeasured, left out; NaN if none)
+        least = np.argmin(np.where(np.isnan(self._recent), np.inf, self._recent), axis=1)
+        channels = np.arange(self.n_channels)
+        window_min = self._recent[channels, least]
         self._held[:, b % self._hold_blocks] = level
         held_min = np.fmin.reduce(self._held, axis=1)
         if b < _MEMORY_EVERY or b % _MEMORY_EVERY == 0:
@@ -542,8 +545,9 @@ class Detector:
         if s.threshold == "absolute_uv":
             on, off = floor + s.on_uv, floor + s.off_uv
         else:
+            # a floor standing on activity: that block's own spread counts too
             on_sd = np.where(window_min > memory + math.log(s.min_on_ratio),
-                             np.fmax(sd, self._floor_block_spread()), sd)
+                             np.fmax(sd, self._recent_spreads[channels, least]), sd)
             on = np.exp(log_floor + np.maximum(s.on_sd * on_sd, math.log(s.min_on_ratio)))
             off = np.exp(log_floor + np.maximum(s.off_sd * sd, math.log(s.min_off_ratio)))
         known = np.isfinite(log_floor)
@@ -553,11 +557,6 @@ class Detector:
         self._walk["on"] = np.where(known, on, self._walk["on"])
         self._walk["off"] = np.where(known, off, self._walk["off"])
         self._publish()
-
-    def _floor_block_spread(self) -> np.ndarray:
-        """Per channel, the spread of the window's block of least level (NaN if none)."""
-        least = np.argmin(np.where(np.isnan(self._recent), np.inf, self._recent), axis=1)
-        return self._recent_spreads[np.arange(self.n_channels), least]
 
     def _long_memory(self, b: int) -> tuple[np.ndarray, np.ndarray]:
         """The long memory's low level and the spread of rest, per channel.
