@@ -41,20 +41,22 @@ def positive(value: str) -> float:
     return number
 
 
-def hertz_or_zero(value: str) -> float:
-    """A finite frequency in Hz, zero or more (zero: a rule switched off)."""
-    number = _number(value, "a frequency in Hz")
-    if not math.isfinite(number) or number < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more Hz, got {value!r}")
-    return number
+def _zero_or_more(unit: str, what: str) -> Callable[[str], float]:
+    """A type for finite numbers of ``unit``, zero or more (``what`` names one in messages)."""
+
+    def parse(value: str) -> float:
+        number = _number(value, what)
+        if not math.isfinite(number) or number < 0:
+            raise argparse.ArgumentTypeError(f"must be zero or more {unit}, got {value!r}")
+        return number
+
+    return parse
 
 
-def seconds(value: str) -> float:
-    """A finite number of seconds, zero or more (a position in a recording)."""
-    number = _number(value, "a number of seconds")
-    if not math.isfinite(number) or number < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more seconds, got {value!r}")
-    return number
+#: A number of seconds, zero or more (a position in a recording).
+seconds = _zero_or_more("seconds", "a number of seconds")
+#: A frequency in Hz, zero or more (zero: a rule switched off).
+hertz_or_zero = _zero_or_more("Hz", "a frequency in Hz")
 
 
 def probability(value: str) -> float:
