@@ -186,20 +186,31 @@ def test_sink_columns_status_and_events_match_the_pipeline() -> None:
     assert np.all(cols[0::len(SERIES)] <= cols[1::len(SERIES)] + 1e-6)
 
 
-def test_a_burst_rejected_as_not_muscle_is_sent_without_an_episode() -> None:
-    from emg_pipeline.events import Episode, LiveEvent
-    from emg_pipeline.labels import Label, Pattern
-
-    _, pipe, _ = _results(seconds=2.0)
+def test_a_burst_rejected_as_not_muscle_reaches_the_hub_without_an_episode() -> None:
+    # a 24 Hz ringing (a knock's) and a contraction, through the pipeline, sink and hub:
+    # the ringing is an end without an episode, kept with the link events, counted nowhere
+    rng = np.random.default_rng(4)
+    fs = 1000.0
+    x = 5.0 * rng.standard_normal((30_000, 1))
+    x[10_000:11_500, 0] += 200.0 * np.sin(2 * np.pi * 24.0 * np.arange(1500) / fs)
+    x[20_000:21_500, 0] += 200.0 * rng.standard_normal(1500)
+    pipe = Pipeline(fs, ["calf"], unit="uV")
     sink = WebSink("127.0.0.1:0")
-    sink.open(StreamInfo.of(pipe))
-    try:
-        knock = Episode(pipe.channels[0], 4.0, 4.3, 0.3, Label.TWITCH, Pattern.PHASIC, 9.0, 4.0,
-                        "uV", 1, float("nan"), 22.0, 3.0)
-        row = sink._event_dict(LiveEvent("end", knock.channel, 5.0, 4.0, None, knock), 0.0)
-    finally:
-        sink.close(RunSummary.of(pipe, StreamInfo.of(pipe)))
-    assert "episode" not in row and row["rejected"]["median_freq_hz"] == 22.0
+    info = StreamInfo.of(pipe)
+    sink.open(info)
+    hub = sink.hub
+    for a in range(0, x.shape[0], 20):
+        sink.update(pipe.process(Chunk(x[a : a + 20], fs, a)))
+        hub.drain()
+    sink.update(pipe.flush())
+    sink.close(RunSummary.of(pipe, info))
+    hub.drain()
+    assert len(pipe.rejected) == 1 and len(pipe.episodes) == 1
+    (row,) = [e for e in hub.hello()["link"] if e["kind"] == "end"]
+    assert "episode" not in row and abs(row["rejected"]["median_freq_hz"] - 24.0) < 4.0
+    assert [e["kind"] for e in hub.hello()["episodes"]] == ["end"]   # the contraction
+    status = hub.status()["ch"][0]
+    assert status["twitches"] + status["spasms"] == 1 and status["state"] == "rest"
 
 
 def test_signal_columns_are_the_conditioned_signal_or_the_samples() -> None:

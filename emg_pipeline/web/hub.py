@@ -48,7 +48,8 @@ MAX_INBOX = 64
 MAX_VIEWER_EVENTS = 2000
 #: episodes and marks sent to a viewer that joins (the most recent)
 HELLO_EPISODES = 500
-#: link events (loss, reconnects, no signal) kept for a viewer that joins
+#: link events (loss, reconnects, no signal, bursts that were not muscle) kept for a
+#: viewer that joins
 HELLO_LINK_EVENTS = 200
 
 
@@ -343,9 +344,12 @@ class Hub:
             self.last_alert = event
         elif kind == "end" and k is not None:
             self._state[k].update(state="rest", since=None)
-            label = event["episode"]["label"]
-            self._state[k]["spasms" if label == "spasm" else "twitches"] += 1
-            self.episode_rows.append(event)
+            if "episode" in event:
+                label = event["episode"]["label"]
+                self._state[k]["spasms" if label == "spasm" else "twitches"] += 1
+                self.episode_rows.append(event)
+            else:   # rejected as not muscle: listed with the link events, counted nowhere
+                self.link_rows.append(event)
         elif kind == "mark":
             self.n_marks += 1
             self.episode_rows.append(event)
