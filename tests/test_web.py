@@ -551,8 +551,10 @@ def test_replay_with_web_stops_its_server_at_the_end(tmp_path: Path,
 
 
 # ---------------------------------------------------------------------------- browser
-def _write_recording(path: Path, fs: float = 1000.0, seconds: float = 30.0) -> None:
-    """Two channels at rest, a twitch at 4 s on the back, a spasm from 16 to 23 s on the calf."""
+def _write_recording(path: Path, fs: float = 1000.0, seconds: float = 30.0,
+                     knock_s: float | None = None) -> None:
+    """Two channels at rest, a twitch at 4 s on the back, a spasm from 16 to 23 s on the calf,
+    and with ``knock_s`` a knock's 24 Hz ringing (not muscle) on the back from then on."""
     rng = np.random.default_rng(7)
     n = int(seconds * fs)
     t = np.arange(n) / fs
@@ -561,6 +563,9 @@ def _write_recording(path: Path, fs: float = 1000.0, seconds: float = 30.0) -> N
     x[spasm, 0] += rng.normal(0.0, 45.0, spasm.sum())
     twitch = (t >= 4.0) & (t < 4.25)
     x[twitch, 1] += rng.normal(0.0, 40.0, twitch.sum())
+    if knock_s is not None:
+        ringing = (t >= knock_s) & (t < knock_s + 1.5)
+        x[ringing, 1] += 150.0 * np.sin(2 * np.pi * 24.0 * t[ringing])
     lines = ["time_s,calf_left (uV),lower_back (uV)"]
     lines += [f"{a:.3f},{b:.2f},{c:.2f}" for a, b, c in zip(t, x[:, 0], x[:, 1], strict=True)]
     path.write_text("\n".join(lines) + "\n")
@@ -580,7 +585,7 @@ def test_dashboard_in_a_real_browser(tmp_path: Path) -> None:
     sync_playwright = _browser_or_skip()
     recording = tmp_path / "night.csv"
     # long enough that, on a busy machine too, the stream still runs when the mark is made
-    _write_recording(recording, seconds=60.0)
+    _write_recording(recording, seconds=60.0, knock_s=40.0)
     episodes = tmp_path / "night.episodes.csv"
     proc = subprocess.Popen(
         [sys.executable, "-m", "emg_pipeline", "replay", str(recording), "--speed", "2",
@@ -641,6 +646,11 @@ def test_dashboard_in_a_real_browser(tmp_path: Path) -> None:
                 rows = [line for line in episodes.read_text().splitlines()
                         if ",mark,manual" in line]
                 assert len(rows) == 1
+                # the knock is listed with the link events, not as an episode
+                page.wait_for_function(
+                    "() => document.getElementById('linklog').textContent"
+                    ".includes('not muscle on')", timeout=30000)
+                assert "Hz (a knock or motion), not counted" in page.inner_text("#linklog")
                 page.wait_for_timeout(300)
                 page.screenshot(path=str(tmp_path / "dashboard.png"))
                 assert not errors, errors
@@ -655,4 +665,6 @@ def test_dashboard_in_a_real_browser(tmp_path: Path) -> None:
     assert table.loc[table["label"] == "mark", "note"].tolist() == ["felt it"]
     spasms = table[table["label"] == "spasm"]
     assert len(spasms) == 1 and spasms.iloc[0]["channel"] == "calf_left"
+    back = table[table["channel"] == "lower_back"]
+    assert not ((back["onset_s"] < 41.5) & (back["offset_s"] > 40.0)).any()   # the knock
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
