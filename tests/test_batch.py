@@ -12,6 +12,7 @@ benchmark suite gives the same rows on the engine as in one process.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -54,7 +55,7 @@ def client():
                    ecg_uv=300.0, motion_per_min=2.0)
     run(np.array_split(rec.signal, 30), Pipeline(rec.fs, rec.channels, unit=rec.unit))
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=40)
+                           dashboard_address=None, silence_logs=logging.WARNING)
     client = Client(cluster)
     yield client
     client.close()
@@ -364,7 +365,9 @@ def test_importing_the_package_does_not_import_dask():
     assert done.stdout.split() == ["True", "False", "False"]
 
 
-def test_the_robust_suite_gives_the_same_rows_on_the_engine(client):
+def test_the_robust_suite_gives_the_same_rows_on_the_engine(client, request):
+    from distributed import Future
+
     from emg_pipeline.bench.common import jsonable
     from emg_pipeline.bench.robust import run_robust
 
@@ -374,18 +377,34 @@ def test_the_robust_suite_gives_the_same_rows_on_the_engine(client):
 
     serial = run_robust(2, seed=3)
     done = threading.Event()
+    stall: list[str] = []
 
     def report_a_stall() -> None:
-        # this run (7 s as a rule) once stalled until the test's deadline: if it does
-        # again, say what the workers were doing before the deadline ends the process
-        if not done.wait(120.0):
-            print("stalled: tasks processing", client.processing(), "worker stacks",
-                  client.call_stack(), file=sys.__stderr__, flush=True)
+        # this run (7 s as a rule) has stalled until the test's deadline, rarely: if it
+        # does again, say what the workers were doing (past pytest's capture, which the
+        # deadline's ending of the process throws away), then cancel the tasks, so that
+        # the test fails with the report instead
+        if done.wait(120.0):
+            return
+        stall.extend(str(part) for part in (
+            "stalled: tasks processing", client.processing(),
+            "futures", {key: state.status for key, state in client.futures.items()},
+            "worker stacks", client.call_stack(),
+            "scheduler log", client.get_scheduler_logs(n=30),
+            "worker logs", client.get_worker_logs(n=30)))
+        capture = request.config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled():
+            print(*stall, sep="\n", file=sys.stderr, flush=True)
+        client.cancel([Future(key, client) for key in list(client.futures)])
 
     threading.Thread(target=report_a_stall, daemon=True).start()
     try:
         with Engine(client) as engine:
             parallel = run_robust(2, seed=3, engine=engine)
+    except Exception:
+        if stall:
+            pytest.fail("\n".join(stall))
+        raise
     finally:
         done.set()
     assert scores(parallel) == scores(serial)
