@@ -13,7 +13,13 @@
 * Features: duration, peak and mean envelope (µV when the signal is
   calibrated, else multiples of the noise floor), burst count and burst rate
   from the short-time envelope, median frequency of the episode's spectrum
-  (over its last ``spectrum_s`` seconds).
+  (over its last ``spectrum_s`` seconds), and the share of that spectrum at
+  the mains lines.
+* Not muscle: a burst whose median frequency lies below ``min_median_freq_hz``
+  is the ringing of a knock or of motion; one with more than
+  ``max_mains_share`` of its power at the mains lines is mains hum that the
+  canceller left (a swell, or a grid that moved faster than it followed). Both
+  end without an episode (:class:`~emg_pipeline.labels.NotMuscle`).
 """
 
 from __future__ import annotations
@@ -25,18 +31,22 @@ from typing import Literal
 import numpy as np
 from scipy.fft import next_fast_len
 
+from .conditioning.notch import BANDWIDTH_HZ, BANDWIDTH_PER_HARMONIC_HZ
 from .detection import Detection
 from .events import Episode
 from .framing import History
-from .labels import Label, Pattern, boundary_frames
+from .labels import Label, NotMuscle, Pattern, boundary_frames
 from .settings import PipelineSettings
 
-__all__ = ["Classifier", "burst_features", "median_frequency", "welch_power"]
+__all__ = ["Classifier", "burst_features", "mains_share", "median_frequency", "welch_power"]
 
 _FINE_WINDOW_S = 0.02  # short-time envelope used to see individual bursts
 _SEGMENT = 256  # samples per Welch segment
 _MAX_SEGMENTS = 24  # Welch segments averaged at most (spread over the episode)
 _MIN_SPECTRUM = 32  # fewer samples than this: no median frequency
+#: the mains lines may cover at most this share of the band for :func:`mains_share`
+#: to tell hum from muscle (broadband muscle puts about that share on them)
+MAX_LINE_COVERAGE = 0.25
 
 
 # ---------------------------------------------------------------- helpers
@@ -147,6 +157,49 @@ def median_frequency(x: np.ndarray, fs: float, max_segments: int = _MAX_SEGMENTS
     return float(freqs[k] + (frac - 0.5) * width)
 
 
+def mains_share(x: np.ndarray, fs: float, mains_hz: float,
+                band_hz: tuple[float, float]) -> float:
+    """Share of the power of ``x`` within ``band_hz`` that lies at the mains lines.
+
+    The lines are the harmonics ``h * mains_hz`` (h = 1, 2, ...), each as wide
+    as the mains comb's notch there (``BANDWIDTH_HZ + BANDWIDTH_PER_HARMONIC_HZ
+    * h``) and at least two bins of the spectrum, a Hann-windowed periodogram
+    of all of ``x``. At the nominal frequency, they hold a grid off by up to
+    0.5 Hz up to the 9th harmonic. Muscle is broadband: it puts on the lines about the share
+    of the band they cover. Hum left by the canceller puts nearly all its
+    power there.
+
+    Returns NaN when ``x`` is too short to resolve the lines (they would cover
+    more than :data:`MAX_LINE_COVERAGE` of the band), or has no power.
+
+    Examples
+    --------
+    >>> t = np.arange(4000) / 1000.0
+    >>> hum = np.sin(2 * np.pi * 50.2 * t) + 0.5 * np.sin(2 * np.pi * 150.6 * t)
+    >>> round(mains_share(hum, 1000.0, 50.2, (20.0, 450.0)), 2)
+    1.0
+    >>> noise = np.random.default_rng(0).standard_normal(4000)
+    >>> round(mains_share(noise, 1000.0, 50.2, (20.0, 450.0)), 2)   # the lines cover 15 %
+    0.15
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[0]
+    if n < _MIN_SPECTRUM:
+        return math.nan
+    power = np.abs(np.fft.rfft((x - x.mean()) * np.hanning(n))) ** 2
+    freqs = np.fft.rfftfreq(n, 1.0 / fs)
+    in_band = (freqs >= band_hz[0]) & (freqs <= band_hz[1])
+    harmonics = np.arange(1, int(band_hz[1] // mains_hz) + 2)   # the last may reach in
+    half_width = np.maximum(2.0 * fs / n,
+                            0.5 * (BANDWIDTH_HZ + BANDWIDTH_PER_HARMONIC_HZ * harmonics))
+    distance = np.abs(freqs[:, None] - harmonics * mains_hz)
+    on_line = in_band & (distance <= half_width).any(axis=1)
+    total = power[in_band].sum()
+    if not total > 0 or on_line.sum() > MAX_LINE_COVERAGE * in_band.sum():
+        return math.nan
+    return float(power[on_line].sum() / total)
+
+
 def welch_power(
     x: np.ndarray, fs: float, nperseg: int, max_segments: int | None = None,
     average: Literal["mean", "median"] = "mean",
@@ -249,6 +302,9 @@ class Classifier:
         Whether envelope values are µV.
     channels : sequence of str
         Channel names.
+    band_hz : tuple of float, optional
+        The band-pass corners in use (default: the settings' corners, the
+        upper one at most 0.45 ``fs``).
     """
 
     def __init__(
@@ -258,8 +314,11 @@ class Classifier:
         settings: PipelineSettings,
         calibrated: bool,
         channels: tuple[str, ...],
+        band_hz: tuple[float, float] | None = None,
     ) -> None:
         self.fs = float(fs)
+        self.band_hz = (settings.highpass_hz, min(settings.lowpass_hz, 0.45 * self.fs)) \
+            if band_hz is None else (float(band_hz[0]), float(band_hz[1]))
         self.frame_len = int(frame_len)
         self.frame_s = self.frame_len / self.fs
         self.settings = settings
@@ -276,8 +335,15 @@ class Classifier:
         envelope: History,
         frame_power: History,
         samples: History,
+        mains_hz: float | None = None,
     ) -> Episode:
-        """Label one finished episode from the recent history of the stream."""
+        """Label one finished episode from the recent history of the stream.
+
+        ``mains_hz`` is the nominal mains frequency (50 or 60 Hz) removed by
+        the episode's end (None when none was found): the episode's
+        ``mains_share`` is measured at its harmonics. An episode that is not muscle comes back with
+        ``not_muscle`` set.
+        """
         s = self.settings
         c = det.channel
         on, off = det.onset_frame, max(det.offset_frame, det.onset_frame + 1)
@@ -294,6 +360,8 @@ class Classifier:
         start = max(on * self.frame_len, stop - round(s.spectrum_s * self.fs))
         tail = samples.read(start, stop, channel=c)
         mdf = median_frequency(tail, self.fs)
+        share = math.nan if mains_hz is None else mains_share(tail, self.fs, mains_hz,
+                                                              self.band_hz)
         floor = det.floor if math.isfinite(det.floor) and det.floor > 0 else math.nan
         scale = 1.0 if self.calibrated else (1.0 / floor if math.isfinite(floor) else math.nan)
         if label is Label.TWITCH:
@@ -319,4 +387,17 @@ class Classifier:
             median_freq_hz=float(mdf),
             floor=floor,
             truncated=det.truncated,
+            mains_share=share,
+            not_muscle=self._not_muscle(mdf, share),
         )
+
+    def _not_muscle(self, median_freq_hz: float, share: float) -> NotMuscle | None:
+        """Why a burst with these spectral features is not muscle (None: it may be).
+
+        NaN features (a spectrum too short to tell) never reject.
+        """
+        if median_freq_hz < self.settings.min_median_freq_hz:
+            return NotMuscle.KNOCK
+        if share > self.settings.max_mains_share:
+            return NotMuscle.MAINS
+        return None

@@ -33,6 +33,7 @@ from .commands._common import (
     sites_from_args,
 )
 from .errors import EmgPipelineError, RecordingWarning, UsageError
+from .events import not_muscle_reasons
 from .pipeline import Pipeline
 
 if typing.TYPE_CHECKING:
@@ -129,8 +130,8 @@ def detect_summary(summary: RunSummary) -> list[str]:
                      + per_channel(summary.no_signal_s, "{}: {:.1f} s"))
     if summary.rejected:
         rejected = [sum(e.channel == name for e in summary.rejected) for name in info.channels]
-        lines.append("not muscle (median frequency below any muscle's: a knock's or motion's "
-                     "ringing), not counted -> " + per_channel(rejected, "{}: {}"))
+        lines.append(f"not muscle ({not_muscle_reasons(summary.rejected)}), not counted -> "
+                     + per_channel(rejected, "{}: {}"))
     return lines
 
 

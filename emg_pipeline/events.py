@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from .labels import Label, Pattern
+from .labels import Label, NotMuscle, Pattern
 
-__all__ = ["EPISODE_COLUMNS", "Episode", "LiveEvent"]
+__all__ = ["EPISODE_COLUMNS", "Episode", "LiveEvent", "not_muscle_reasons"]
 
 #: columns of an episode table, in order
 EPISODE_COLUMNS = (
@@ -63,6 +65,14 @@ class Episode:
     gap_s : float
         Seconds of missing samples (lost packets, NaN) inside the episode,
         bridged: there its figures rest on held values, not on signal.
+    mains_share : float
+        Share of the power of the episode's spectrum (its last ``spectrum_s``)
+        that lies at the mains lines the canceller follows; NaN when no mains
+        was found or the spectrum is too short to tell. Not a column of the
+        episode table.
+    not_muscle : NotMuscle or None
+        For a burst rejected as not muscle, why (see :attr:`because`); None
+        for every episode. Not a column of the episode table.
     """
 
     channel: str
@@ -80,6 +90,26 @@ class Episode:
     floor: float
     truncated: bool = False
     gap_s: float = 0.0
+    mains_share: float = math.nan
+    not_muscle: NotMuscle | None = None
+
+    @property
+    def because(self) -> str:
+        """Why this burst is not muscle, as a phrase with its figure ("" for an episode).
+
+        Examples
+        --------
+        >>> from emg_pipeline.labels import Label, NotMuscle, Pattern
+        >>> burst = Episode("calf", 3.0, 3.4, 0.4, Label.TWITCH, Pattern.PHASIC, 9.0, 4.0,
+        ...                 "uV", 1, float("nan"), 12.0, 2.0, not_muscle=NotMuscle.KNOCK)
+        >>> burst.because
+        'median frequency 12 Hz: a knock or motion'
+        """
+        if self.not_muscle is NotMuscle.KNOCK:
+            return f"median frequency {self.median_freq_hz:.0f} Hz: {self.not_muscle}"
+        if self.not_muscle is NotMuscle.MAINS:
+            return f"{self.mains_share:.0%} of its power at the mains lines: {self.not_muscle}"
+        return ""
 
     def as_dict(self) -> dict[str, object]:
         """The episode as a plain dict, in :data:`EPISODE_COLUMNS` order."""
@@ -108,8 +138,8 @@ class LiveEvent:
         The finished episode, for ``end`` events (None when it was rejected).
     rejected : Episode or None
         For an ``end`` event without an episode: what ended, measured, and
-        rejected as not muscle (its median frequency lies below
-        ``min_median_freq_hz``); it is in no episode count or file.
+        rejected as not muscle (``rejected.because`` says why); it is in no
+        episode count or file.
     """
 
     kind: Literal["onset", "sustained", "end"]
@@ -118,3 +148,17 @@ class LiveEvent:
     onset_s: float
     episode: Episode | None = None
     rejected: Episode | None = None
+
+
+def not_muscle_reasons(rejected: Sequence[Episode]) -> str:
+    """How many bursts were rejected as not muscle, for each reason.
+
+    Examples
+    --------
+    >>> class Burst:
+    ...     def __init__(self, why): self.not_muscle = why
+    >>> not_muscle_reasons([Burst(NotMuscle.MAINS), Burst(NotMuscle.KNOCK), Burst(NotMuscle.MAINS)])
+    'a knock or motion: 1, mains hum: 2'
+    """
+    return ", ".join(f"{reason}: {n}" for reason in NotMuscle
+                     if (n := sum(e.not_muscle is reason for e in rejected)))

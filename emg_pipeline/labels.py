@@ -19,6 +19,7 @@ import numpy as np
 __all__ = [
     "DEFAULT_SPASM_MIN_S",
     "Label",
+    "NotMuscle",
     "Pattern",
     "boundary_frames",
     "label_for",
@@ -42,6 +43,15 @@ class Pattern(enum.StrEnum):
     PHASIC = "phasic"   # a twitch
     TONIC = "tonic"     # sustained
     CLONIC = "clonic"   # rhythmic bursting (3-8 Hz)
+
+
+class NotMuscle(enum.StrEnum):
+    """Why a burst that ended is not taken for muscle (it ends without an episode)."""
+
+    #: its median frequency lies below any muscle's: the ringing of a cable knock or motion
+    KNOCK = "a knock or motion"
+    #: most of its power lies at the mains lines: hum that the mains canceller left
+    MAINS = "mains hum"
 
 
 def label_for(duration_s: float, spasm_min_s: float = DEFAULT_SPASM_MIN_S) -> Label:

@@ -220,7 +220,7 @@ class Pipeline:
         self.n_samples = 0
         self.n_frames = 0
         self.episodes: list[Episode] = []
-        #: what ended but was rejected as not muscle (see ``min_median_freq_hz``)
+        #: what ended but was rejected as not muscle (each one's ``because`` says why)
         self.rejected: list[Episode] = []
         self.artefact_frames = np.zeros(len(self.channels), dtype=np.int64)
         self.no_signal_frames = np.zeros(len(self.channels), dtype=np.int64)

@@ -110,8 +110,8 @@ class RunSummary:
     wall_s : float
         Wall-clock duration of the run.
     rejected : tuple of Episode
-        What ended but was rejected as not muscle (its median frequency below
-        ``min_median_freq_hz``: a knock's or motion's ringing); in no count.
+        What ended but was rejected as not muscle (each one's ``because``
+        says why); in no count.
     """
 
     info: StreamInfo

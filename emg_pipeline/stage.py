@@ -71,6 +71,10 @@ class Block:
     gaps : tuple of Gap
         Runs of missing samples bridged in this block (per channel, on the
         stream's sample clock).
+    mains : tuple of (float, int), or None
+        The nominal mains frequency being removed, and the first sample of
+        the stream it is removed from (None: no mains found, or no mains
+        stage).
     """
 
     first_sample: int
@@ -87,6 +91,7 @@ class Block:
     events: tuple[LiveEvent, ...]
     end_of_stream: bool
     gaps: tuple[Gap, ...]
+    mains: tuple[float, int] | None = None
 
     @classmethod
     def of_samples(

@@ -196,6 +196,8 @@ class MainsRemoval(Stage):
         if self.canceller.mains_hz is not None and out.shape[0]:
             _add_energies(block.band, out, self.removed_energy, self.residual_energy)
         block.band = out
+        if self.canceller.mains_hz is not None:
+            block.mains = (self.canceller.mains_hz, self.canceller.found_at)
         return block
 
     @property
@@ -329,7 +331,8 @@ class Classification(Stage):
         s = spec.settings
         self.channels = spec.channels
         self.frame_s = spec.frame_s
-        self.classifier = Classifier(spec.fs, spec.frame_len, s, spec.calibrated, spec.channels)
+        self.classifier = Classifier(spec.fs, spec.frame_len, s, spec.calibrated, spec.channels,
+                                     spec.band_hz)
         frames = round(HISTORY_S / spec.frame_s)
         self.envelope = History(frames, spec.n_channels)
         self.power = History(frames, spec.n_channels)
@@ -340,12 +343,13 @@ class Classification(Stage):
         self._frame_len = spec.frame_len
         self._fs = spec.fs
         self.gaps: deque[Gap] = deque(maxlen=MAX_GAPS_KEPT)
-        self.min_median_freq_hz = s.min_median_freq_hz
+        self.mains: tuple[float, int] | None = None
 
     def reset(self) -> None:
         for history in (self.envelope, self.power, self.samples):
             history.reset()
         self.gaps.clear()
+        self.mains = None
 
     def process(self, block: Block) -> Block:
         if block.n_samples > self._max_block:
@@ -355,6 +359,8 @@ class Classification(Stage):
         self.envelope.write(block.envelope)
         self.power.write(block.power)
         self.gaps.extend(block.gaps)
+        if block.mains is not None:
+            self.mains = block.mains
         if not block.decisions:
             return block
         block.events = tuple(self._events(block.decisions))
@@ -366,6 +372,12 @@ class Classification(Stage):
         return sum(_overlap(start, stop, g.start, g.start + g.n_samples)
                    for g in self.gaps if g.channel == d.channel)
 
+    def _mains_during(self, d: Detection) -> float | None:
+        """The mains frequency removed by the end of the episode of ``d`` (None: none)."""
+        if self.mains is None or d.offset_frame * self._frame_len < self.mains[1]:
+            return None
+        return self.mains[0]
+
     def _events(self, decisions: tuple[Detection, ...]) -> list[LiveEvent]:
         out = []
         for d in decisions:
@@ -375,13 +387,12 @@ class Classification(Stage):
             episode: Episode | None = None
             rejected: Episode | None = None
             if d.kind == "end":
-                episode = self.classifier.classify(d, self.envelope, self.power, self.samples)
+                episode = self.classifier.classify(d, self.envelope, self.power, self.samples,
+                                                   self._mains_during(d))
                 missing = self._missing(d)
                 if missing:
                     episode = replace(episode, gap_s=missing / self._fs)
-                # the spectrum of a knock's or motion's ringing lies at the band's lower
-                # edge, far below any muscle's (NaN, no spectrum: kept)
-                if episode.median_freq_hz < self.min_median_freq_hz:
+                if episode.not_muscle is not None:
                     episode, rejected = None, episode
             out.append(LiveEvent(d.kind, name, time_s, onset_s, episode, rejected))
         out.sort(key=lambda e: (e.time_s, self._order[e.channel], _KIND_ORDER[e.kind]))

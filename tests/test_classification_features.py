@@ -14,7 +14,13 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from emg_pipeline.classification import burst_features, median_frequency, welch_power
+from emg_pipeline.classification import (
+    MAX_LINE_COVERAGE,
+    burst_features,
+    mains_share,
+    median_frequency,
+    welch_power,
+)
 from emg_pipeline.framing import History
 from emg_pipeline.labels import Label, Pattern, label_for
 from emg_pipeline.pipeline import Pipeline
@@ -90,6 +96,42 @@ def _burst_train(rate_hz: float, duration_s: float, depth: float, frame_rate: fl
     env = 1.0 + depth * np.sin(2 * np.pi * rate_hz * t)
     env *= 1.0 + noise * np.random.default_rng(seed).standard_normal(t.shape[0])
     return env**2
+
+
+def _mains_share_by_hand(x: np.ndarray, fs: float, mains_hz: float, band_hz: tuple) -> float:
+    """The definition, line by line: a Hann periodogram, each line's bins summed."""
+    power = np.abs(np.fft.rfft((x - x.mean()) * np.hanning(len(x)))) ** 2
+    freqs = np.fft.rfftfreq(len(x), 1 / fs)
+    band = [k for k, f in enumerate(freqs) if band_hz[0] <= f <= band_hz[1]]
+    lines = set()
+    for h in range(1, 100):
+        half = max(2 * fs / len(x), (5.0 + 0.5 * h) / 2)
+        lines |= {k for k in band if abs(freqs[k] - h * mains_hz) <= half}
+    return sum(power[k] for k in lines) / sum(power[k] for k in band)
+
+
+@pytest.mark.parametrize(("fs", "mains_hz", "n"), [(1000.0, 50.0, 3000), (2000.0, 60.0, 20000),
+                                                   (200.0, 50.0, 1000), (4000.0, 50.3, 7001)])
+def test_mains_share_is_its_definition(fs: float, mains_hz: float, n: int) -> None:
+    rng = np.random.default_rng(int(fs + n))
+    t = np.arange(n) / fs
+    x = rng.standard_normal(n) + 3.0 * np.sin(2 * np.pi * 3 * mains_hz * t)
+    band = (20.0, min(450.0, 0.45 * fs))
+    assert mains_share(x, fs, mains_hz, band) == pytest.approx(
+        _mains_share_by_hand(x, fs, mains_hz, band), rel=1e-9)
+
+
+def test_mains_share_tells_hum_from_muscle() -> None:
+    fs, t = 1000.0, np.arange(5000) / 1000.0
+    rng = np.random.default_rng(3)
+    hum = sum(np.sin(2 * np.pi * h * 50.4 * t + h) / h for h in (1, 3, 5, 7))
+    noise = 0.3 * rng.standard_normal(t.size)
+    assert mains_share(hum + noise, fs, 50.0, (20.0, 450.0)) > 0.9   # off-grid 0.4 Hz: held
+    assert mains_share(rng.standard_normal(t.size), fs, 50.0, (20.0, 450.0)) < 0.2
+    # too short to resolve the lines (they would cover most of the band), or no power
+    assert math.isnan(mains_share(rng.standard_normal(40), fs, 50.0, (20.0, 450.0)))
+    assert math.isnan(mains_share(np.zeros(5000), fs, 50.0, (20.0, 450.0)))
+    assert MAX_LINE_COVERAGE == 0.25
 
 
 @pytest.mark.parametrize("frame_rate", [200.0, 1000.0 / 3])

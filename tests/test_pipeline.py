@@ -191,20 +191,54 @@ def test_a_burst_below_any_muscles_median_frequency_is_rejected(
     assert "was not muscle (median frequency 2" in format_event(ends[0])
     summary = run([x], Pipeline(fs, ["calf"], unit="uV"))
     assert len(summary.rejected) == 1 and len(summary.episodes) == 1
-    assert any(line.startswith("  not muscle: 1 burst whose median frequency")
-               for line in summary_lines(summary))
-    assert detect_summary(summary)[-1].endswith("not counted -> calf: 1")
+    assert "  not muscle: 1 burst (a knock or motion: 1), counted nowhere above" \
+        in summary_lines(summary)
+    assert detect_summary(summary)[-1] == \
+        "not muscle (a knock or motion: 1), not counted -> calf: 1"
     # the LSL marker and a durable recording's annotation say what it was
     fields, at = event_marker(ends[0], site="calf")
     assert fields["label"] == "not muscle" and fields["event"] == "end"
+    assert fields["because"].startswith("median frequency 2")
     assert at == pytest.approx(rejected[0].offset_s)
     with RecordingWriter(tmp_path / "r.bdf", fs, ("calf",)) as writer:
         writer.write(x)
         writer.add_events(events)
     ann = read_recording(tmp_path / "r.bdf")[1].annotations
-    assert ann["text"].str.startswith("not muscle (2").sum() == 1 and len(ann) == 2
+    assert (ann["text"] == "not muscle (a knock or motion) calf").sum() == 1 and len(ann) == 2
     # the setting at 0 keeps everything
     pipe = Pipeline(fs, ["calf"], unit="uV", min_median_freq_hz=0.0)
+    _run(pipe, x, [])
+    assert len(pipe.episodes) == 2 and not pipe.rejected
+
+
+def test_hum_left_by_the_mains_canceller_is_not_muscle(rng: np.random.Generator) -> None:
+    # a 50 Hz grid found by itself; the comb notches only the fundamental, so a
+    # 3 s swell of the third harmonic passes it: hum, not muscle. A burst of EMG
+    # later is an episode, whatever the chunking
+    fs = 1000.0
+    n = 40_000
+    t = np.arange(n) / fs
+    x = 5.0 * rng.standard_normal((n, 1)) + 40.0 * np.sin(2 * np.pi * 50.0 * t)[:, None]
+    x[10_000:13_000, 0] += 60.0 * np.sin(2 * np.pi * 150.0 * t[10_000:13_000])
+    x[25_000:28_000, 0] += 60.0 * emg_noise(rng, 3000, fs)
+    runs = []
+    for cuts in ([], random_splits(rng, n, 60)):
+        pipe = Pipeline(fs, ["calf"], unit="uV", mains_harmonics=1)
+        _, events = _run(pipe, x, cuts)
+        runs.append((pipe.episodes_frame(), pipe.rejected, events))
+    (episodes, rejected, events), (episodes_2, rejected_2, events_2) = runs
+    pd.testing.assert_frame_equal(episodes, episodes_2)
+    assert rejected == rejected_2 and events == events_2
+    assert len(episodes) == 1 and abs(episodes.onset_s[0] - 25.0) < 0.1
+    assert len(rejected) == 1 and abs(rejected[0].onset_s - 10.0) < 0.1
+    assert rejected[0].mains_share > 0.9 and rejected[0].median_freq_hz > 100.0
+    assert rejected[0].because.endswith("of its power at the mains lines: mains hum")
+    end = next(e for e in events if e.kind == "end" and e.rejected is not None)
+    assert "(9" in format_event(end) and "mains hum); not counted" in format_event(end)
+    # muscle puts on the lines about the share of the band they cover
+    assert pipe.episodes[0].mains_share < 0.2
+    # 1 keeps every burst
+    pipe = Pipeline(fs, ["calf"], unit="uV", mains_harmonics=1, max_mains_share=1.0)
     _run(pipe, x, [])
     assert len(pipe.episodes) == 2 and not pipe.rejected
 

@@ -650,7 +650,7 @@ def test_dashboard_in_a_real_browser(tmp_path: Path) -> None:
                 page.wait_for_function(
                     "() => document.getElementById('linklog').textContent"
                     ".includes('not muscle on')", timeout=30000)
-                assert "Hz (a knock or motion), not counted" in page.inner_text("#linklog")
+                assert "Hz: a knock or motion), not counted" in page.inner_text("#linklog")
                 page.wait_for_timeout(300)
                 page.screenshot(path=str(tmp_path / "dashboard.png"))
                 assert not errors, errors

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from emg_pipeline.sinks.recording import RecordingSink
     from emg_pipeline.web import WebSink
 
-from ._types import hertz_or_zero, positive
+from ._types import hertz_or_zero, positive, share
 
 __all__ = [
     "DEFAULT_CHUNK_MS",
@@ -105,6 +105,10 @@ def add_pipeline_options(p: argparse.ArgumentParser) -> None:
                    help="a burst whose median frequency lies below this is not muscle (a "
                         "cable knock's or motion's ringing) and is counted apart, not as an "
                         "episode (default 30 Hz; 0 keeps every burst)")
+    g.add_argument("--max-mains-share", type=share, default=None, metavar="SHARE",
+                   help="a burst with more than this share of its power at the mains lines is "
+                        "hum the canceller left, not muscle, and is counted apart (default "
+                        "0.6; 1 keeps every burst)")
     g.add_argument("--absolute-uv", action="store_true",
                    help="sleep-scoring rule: on at +8 uV over rest, off below +2 uV "
                         "(needs a recording calibrated in microvolts)")
@@ -123,6 +127,8 @@ def settings_from_args(args: argparse.Namespace) -> PipelineSettings:
         changes["spasm_min_s"] = args.spasm_min_s
     if args.min_median_freq_hz is not None:
         changes["min_median_freq_hz"] = args.min_median_freq_hz
+    if args.max_mains_share is not None:
+        changes["max_mains_share"] = args.max_mains_share
     if args.absolute_uv:
         changes["threshold"] = "absolute_uv"
     return PipelineSettings.from_kwargs(**changes)

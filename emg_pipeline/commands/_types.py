@@ -22,7 +22,7 @@ import argparse
 import math
 from collections.abc import Callable
 
-__all__ = ["endpoint", "hertz_or_zero", "port", "positive", "probability", "seconds",
+__all__ = ["endpoint", "hertz_or_zero", "port", "positive", "probability", "seconds", "share",
            "whole_at_least"]
 
 
@@ -64,6 +64,14 @@ def probability(value: str) -> float:
     number = _number(value)
     if not 0.0 <= number < 1.0:
         raise argparse.ArgumentTypeError(f"must be a probability in [0, 1), got {value!r}")
+    return number
+
+
+def share(value: str) -> float:
+    """A share in ``(0, 1]`` (of a burst's power: 1 switches the rule off)."""
+    number = _number(value)
+    if not 0.0 < number <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a share above 0 and at most 1, got {value!r}")
     return number
 
 

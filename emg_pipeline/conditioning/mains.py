@@ -505,6 +505,11 @@ class MainsCanceller:
         ks = [k for k in range(1, self.max_harmonics + 1) if lo <= k * f0 <= top]
         return max(ks) if ks else 0
 
+    @property
+    def found_at(self) -> int:
+        """Sample of the stream from which mains is removed (0 when its frequency was given)."""
+        return self._search.found_at or 0
+
     # --------------------------------------------------------------- process
     def process(self, x: np.ndarray) -> np.ndarray:
         """Return ``x`` minus the mains model; ``x`` itself is not modified."""

@@ -54,6 +54,9 @@ class MainsSearch:
         self.fs = float(fs)
         self.band_hz = band_hz
         self.window = round(SEARCH_S * self.fs)
+        #: samples fed so far, and the count at which a line was found (None: not yet)
+        self.n_fed = 0
+        self.found_at: int | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -74,7 +77,10 @@ class MainsSearch:
                 self.reset()
                 found = find_mains(window, self.fs, self.band_hz)
                 if found is not None:
+                    self.n_fed += used
+                    self.found_at = self.n_fed
                     return used, found
+        self.n_fed += used
         return used, None
 
     def until_found(self, x: np.ndarray, start: Callable[[float], None],

@@ -288,6 +288,11 @@ class MainsNotch:
         turn = np.exp(2j * np.pi * self._harmonics * self.frequency_hz / self.fs)
         return turn.real.copy(), turn.imag.copy()
 
+    @property
+    def found_at(self) -> int:
+        """Sample of the stream from which mains is removed (0 when its frequency was given)."""
+        return self._search.found_at or 0
+
     # --------------------------------------------------------------- process
     def process(self, x: np.ndarray) -> np.ndarray:
         """Return ``x`` with the mains lines notched out; ``x`` itself is not modified."""

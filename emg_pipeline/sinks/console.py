@@ -35,7 +35,7 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 from emg_pipeline.chunk import ChunkFlags
-from emg_pipeline.events import Episode, LiveEvent
+from emg_pipeline.events import Episode, LiveEvent, not_muscle_reasons
 from emg_pipeline.pipeline import ChunkResult
 
 from ..labels import Label, Pattern
@@ -128,8 +128,8 @@ def format_event(event: LiveEvent, channel_width: int = 0) -> str:
         return head + _describe_episode(event.episode)
     if event.rejected is not None:
         return head + (
-            f"activity since {format_stream_time(event.onset_s)} was not muscle (median "
-            f"frequency {event.rejected.median_freq_hz:.0f} Hz: a knock or motion); not counted"
+            f"activity since {format_stream_time(event.onset_s)} was not muscle "
+            f"({event.rejected.because}); not counted"
         )
     return head + f"episode that started at {format_stream_time(event.onset_s)} is over"
 
@@ -284,12 +284,8 @@ def summary_lines(summary: RunSummary, title: str | None = None) -> list[str]:
     lines.append(total)
     if summary.rejected:
         n = len(summary.rejected)
-        highest = max(e.median_freq_hz for e in summary.rejected)
-        lines.append(
-            f"  not muscle: {n} burst{'s' if n != 1 else ''} whose median frequency "
-            f"({highest:.0f} Hz at most) lies below any muscle's: a knock's or motion's "
-            "ringing, counted nowhere above"
-        )
+        lines.append(f"  not muscle: {n} burst{'s' if n != 1 else ''} "
+                     f"({not_muscle_reasons(summary.rejected)}), counted nowhere above")
     bridged = sum(summary.bridged_samples)
     lost = summary.lost_samples
     if bridged or lost:

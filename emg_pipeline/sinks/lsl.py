@@ -105,8 +105,9 @@ def event_marker(event: LiveEvent, site: str | None = None) -> tuple[dict[str, o
         for key, value in episode.as_dict().items():
             if key != "channel":
                 fields[key] = _plain(value)
-        if event.episode is None:   # rejected: a knock's or motion's ringing
+        if event.episode is None:   # rejected: not muscle, and why
             fields["label"] = "not muscle"
+            fields["because"] = episode.because
         at = episode.offset_s
     return fields, float(at)
 

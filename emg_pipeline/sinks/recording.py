@@ -383,7 +383,8 @@ class RecordingWriter(Closing):
         """Annotate the finished episodes among live events (``end`` events).
 
         The text is ``"<label> (<pattern>) <channel>"``, e.g. ``"spasm (tonic) calf_left"``;
-        a burst rejected as not muscle is ``"not muscle (<median frequency> Hz) <channel>"``.
+        a burst rejected as not muscle is ``"not muscle (<why>) <channel>"``, e.g.
+        ``"not muscle (mains hum) calf_left"``.
         """
         for event in events:
             episode, rejected = event.episode, event.rejected
@@ -397,7 +398,7 @@ class RecordingWriter(Closing):
                 self.annotate(
                     rejected.onset_s,
                     rejected.duration_s,
-                    f"not muscle ({rejected.median_freq_hz:.0f} Hz) {rejected.channel}",
+                    f"not muscle ({rejected.not_muscle}) {rejected.channel}",
                 )
 
     def flush_annotations(self) -> None:

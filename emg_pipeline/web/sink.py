@@ -458,8 +458,9 @@ class WebSink:
                                "onset_s": finite_or_none(event.onset_s, 9), "emit": wall}
         if event.episode is not None:
             row["episode"] = _episode_dict(event.episode, self._site[k])
-        elif event.rejected is not None:   # ended, but not muscle (a knock's ringing)
-            row["rejected"] = _episode_dict(event.rejected, self._site[k])
+        elif event.rejected is not None:   # ended, but not muscle
+            row["rejected"] = {**_episode_dict(event.rejected, self._site[k]),
+                               "because": event.rejected.because}
         return row
 
     def _post(self, now: float, wall: float) -> None:

@@ -510,7 +510,7 @@
       case 'nosignal': text = `no signal on ${where(ev.channel, ev.site)}`; break;
       case 'signal': text = `signal back on ${where(ev.channel, ev.site)} after ${secs(ev.duration_s)}`; break;
       case 'end': text = ev.rejected
-        ? `not muscle on ${where(ev.channel, ev.site)}: ${secs(ev.rejected.duration_s)} at ${num(ev.rejected.median_freq_hz)} Hz (a knock or motion), not counted`
+        ? `not muscle on ${where(ev.channel, ev.site)}: ${secs(ev.rejected.duration_s)} (${ev.rejected.because}), not counted`
         : `activity on ${where(ev.channel, ev.site)} ended`; break;
       default: text = ev.kind;
     }
