@@ -29,6 +29,7 @@ import math
 from typing import Literal
 
 import numpy as np
+import scipy.fft
 from scipy.fft import next_fast_len
 
 from .conditioning.notch import BANDWIDTH_HZ, BANDWIDTH_PER_HARMONIC_HZ
@@ -63,6 +64,14 @@ def _periodic_hann(nperseg: int) -> tuple[np.ndarray, float]:
     window = np.hanning(nperseg + 1)[:-1]
     window.flags.writeable = False  # shared between callers
     return window, float(window @ window)
+
+
+@functools.lru_cache(maxsize=16)
+def _hann(n: int) -> np.ndarray:
+    """Symmetric Hann window of ``n`` samples (``np.hanning``), kept for the next episode."""
+    window = np.hanning(n)
+    window.flags.writeable = False  # shared between callers
+    return window
 
 
 def _median_bias(n: int) -> float:
@@ -161,13 +170,13 @@ def mains_share(x: np.ndarray, fs: float, mains_hz: float,
                 band_hz: tuple[float, float]) -> float:
     """Share of the power of ``x`` within ``band_hz`` that lies at the mains lines.
 
-    The lines are the harmonics ``h * mains_hz`` (h = 1, 2, ...), each as wide
-    as the mains comb's notch there (``BANDWIDTH_HZ + BANDWIDTH_PER_HARMONIC_HZ
-    * h``) and at least two bins of the spectrum, a Hann-windowed periodogram
-    of all of ``x``. At the nominal frequency, they hold a grid off by up to
-    0.5 Hz up to the 9th harmonic. Muscle is broadband: it puts on the lines about the share
-    of the band they cover. Hum left by the canceller puts nearly all its
-    power there.
+    The spectrum is a Hann-windowed periodogram of all of ``x``. The lines
+    are the harmonics ``h * mains_hz`` (h = 1, 2, ...), each as wide as the
+    mains comb's notch there (``BANDWIDTH_HZ + BANDWIDTH_PER_HARMONIC_HZ * h``)
+    and at least two bins. At the nominal frequency, they hold a grid off by up to 0.5 Hz up to
+    the 9th harmonic. Muscle is broadband: it puts on the lines about the
+    share of the band they cover. Hum left by the canceller puts nearly all
+    its power there.
 
     Returns NaN when ``x`` is too short to resolve the lines (they would cover
     more than :data:`MAX_LINE_COVERAGE` of the band), or has no power.
@@ -186,18 +195,26 @@ def mains_share(x: np.ndarray, fs: float, mains_hz: float,
     n = x.shape[0]
     if n < _MIN_SPECTRUM:
         return math.nan
-    power = np.abs(np.fft.rfft((x - x.mean()) * np.hanning(n))) ** 2
-    freqs = np.fft.rfftfreq(n, 1.0 / fs)
-    in_band = (freqs >= band_hz[0]) & (freqs <= band_hz[1])
-    harmonics = np.arange(1, int(band_hz[1] // mains_hz) + 2)   # the last may reach in
-    half_width = np.maximum(2.0 * fs / n,
-                            0.5 * (BANDWIDTH_HZ + BANDWIDTH_PER_HARMONIC_HZ * harmonics))
-    distance = np.abs(freqs[:, None] - harmonics * mains_hz)
-    on_line = in_band & (distance <= half_width).any(axis=1)
+    spectrum = scipy.fft.rfft((x - x.mean()) * _hann(n))
+    power = spectrum.real**2 + spectrum.imag**2
+    bin_hz = fs / n
+    in_band = np.zeros(power.shape[0], dtype=bool)
+    in_band[_bins(band_hz[0], band_hz[1], bin_hz, power.shape[0])] = True
+    on_line = np.zeros_like(in_band)
+    for h in range(1, int(band_hz[1] // mains_hz) + 2):   # the last may reach into the band
+        half_width = max(2.0 * bin_hz, 0.5 * (BANDWIDTH_HZ + BANDWIDTH_PER_HARMONIC_HZ * h))
+        on_line[_bins(h * mains_hz - half_width, h * mains_hz + half_width, bin_hz,
+                      power.shape[0])] = True
+    on_line &= in_band
     total = power[in_band].sum()
     if not total > 0 or on_line.sum() > MAX_LINE_COVERAGE * in_band.sum():
         return math.nan
     return float(power[on_line].sum() / total)
+
+
+def _bins(low_hz: float, high_hz: float, bin_hz: float, n_bins: int) -> slice:
+    """The bins of a spectrum (``k * bin_hz``) from ``low_hz`` to ``high_hz``, both included."""
+    return slice(max(0, math.ceil(low_hz / bin_hz)), min(n_bins, math.floor(high_hz / bin_hz) + 1))
 
 
 def welch_power(
