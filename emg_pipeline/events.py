@@ -67,9 +67,9 @@ class Episode:
         bridged: there its figures rest on held values, not on signal.
     mains_share : float
         Share of the power of the episode's spectrum (its last ``spectrum_s``)
-        that lies at the mains lines the canceller follows; NaN when no mains
-        was found or the spectrum is too short to tell. Not a column of the
-        episode table.
+        that lies at the harmonics of the mains frequency removed; NaN when no
+        mains was found or the spectrum is too short to tell. Not a column of
+        the episode table.
     not_muscle : NotMuscle or None
         For a burst rejected as not muscle, why (see :attr:`because`); None
         for every episode. Not a column of the episode table.

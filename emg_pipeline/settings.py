@@ -141,8 +141,8 @@ class PipelineSettings:
         <emg_pipeline.pipeline.Pipeline.rejected>`). 0 keeps every episode.
     max_mains_share : float
         An ended episode with more than this share of its power (over its last
-        ``spectrum_s``) at the mains lines the canceller follows is not taken
-        for muscle either: it is hum the canceller left, after a swell or a
+        ``spectrum_s``) at the harmonics of the mains frequency removed is not
+        taken for muscle either: it is hum the canceller left, after a swell or a
         jump of the grid. Muscle is broadband and puts on those lines about
         the share of the band they cover (the rule applies only where they
         cover at most a quarter of it): in the shared real recordings, the
