@@ -173,10 +173,10 @@ def mains_share(x: np.ndarray, fs: float, mains_hz: float,
     The spectrum is a Hann-windowed periodogram of all of ``x``. The lines
     are the harmonics ``h * mains_hz`` (h = 1, 2, ...), each as wide as the
     mains comb's notch there (``BANDWIDTH_HZ + BANDWIDTH_PER_HARMONIC_HZ * h``)
-    and at least two bins. At the nominal frequency, they hold a grid off by up to 0.5 Hz up to
-    the 9th harmonic. Muscle is broadband: it puts on the lines about the
-    share of the band they cover. Hum left by the canceller puts nearly all
-    its power there.
+    and at least two bins. At the nominal frequency, they hold a grid off by
+    up to 0.5 Hz up to the 9th harmonic. Muscle is broadband: it puts on the
+    lines about the share of the band they cover. Hum left by the canceller
+    puts nearly all its power there.
 
     Returns NaN when ``x`` is too short to resolve the lines (they would cover
     more than :data:`MAX_LINE_COVERAGE` of the band), or has no power.
@@ -358,8 +358,8 @@ class Classifier:
 
         ``mains_hz`` is the nominal mains frequency (50 or 60 Hz) removed by
         the episode's end (None when none was found): the episode's
-        ``mains_share`` is measured at its harmonics. An episode that is not muscle comes back with
-        ``not_muscle`` set.
+        ``mains_share`` is measured at its harmonics. An episode that is not
+        muscle comes back with ``not_muscle`` set.
         """
         s = self.settings
         c = det.channel
