@@ -66,14 +66,6 @@ def _periodic_hann(nperseg: int) -> tuple[np.ndarray, float]:
     return window, float(window @ window)
 
 
-@functools.lru_cache(maxsize=16)
-def _hann(n: int) -> np.ndarray:
-    """Symmetric Hann window of ``n`` samples (``np.hanning``), kept for the next episode."""
-    window = np.hanning(n)
-    window.flags.writeable = False  # shared between callers
-    return window
-
-
 def _median_bias(n: int) -> float:
     """Ratio of the median to the mean of ``n`` periodogram values (scipy's correction)."""
     even = 2.0 * np.arange(1, (n - 1) // 2 + 1)
@@ -170,7 +162,7 @@ def mains_share(x: np.ndarray, fs: float, mains_hz: float,
                 band_hz: tuple[float, float]) -> float:
     """Share of the power of ``x`` within ``band_hz`` that lies at the mains lines.
 
-    The spectrum is a Hann-windowed periodogram of all of ``x``. The lines
+    The spectrum is a periodogram of all of ``x`` (periodic Hann window). The lines
     are the harmonics ``h * mains_hz`` (h = 1, 2, ...), each as wide as the
     mains comb's notch there (``BANDWIDTH_HZ + BANDWIDTH_PER_HARMONIC_HZ * h``)
     and at least two bins. At the nominal frequency, they hold a grid off by
@@ -195,7 +187,8 @@ def mains_share(x: np.ndarray, fs: float, mains_hz: float,
     n = x.shape[0]
     if n < _MIN_SPECTRUM:
         return math.nan
-    spectrum = scipy.fft.rfft((x - x.mean()) * _hann(n))
+    window, _ = _periodic_hann(n)
+    spectrum = scipy.fft.rfft((x - x.mean()) * window)
     power = spectrum.real**2 + spectrum.imag**2
     bin_hz = fs / n
     in_band = np.zeros(power.shape[0], dtype=bool)
@@ -319,9 +312,8 @@ class Classifier:
         Whether envelope values are µV.
     channels : sequence of str
         Channel names.
-    band_hz : tuple of float, optional
-        The band-pass corners in use (default: the settings' corners, the
-        upper one at most 0.45 ``fs``).
+    band_hz : tuple of float
+        The band-pass corners in use (``StreamSpec.band_hz``).
     """
 
     def __init__(
@@ -331,11 +323,10 @@ class Classifier:
         settings: PipelineSettings,
         calibrated: bool,
         channels: tuple[str, ...],
-        band_hz: tuple[float, float] | None = None,
+        band_hz: tuple[float, float],
     ) -> None:
         self.fs = float(fs)
-        self.band_hz = (settings.highpass_hz, min(settings.lowpass_hz, 0.45 * self.fs)) \
-            if band_hz is None else (float(band_hz[0]), float(band_hz[1]))
+        self.band_hz = (float(band_hz[0]), float(band_hz[1]))
         self.frame_len = int(frame_len)
         self.frame_s = self.frame_len / self.fs
         self.settings = settings

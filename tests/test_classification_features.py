@@ -100,7 +100,8 @@ def _burst_train(rate_hz: float, duration_s: float, depth: float, frame_rate: fl
 
 def _mains_share_by_hand(x: np.ndarray, fs: float, mains_hz: float, band_hz: tuple) -> float:
     """The definition, line by line: a Hann periodogram, each line's bins summed."""
-    power = np.abs(np.fft.rfft((x - x.mean()) * np.hanning(len(x)))) ** 2
+    window = signal.get_window("hann", len(x))   # periodic, as scipy's periodogram
+    power = np.abs(np.fft.rfft((x - x.mean()) * window)) ** 2
     freqs = np.fft.rfftfreq(len(x), 1 / fs)
     band = [k for k, f in enumerate(freqs) if band_hz[0] <= f <= band_hz[1]]
     lines = set()
