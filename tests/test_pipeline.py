@@ -237,6 +237,10 @@ def test_hum_left_by_the_mains_canceller_is_not_muscle(rng: np.random.Generator)
     assert "(9" in format_event(end) and "mains hum); not counted" in format_event(end)
     # muscle puts on the lines about the share of the band they cover
     assert pipe.episodes[0].mains_share < 0.2
+    # the hum lasted 3 s: its live prolonged-spasm alert is told apart in the summary
+    summary = run([x], Pipeline(fs, ["calf"], unit="uV", mains_harmonics=1))
+    assert "  total: 0 twitches, 1 spasm, 2 prolonged-spasm alerts (1 for a burst found " \
+        "not muscle at its end)" in summary_lines(summary)
     # 1 keeps every burst
     pipe = Pipeline(fs, ["calf"], unit="uV", mains_harmonics=1, max_mains_share=1.0)
     _run(pipe, x, [])

@@ -279,6 +279,11 @@ def summary_lines(summary: RunSummary, title: str | None = None) -> list[str]:
         f"{_count(summary.n_spasms, 'spasm')}, "
         f"{_count(summary.n_alerts, 'prolonged-spasm alert')}"
     )
+    # the live alert comes before the end that finds a burst not muscle (the same
+    # spasm boundary: a rejected spasm-long burst raised one)
+    false_alarms = sum(e.label is Label.SPASM for e in summary.rejected)
+    if false_alarms:
+        total += f" ({false_alarms} for a burst found not muscle at its end)"
     if truncated:
         total += f"; {truncated} episode{'s' if truncated != 1 else ''} cut by the end"
     lines.append(total)
