@@ -162,7 +162,10 @@ def mains_share(x: np.ndarray, fs: float, mains_hz: float,
                 band_hz: tuple[float, float]) -> float:
     """Share of the power of ``x`` within ``band_hz`` that lies at the mains lines.
 
-    The spectrum is a periodogram of all of ``x`` (periodic Hann window). The lines
+    The spectrum is a periodogram (periodic Hann window) of the last
+    ``scipy.fft.prev_fast_len(len(x))`` samples of ``x``: a length whose FFT
+    is fast (an awkward length costs up to ten times more), at most a few
+    percent shorter than ``x``. The lines
     are the harmonics ``h * mains_hz`` (h = 1, 2, ...), each as wide as the
     mains comb's notch there (``BANDWIDTH_HZ + BANDWIDTH_PER_HARMONIC_HZ * h``)
     and at least two bins. At the nominal frequency, they hold a grid off by
@@ -184,9 +187,10 @@ def mains_share(x: np.ndarray, fs: float, mains_hz: float,
     0.15
     """
     x = np.asarray(x, dtype=np.float64)
-    n = x.shape[0]
-    if n < _MIN_SPECTRUM:
+    if x.shape[0] < _MIN_SPECTRUM:
         return math.nan
+    n = scipy.fft.prev_fast_len(x.shape[0], real=True)
+    x = x[x.shape[0] - n:]
     window, _ = _periodic_hann(n)
     spectrum = scipy.fft.rfft((x - x.mean()) * window)
     power = spectrum.real**2 + spectrum.imag**2
