@@ -25,10 +25,13 @@ IEEE Trans Speech Audio Process 9:504, 2001), applied to the log-envelope:
   spasm of minutes) stays one episode;
 * where the floor stands on activity rather than rest (its level more than
   ``min_on_ratio`` above the long memory: a long weak spasm that the floor
-  has followed), the on threshold counts the spread of the block that sets
-  the floor when it is wider than the spread of rest: the ups and downs of
-  the activity itself (a clonic train's bursts, a tonic spasm's wander) do
-  not start new episodes.
+  has followed), the on threshold counts the median spread of the window's
+  blocks when it is wider than the spread of rest: the ups and downs of the
+  activity itself (a clonic train's bursts, a tonic spasm's wander) do not
+  start new episodes. The median, not the spread of the block that sets the
+  floor: that block may straddle the activity's onset, and a spread that
+  measures one step from rest to activity would lift the on threshold out of
+  reach for a whole window.
 
 **Why nothing can latch.** The floor is measured the same way whether a
 channel is active or not: there is no state in which it stops following. Any
@@ -545,9 +548,10 @@ class Detector:
         if s.threshold == "absolute_uv":
             on, off = floor + s.on_uv, floor + s.off_uv
         else:
-            # a floor standing on activity: that block's own spread counts too
+            # a floor standing on activity: the activity's own spread counts too
+            (activity_sd,) = _row_quantiles(self._recent_spreads, 0.5)
             on_sd = np.where(window_min > memory + math.log(s.min_on_ratio),
-                             np.fmax(sd, self._recent_spreads[channels, least]), sd)
+                             np.fmax(sd, activity_sd), sd)
             on = np.exp(log_floor + np.maximum(s.on_sd * on_sd, math.log(s.min_on_ratio)))
             off = np.exp(log_floor + np.maximum(s.off_sd * sd, math.log(s.min_off_ratio)))
         known = np.isfinite(log_floor)

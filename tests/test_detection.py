@@ -242,6 +242,21 @@ def test_the_floor_on_a_weak_clonic_spasm_starts_no_new_episodes() -> None:
     assert all(abs(on - t) < 0.05 for on, (t, _, _) in zip(late, twitches, strict=True))
 
 
+@pytest.mark.parametrize("level", [6.0, 12.0])
+def test_a_spasm_held_past_the_window_leaves_the_on_threshold_in_reach(level: float) -> None:
+    # the block that straddles the onset (half rest, half spasm) has a wide spread: once
+    # the floor stands on the spasm, that one step must not lift the on threshold out of
+    # reach of everything (it once went to 50-1000x the floor for a window)
+    env = _bursts(60.0, 2.0, [(20.25, 30.0, level)])
+    det = Detector(1, FRAME_S, PipelineSettings(), True)
+    art = np.zeros(env.shape, dtype=bool)
+    ratios = []
+    for i in range(0, env.shape[0], det.block_frames):
+        det.process(env[i : i + det.block_frames], art[i : i + det.block_frames])
+        ratios.append(det.on_threshold[0] / det.floor[0])
+    assert np.nanmax(ratios) < 4.0
+
+
 def test_artefact_frames_are_skipped() -> None:
     env = _bursts(30.0, 1.0, [(10.0, 2.0, 30.0)])
     art = np.zeros(env.shape, dtype=bool)
