@@ -18,7 +18,7 @@ regular rate. When several qualify, the error lists them.
 Timeline
 --------
 Samples are placed by their timestamps with
-:class:`~emg_pipeline.sources.lsl.SampleTimeline`: a jump in time is samples
+:class:`~emg_pipeline.sources.timeline.SampleTimeline`: a jump in time is samples
 lost while recording (network, a device dropping out), kept as a gap: rows
 of NaN, which the pipeline bridges and counts, so that later samples keep
 their place in time. Timestamp jitter is not taken for loss (the tolerance
@@ -56,14 +56,13 @@ import numpy as np
 import pandas as pd
 
 from emg_pipeline.errors import RecordingError
+from emg_pipeline.sources.timeline import WIDEST_GAP_S, SampleTimeline
 
 from ._base import RecordingInfo, RecordingReader, make_annotations, resolve_fs, uv_per_unit
 
 __all__ = ["XdfReader"]
 
 _BLOCK = 65536
-#: a gap longer than this (and than the samples there are) is a broken clock, not a loss
-_WIDEST_GAP_S = 3600.0
 
 
 def _first(value: object, default: str = "") -> str:
@@ -230,12 +229,10 @@ class XdfReader(RecordingReader):
             raise RecordingError(self.path, f"stream {stream_name!r} holds no samples")
         order_ok = bool(np.all(np.diff(stamps) > -0.5))
         names, unit, scale = self._channels(info, n_ch)
-        from emg_pipeline.sources.lsl import SampleTimeline
-
         timeline = SampleTimeline(rate, gap_tolerance_s=self.gap_tolerance_s)
         lost = timeline.place(stamps)
         widest = int(lost.max())
-        if widest > max(_WIDEST_GAP_S * rate, values.shape[0]):
+        if widest > max(WIDEST_GAP_S * rate, values.shape[0]):
             at = float(stamps[max(0, int(np.argmax(lost)) - 1)] - stamps[0])
             raise RecordingError(self.path, f"stream {stream_name!r}: its timestamps jump by "
                                             f"{widest / rate:.0f} s at {at:.1f} s (a clock "
