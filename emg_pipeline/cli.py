@@ -118,7 +118,8 @@ def detect_summary(summary: RunSummary) -> list[str]:
                                                                   strict=True) if v)
 
     if any(summary.bridged_samples):
-        lines.append("bridged samples that were not finite (NaN, inf or empty cells) -> "
+        lines.append("bridged samples that were missing (NaN, inf, empty cells or gaps in the "
+                     "time column) -> "
                      + per_channel(summary.bridged_samples, "{}: {}"))
     if summary.lost_samples:
         lines.append(f"lost samples marked as gaps: {summary.lost_samples}")

@@ -334,14 +334,128 @@ def test_csv_fs_override_and_disagreement(tmp_path: Path) -> None:
     assert "2000" in message and "1000" in message and str(path) in message
 
 
-def test_csv_irregular_time_column_uses_median(tmp_path: Path) -> None:
+def write_timed_csv(path: Path, times: np.ndarray, fmt: str = "{:.4f}") -> None:
+    """A CSV of one channel whose value is the row number, with the given time column."""
+    path.write_text("time,emg\n" + "".join(f"{fmt.format(t)},{k}\n" for k, t in enumerate(times)))
+
+
+def test_csv_gap_in_time_column_keeps_the_timeline(tmp_path: Path) -> None:
     times = np.arange(100) / 250.0
-    times[50:] += 0.4  # a 0.4 s gap
+    times[50:] += 0.4  # a 0.4 s gap: 100 samples missing
     path = tmp_path / "gaps.csv"
-    path.write_text("time,emg\n" + "".join(f"{t:.4f},{k}\n" for k, t in enumerate(times)))
+    write_timed_csv(path, times)
     data, info = read_recording(path)
-    assert info.fs == pytest.approx(250.0)
-    assert data.shape == (100, 1)  # no row dropped, no row invented
+    assert info.fs == pytest.approx(250.0)  # the median step: the gap does not bias it
+    assert data.shape == (200, 1)  # no row dropped; the gap is rows of NaN
+    np.testing.assert_array_equal(data[:50, 0], np.arange(50))
+    assert np.isnan(data[50:150, 0]).all()
+    np.testing.assert_array_equal(data[150:, 0], np.arange(50, 100))
+    assert_chunks_equal_read(path)
+
+
+def test_csv_time_column_jitter_is_no_gap_and_gaps_survive_it(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    index = np.concatenate([np.arange(3000), np.arange(3010, 12_000)])  # 10 samples lost
+    times = (index + rng.uniform(-0.3, 0.3, index.size)) / 1000.0  # +-0.3 period of jitter
+    path = tmp_path / "jitter.csv"
+    write_timed_csv(path, times, "{:.6f}")
+    data = assert_chunks_equal_read(path, (1, 4096, 10_000_000))
+    assert data.shape == (12_000, 1)
+    assert np.flatnonzero(np.isnan(data[:, 0])).tolist() == list(range(3000, 3010))
+    # a step of 1.5 periods is jitter, one of 1.6 a missing sample
+    write_timed_csv(path, np.array([0.0, 0.001, 0.002, 0.0035, 0.0045, 0.0061, 0.0071]))
+    assert read_recording(path, fs=1000)[0].shape == (8, 1)
+
+
+def test_csv_long_gap_after_the_opening_rows_streams_in_pieces(tmp_path: Path) -> None:
+    times = np.arange(30_000) / 1000.0
+    times[20_000:] += 150.0  # 150 s missing, beyond the rows read at opening
+    path = tmp_path / "long.csv"
+    write_timed_csv(path, times, "{:.3f}")
+    with open_recording(path) as reader:
+        chunks = list(reader.iter_chunks(50_000))
+    data = np.concatenate(chunks)
+    assert data.shape == (180_000, 1)
+    assert np.isnan(data[20_000:170_000]).all() and not np.isnan(data[170_000:]).any()
+    assert data[170_000, 0] == 20_000
+
+
+def test_csv_empty_time_cell_follows_the_row_before(tmp_path: Path) -> None:
+    path = tmp_path / "holes.csv"
+    path.write_text("time,emg\n,0\n0.001,1\n0.002,2\n,3\n0.004,4\n0.005,5\n,6\n0.010,7\n")
+    data, info = read_recording(path)
+    assert info.fs == 1000.0  # from the steps between rows that both have a time
+    # the rows without a time take 0, 0.003 and 0.006; the next is 0.010: 3 missing
+    assert data[:7, 0].tolist() == list(range(7))
+    assert np.isnan(data[7:10, 0]).all() and data[10:, 0].tolist() == [7]
+
+
+def test_csv_iso_time_column_gap(tmp_path: Path) -> None:
+    path = tmp_path / "clock.csv"
+    stamps = [f"2026-11-27T08:00:00.{ms:03d}+01:00" for ms in (0, 1, 2, 6, 7)]
+    path.write_text("time,emg\n" + "".join(f"{t},{k}\n" for k, t in enumerate(stamps)))
+    data, info = read_recording(path)
+    assert info.fs == 1000.0 and info.start_time == datetime.fromisoformat(stamps[0])
+    assert data.shape == (8, 1) and np.isnan(data[3:6, 0]).all() and data[6, 0] == 3
+
+
+@pytest.mark.parametrize(
+    ("times", "where"),
+    [
+        ([0.0, 0.001, 0.002, 0.0015, 0.003], "data row 4 is 0.0005 s earlier than data row 3"),
+        ([0.0, 0.001, 0.001, 0.002], "data row 3 has the same time as data row 2"),
+        (np.random.default_rng(0).permutation(np.arange(300) / 1000.0), "is not increasing"),
+    ],
+)
+def test_csv_time_column_not_increasing_names_file_and_row(
+    tmp_path: Path, times: Sequence[float], where: str
+) -> None:
+    path = tmp_path / "order.csv"
+    write_timed_csv(path, np.asarray(times))
+    with pytest.raises(RecordingError) as caught:
+        open_recording(path)
+    message = one_line(caught.value)
+    assert str(path) in message and "time column 'time' is not increasing" in message
+    assert where in message
+
+
+def test_csv_time_going_back_after_the_opening_rows_is_an_error(tmp_path: Path) -> None:
+    times = np.arange(12_000) / 1000.0
+    times[11_000:] -= 0.5
+    path = tmp_path / "late.csv"
+    write_timed_csv(path, times, "{:.3f}")
+    with open_recording(path) as reader, pytest.raises(RecordingError) as caught:
+        reader.read()
+    assert "data row 11001 is 0.499 s earlier than data row 11000" in one_line(caught.value)
+
+
+def test_csv_time_jump_of_a_clock_reset_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "reset.csv"
+    write_timed_csv(path, np.array([0.0, 0.001, 0.002, 1e9, 1e9 + 0.001]))
+    with pytest.raises(RecordingError, match="jumps by 1000000000 s at data row 4") as caught:
+        read_recording(path)
+    assert str(path) in one_line(caught.value)
+
+
+def test_detect_dates_episodes_after_a_time_column_gap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from emg_pipeline.cli import main
+
+    fs, rng = 1000, np.random.default_rng(0)
+    x = rng.normal(0.0, 5.0, 12 * fs)
+    x[8000:8400] += rng.normal(0.0, 120.0, 400)  # a burst at 8 s
+    t = np.arange(x.size) / fs
+    keep = (t < 4.0) | (t >= 5.0)  # the rows of 4-5 s deleted, the times kept
+    path = tmp_path / "gap.csv"
+    path.write_text("time_s,calf (uV)\n"
+                    + "".join(f"{a:.3f},{b:.2f}\n" for a, b in zip(t[keep], x[keep], strict=True)))
+    out = tmp_path / "episodes.csv"
+    assert main(["detect", str(path), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "gap.csv: 12.0 s" in err and "calf: 1000" in err  # the second bridged, counted
+    onset = float(out.read_text().splitlines()[1].split(",")[2])
+    assert onset == pytest.approx(8.0, abs=0.05)
 
 
 def test_csv_gzip_and_streaming(tmp_path: Path) -> None:

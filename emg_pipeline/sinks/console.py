@@ -295,9 +295,9 @@ def summary_lines(summary: RunSummary, title: str | None = None) -> list[str]:
     lost = summary.lost_samples
     if bridged or lost:
         lines.append(
-            f"  missing samples: {bridged - lost * n_ch if lost else bridged} not finite in "
-            f"the input (NaN, inf or empty cells), {lost} per channel lost in transmission; "
-            "all bridged, none dropped"
+            f"  missing samples: {bridged - lost * n_ch if lost else bridged} missing in the "
+            f"input (NaN, inf, empty cells, time-column gaps), {lost} per channel lost in "
+            "transmission; all bridged, none dropped"
         )
     else:
         lines.append("  missing samples: none")

@@ -20,7 +20,7 @@ import pandas as pd
 
 from emg_pipeline.errors import RecordingError
 
-from ._base import encoding_of, is_gzip, read_head
+from ._base import encoding_of, excerpt, is_gzip, read_head
 
 __all__ = [
     "TABLE_ERRORS",
@@ -59,6 +59,10 @@ class TableSpec:
         Character that starts a comment line, if the format has them.
     drop_last_row : bool
         Leave out the last data row (a line the file was cut off in).
+    datetime_cols : tuple of int
+        Fields (as in ``usecols``) holding ISO-8601 date-times: they are given
+        as seconds since 1970-01-01 (times with an offset in UTC, naive ones
+        as written).
     """
 
     skiprows: int
@@ -70,6 +74,7 @@ class TableSpec:
     compression: str | None = None
     comment: str | None = None
     drop_last_row: bool = False
+    datetime_cols: tuple[int, ...] = ()
 
 
 def table_spec(
@@ -81,6 +86,7 @@ def table_spec(
     names: Sequence[str],
     decimal: str = ".",
     comment: str | None = None,
+    datetime_cols: Sequence[int] = (),
 ) -> TableSpec:
     """Build a :class:`TableSpec`, finding the encoding and compression of ``path``."""
     return TableSpec(
@@ -92,6 +98,7 @@ def table_spec(
         encoding=encoding_of(read_head(path)),
         compression="gzip" if is_gzip(path) else None,
         comment=comment,
+        datetime_cols=tuple(int(i) for i in datetime_cols),
     )
 
 
@@ -186,6 +193,9 @@ def numeric_block(path: Path, frame: pd.DataFrame, spec: TableSpec, first_row: i
                 f"from data row {first_row + 1}"
             )
         series = frame[col]
+        if col in spec.datetime_cols:
+            out[:, j] = _epoch_seconds(path, series, name, first_row)
+            continue
         if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
             series.dtype
         ):
@@ -208,6 +218,22 @@ def numeric_block(path: Path, frame: pd.DataFrame, spec: TableSpec, first_row: i
             )
         out[:, j] = values.to_numpy(dtype=np.float64, na_value=np.nan)
     return out
+
+
+def _epoch_seconds(path: Path, series: pd.Series, name: str, first_row: int) -> np.ndarray:
+    """Seconds since 1970-01-01 of a column of ISO-8601 date-times (NaN for empty cells)."""
+    text = series.astype("string").str.strip()
+    moments = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+    filled = text.notna().to_numpy() & (text != "").fillna(False).to_numpy()
+    bad = moments.isna().to_numpy() & filled
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise RecordingError(
+            path, f"value {excerpt(text.iloc[k], 30)} in column {name!r} at data row "
+            f"{first_row + k + 1} is not an ISO-8601 date and time like the first row's"
+        )
+    seconds = (moments - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+    return seconds.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _first_line(error: BaseException) -> str:

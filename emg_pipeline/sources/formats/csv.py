@@ -34,6 +34,21 @@ Rate
 over the first 10 000 rows, so gaps in the time column do not bias it. When both
 exist and differ by more than 1 %, :class:`SampleRateError` names both values.
 
+Time column: gaps and order
+---------------------------
+The time column keeps the timeline (with
+:class:`~emg_pipeline.sources.timeline.SampleTimeline`): a step of more than
+1.5 sample periods from one row to the next is a gap of ``round(step * fs) - 1``
+missing samples, given as rows of NaN that the pipeline bridges and counts, so
+that the rows after it keep their time. Shorter steps are consecutive samples
+(jitter); when the times jitter (steps shorter than a period by more than 1 µs),
+a gap must exceed one period by twice the largest such shortfall seen, if that
+is more than half a period. A row with an empty time cell follows the row
+before it. The times must increase: a row whose time repeats or goes back
+from the row before is a :class:`RecordingError` naming the data row. A gap
+longer than an hour and than the samples before it is refused as a broken
+clock.
+
 Units
 -----
 When every channel header ends with a voltage unit in brackets (``calf (uV)``,
@@ -56,10 +71,13 @@ import numpy as np
 import pandas as pd
 
 from emg_pipeline.errors import RecordingError
+from emg_pipeline.sources.timeline import WIDEST_GAP_S, SampleTimeline
 
 from ._base import (
     RecordingInfo,
     RecordingReader,
+    encoding_of,
+    is_gzip,
     leading_lines,
     parse_date_time,
     read_head,
@@ -273,6 +291,11 @@ class CsvReader(RecordingReader):
         sample = self._sample(layout, width)
         if len(sample) == 0:
             raise RecordingError(path, "no data rows (header only)")
+        cut = not is_gzip(path) and _cut_mid_row(path, layout, encoding_of(head))
+        if len(sample) > SAMPLE_ROWS:
+            sample = sample.iloc[:SAMPLE_ROWS]
+        elif cut and len(sample) > 1:
+            sample = sample.iloc[:-1]  # the row the file was cut in tells nothing
         channel_cols, ignored = _classify_columns(sample, names, time_col, layout)
         if not channel_cols:
             raise RecordingError(
@@ -298,8 +321,9 @@ class CsvReader(RecordingReader):
                 times, start_time = clock
                 metadata["time_column_format"] = "iso8601"
             metadata["time_column"] = names[time_col]
-            steps = np.diff(times[np.isfinite(times)])
-            steps = steps[steps > 0]
+            check_increasing(path, names[time_col], times, 0, None)
+            steps = np.diff(times)
+            steps = steps[np.isfinite(steps)]  # between rows that both have a time
             if steps.size:
                 stated = _snap_rate(1.0 / float(np.median(steps)))
                 metadata["fs_from_time_column"] = stated
@@ -327,15 +351,20 @@ class CsvReader(RecordingReader):
             metadata["uv_per_unit"] = tuple(factors.tolist())
         if len(set(channels)) != len(channels):
             channels = tuple(names[j] for j in channel_cols)
+        # the time column, if any, is read first, to place the rows on the sample clock
+        self._time_column = None if time_col is None else names[time_col]
+        used = channel_cols if time_col is None else [time_col, *channel_cols]
+        iso = metadata.get("time_column_format") == "iso8601"
         self._spec = table_spec(
             path,
             skiprows=layout.skip_lines,
             sep=layout.sep,
-            usecols=channel_cols,
-            names=[names[j] for j in channel_cols],
+            usecols=used,
+            names=[names[j] for j in used],
             decimal=layout.decimal,
+            datetime_cols=(time_col,) if iso and time_col is not None else (),
         )
-        if self._spec.compression is None and _cut_mid_row(path, layout, self._spec.encoding):
+        if cut:
             self._salvage("the last line ends mid-row (the file was cut short)",
                           "reading the rows before it")
             self._spec = replace(self._spec, drop_last_row=True)
@@ -370,7 +399,7 @@ class CsvReader(RecordingReader):
                 keep_default_na=False,
                 encoding=spec.encoding,
                 compression=spec.compression,
-                nrows=SAMPLE_ROWS,
+                nrows=SAMPLE_ROWS + 1,  # one more: to know whether the last row is in
                 engine="c",
             )
         except pd.errors.EmptyDataError:
@@ -380,10 +409,166 @@ class CsvReader(RecordingReader):
 
     def _blocks(self, size_hint: int) -> Iterator[np.ndarray]:
         blocks = iter_table(self.path, self._spec, size_hint)
-        if self._scale is None:
-            return blocks
-        scale = self._scale
-        return (block * scale for block in blocks)
+        if self._time_column is None:
+            yield from (self._scaled(block) for block in blocks)
+            return
+        clock = RowClock(self.path, self._time_column, self.info.fs)
+        for block in blocks:
+            lost = clock.place(block[:, 0])
+            yield from with_gaps(self._scaled(block[:, 1:]), lost)
+
+    def _scaled(self, block: np.ndarray) -> np.ndarray:
+        return block if self._scale is None else block * self._scale
+
+
+class RowClock:
+    """Places the rows of a table on the sample clock by their time column.
+
+    See "Time column: gaps and order" in the module docstring.
+
+    Parameters
+    ----------
+    path : Path
+        The file, for messages.
+    column : str
+        Name of the time column, for messages.
+    fs : float
+        Sampling rate in Hz.
+
+    Examples
+    --------
+    >>> clock = RowClock(Path("rec.csv"), "time", 1000.0)
+    >>> clock.place(np.array([0.0, 0.001, 0.004, np.nan, 0.006])).tolist()
+    [0, 0, 2, 0, 0]
+    >>> clock.place(np.array([0.005]))
+    Traceback (most recent call last):
+    ...
+    emg_pipeline.errors.RecordingError: rec.csv: time column 'time' is not increasing: \
+data row 6 is 0.001 s earlier than data row 5
+    """
+
+    def __init__(self, path: Path, column: str, fs: float) -> None:
+        self.path = path
+        self.column = column
+        self.fs = float(fs)
+        self.timeline = SampleTimeline(self.fs)
+        #: data rows placed so far
+        self.rows = 0
+        self._last: tuple[int, float] | None = None  # last row with a time, and its time
+
+    def place(self, times: np.ndarray) -> np.ndarray:
+        """Place the next rows, whose times are ``times``; return the samples missing before each.
+
+        Raises
+        ------
+        RecordingError
+            If a time repeats or goes back, or a gap is too long to be a loss.
+        """
+        self._last = check_increasing(self.path, self.column, times, self.rows, self._last)
+        before = self.timeline.n_samples
+        lost = self.timeline.place(self._filled(times))
+        widest = int(lost.max()) if lost.size else 0
+        if widest > max(WIDEST_GAP_S * self.fs, before):
+            row = self.rows + int(np.argmax(lost)) + 1
+            raise RecordingError(
+                self.path, f"time column {self.column!r} jumps by {widest / self.fs:.0f} s at "
+                f"data row {row} (a clock reset?): too long a gap to keep"
+            )
+        self.rows += times.shape[0]
+        return lost
+
+    def _filled(self, times: np.ndarray) -> np.ndarray:
+        """``times`` with each empty cell one period after the row before it."""
+        known = np.isfinite(times)
+        if known.all():
+            return times
+        previous = self.timeline.last_timestamp
+        if previous is None:  # the first rows: counted back from the first time given
+            first = np.flatnonzero(known)[:1]
+            ahead = float(times[first[0]]) if first.size else 0.0
+            previous = ahead - (int(first[0]) + 1 if first.size else 1) / self.fs
+        extended = np.concatenate(([previous], times))
+        index = np.arange(extended.shape[0])
+        given = np.maximum.accumulate(np.where(np.isfinite(extended), index, 0))
+        return (extended[given] + (index - given) / self.fs)[1:]
+
+
+def check_increasing(
+    path: Path, column: str, times: np.ndarray, first_row: int, last: tuple[int, float] | None
+) -> tuple[int, float] | None:
+    """Raise unless the times given (empty cells aside) increase from row to row.
+
+    Parameters
+    ----------
+    path : Path
+        The file, for messages.
+    column : str
+        Name of the time column, for messages.
+    times : ndarray
+        Times of consecutive data rows, NaN where the cell is empty.
+    first_row : int
+        Zero-based data row of ``times[0]``.
+    last : tuple of (int, float) or None
+        The last row before ``times`` that had a time, and that time.
+
+    Returns
+    -------
+    tuple of (int, float) or None
+        The last row that has a time (``last`` if none in ``times``), and its time.
+
+    Raises
+    ------
+    RecordingError
+        Naming the first data row whose time repeats or goes back.
+    """
+    rows = first_row + np.flatnonzero(np.isfinite(times))
+    values = times[rows - first_row]
+    if last is not None:
+        rows = np.concatenate(([last[0]], rows))
+        values = np.concatenate(([last[1]], values))
+    if rows.shape[0] == 0:
+        return last
+    steps = np.diff(values)
+    bad = np.flatnonzero(steps <= 0)
+    if bad.size:
+        k = int(bad[0])
+        how = "has the same time as" if steps[k] == 0 else f"is {-steps[k]:.6g} s earlier than"
+        raise RecordingError(
+            path, f"time column {column!r} is not increasing: data row {rows[k + 1] + 1} {how} "
+            f"data row {rows[k] + 1}"
+        )
+    return int(rows[-1]), float(values[-1])
+
+
+#: rows of NaN given at once for a gap (a long one comes in pieces)
+_GAP_PIECE = 1 << 16
+
+
+def with_gaps(values: np.ndarray, lost: np.ndarray) -> Iterator[np.ndarray]:
+    """Yield ``values`` with ``lost[k]`` rows of NaN before row ``k``, in bounded pieces.
+
+    Examples
+    --------
+    >>> [b.ravel().tolist() for b in with_gaps(np.array([[1.0], [2.0]]), np.array([0, 2]))]
+    [[1.0, nan, nan, 2.0]]
+    """
+    total = int(lost.sum())
+    if total == 0:
+        yield values
+        return
+    n, n_ch = values.shape
+    if total <= _GAP_PIECE:
+        out = np.full((n + total, n_ch), np.nan)
+        out[np.arange(n) + np.cumsum(lost)] = values
+        yield out
+        return
+    start = 0
+    for k in np.flatnonzero(lost).tolist():
+        yield values[start:k]
+        for size in range(int(lost[k]), 0, -_GAP_PIECE):
+            yield np.full((min(size, _GAP_PIECE), n_ch), np.nan)
+        start = k
+    yield values[start:]
 
 
 def _cut_mid_row(path: Path, layout: TextLayout, encoding: str) -> bool:
