@@ -14,13 +14,24 @@ from typing import Any, Literal
 from .errors import ConfigError, SampleRateError
 from .labels import DEFAULT_SPASM_MIN_S
 
-__all__ = ["PipelineSettings", "validate_fs"]
+__all__ = ["MAX_FS_HZ", "MIN_FS_HZ", "PipelineSettings", "validate_fs"]
 
 Mains = Literal["auto", "50", "60", "off"]
 
+#: lowest sampling rate accepted: the surface-EMG band reaches a few hundred Hz
+MIN_FS_HZ = 100.0
+#: highest sampling rate accepted: surface-EMG amplifiers sample at a few kHz, the fastest
+#: at tens of kHz; a rate beyond this is a mistake, whose buffers would not fit in memory
+MAX_FS_HZ = 100_000.0
+
 
 def validate_fs(fs: object) -> float:
-    """Return ``fs`` as a positive finite float or raise :class:`SampleRateError`.
+    """Return ``fs`` as a float from :data:`MIN_FS_HZ` to :data:`MAX_FS_HZ` or raise.
+
+    Raises
+    ------
+    SampleRateError
+        If ``fs`` is not a number, or not a surface-EMG sampling rate.
 
     Examples
     --------
@@ -33,9 +44,15 @@ def validate_fs(fs: object) -> float:
         raise SampleRateError(f"sampling rate must be a number in Hz, got {fs!r}", None) from None
     if not math.isfinite(value) or value <= 0:
         raise SampleRateError(f"sampling rate must be positive and finite, got {fs!r}", None)
-    if value < 100:
+    if value < MIN_FS_HZ:
         raise SampleRateError(
-            f"sampling rate {value:g} Hz is too low for surface EMG (need at least 100 Hz)", value
+            f"sampling rate {value:g} Hz is too low for surface EMG (need at least "
+            f"{MIN_FS_HZ:g} Hz)", value
+        )
+    if value > MAX_FS_HZ:
+        raise SampleRateError(
+            f"sampling rate {value:g} Hz is too high for surface EMG (at most {MAX_FS_HZ:g} Hz)",
+            value,
         )
     return value
 

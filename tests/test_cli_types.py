@@ -13,6 +13,7 @@ from emg_pipeline.commands._types import (
     port,
     positive,
     probability,
+    sampling_rate,
     seconds,
     whole_at_least,
 )
@@ -38,6 +39,10 @@ from emg_pipeline.commands._types import (
         (endpoint, ":7600", "expected HOST:PORT"),
         (hertz_or_zero, "-3", "must be zero or more Hz, got '-3'"),
         (hertz_or_zero, "inf", "must be zero or more Hz"),
+        (sampling_rate, "1e9", "must be a sampling rate from 100 Hz to 100 kHz, got '1e9'"),
+        (sampling_rate, "50", "must be a sampling rate from 100 Hz to 100 kHz"),
+        (sampling_rate, "nan", "must be a sampling rate"),
+        (sampling_rate, "x", "not a number: 'x'"),
     ],
 )
 def test_bad_values_are_refused_with_the_text_quoted(parse, text: str, message: str) -> None:
@@ -51,6 +56,7 @@ def test_good_values() -> None:
     assert whole_at_least(2, "days")("7") == 7 and port("1") == 1
     assert endpoint("::1:7600") == ("::1", 7600)
     assert hertz_or_zero("0") == 0.0 and hertz_or_zero("30") == 30.0
+    assert sampling_rate("100") == 100.0 and sampling_rate("1e5") == 100_000.0
 
 
 @pytest.mark.parametrize(
@@ -58,6 +64,7 @@ def test_good_values() -> None:
     [
         ["detect", "--chunk-ms", "0"],
         ["detect", "--fs", "-1000"],
+        ["detect", "--fs", "1e9"],
         ["detect", "--window-ms", "nan"],
         ["detect", "--min-median-freq-hz", "-1"],
         ["replay", "--speed", "0"],
@@ -81,3 +88,9 @@ def test_every_command_reports_a_bad_value_on_one_line(capsys, argv: list[str]) 
     lines = captured.err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("emg-pipeline: error: argument ")
     assert "Traceback" not in captured.err
+
+
+def test_fs_help_states_the_range(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["detect", "--help"])
+    assert "100 Hz to 100 kHz" in " ".join(capsys.readouterr().out.split())

@@ -301,6 +301,8 @@ def test_unitless_signals_report_multiples_of_the_floor(rng: np.random.Generator
         ({"fs": 0}, SampleRateError),
         ({"fs": float("nan")}, SampleRateError),
         ({"fs": "fast"}, SampleRateError),
+        ({"fs": 50.0}, SampleRateError),
+        ({"fs": 1e9}, SampleRateError),  # before: buffers of a terabyte asked for
         ({"fs": 1000.0, "window_ms": 5}, ConfigError),
         ({"fs": 1000.0, "merge_gap_s": -1.0}, ConfigError),
         ({"fs": 1000.0, "mains": "55"}, ConfigError),

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from emg_pipeline.sinks.recording import RecordingSink
     from emg_pipeline.web import WebSink
 
-from ._types import hertz_or_zero, positive, share
+from ._types import FS_RANGE_TEXT, hertz_or_zero, positive, sampling_rate, share
 
 __all__ = [
     "DEFAULT_CHUNK_MS",
@@ -135,8 +135,9 @@ def settings_from_args(args: argparse.Namespace) -> PipelineSettings:
 
 
 def add_recording_options(p: argparse.ArgumentParser, *, fs_help: str) -> None:
-    """Add ``--fs HZ`` (with ``fs_help``), ``--format NAME`` and ``--strict``."""
-    p.add_argument("--fs", type=positive, default=None, metavar="HZ", help=fs_help)
+    """Add ``--fs HZ`` (``fs_help`` and the range accepted), ``--format NAME`` and ``--strict``."""
+    p.add_argument("--fs", type=sampling_rate, default=None, metavar="HZ",
+                   help=f"{fs_help}; {FS_RANGE_TEXT}")
     p.add_argument("--format", default=None, metavar="NAME",
                    help="force a file format instead of detecting it from the content")
     p.add_argument("--strict", action="store_true",

@@ -22,8 +22,13 @@ import argparse
 import math
 from collections.abc import Callable
 
-__all__ = ["endpoint", "hertz_or_zero", "port", "positive", "probability", "seconds", "share",
-           "whole_at_least"]
+from emg_pipeline.settings import MAX_FS_HZ, MIN_FS_HZ
+
+__all__ = ["endpoint", "hertz_or_zero", "port", "positive", "probability", "sampling_rate",
+           "seconds", "share", "whole_at_least"]
+
+#: the range of sampling rates, as the help texts state it
+FS_RANGE_TEXT = f"{MIN_FS_HZ:g} Hz to {MAX_FS_HZ / 1000:g} kHz"
 
 
 def _number(value: str, what: str = "a number") -> float:
@@ -38,6 +43,26 @@ def positive(value: str) -> float:
     number = _number(value)
     if not math.isfinite(number) or number <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {value!r}")
+    return number
+
+
+def sampling_rate(value: str) -> float:
+    """A sampling rate in Hz, from :data:`~emg_pipeline.settings.MIN_FS_HZ` to ``MAX_FS_HZ``.
+
+    Examples
+    --------
+    >>> sampling_rate("2000")
+    2000.0
+    >>> sampling_rate("1e9")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be a sampling rate from 100 Hz to 100 kHz, got '1e9'
+    """
+    number = _number(value)
+    if not MIN_FS_HZ <= number <= MAX_FS_HZ:  # NaN fails too
+        raise argparse.ArgumentTypeError(
+            f"must be a sampling rate from {FS_RANGE_TEXT}, got {value!r}"
+        )
     return number
 
 
