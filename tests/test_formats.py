@@ -492,6 +492,27 @@ def test_csv_streams_without_parsing_the_whole_file(tmp_path: Path) -> None:
             list(chunks)
 
 
+@pytest.mark.parametrize(
+    ("header", "first", "row", "missing"),
+    [
+        ("time,a,b", "0,1", "{k},{k},{k}", "data row 1 has 2 fields: column 'b' (field 3)"),
+        ("a,b,c", "1,2", "{k},{k},{k}", "data row 1 has 2 fields: column 'c' (field 3)"),
+        ("a;b", "1", "{k};{k}", "data row 1 has 1 field: column 'b' (field 2)"),
+    ],
+)
+def test_csv_short_first_row_names_row_and_column(
+    tmp_path: Path, header: str, first: str, row: str, missing: str
+) -> None:
+    path = tmp_path / "short.csv"
+    rows = [row.format(k=k / 1000) for k in range(1, 9)]
+    path.write_text("\n".join([header, first, *rows]) + "\n")
+    with pytest.raises(RecordingError) as caught:
+        read_recording(path, fs=1000)
+    message = one_line(caught.value)
+    assert str(path) in message and "Usecols" not in message
+    assert f"{missing} is missing" in message
+
+
 def test_csv_latin1_header_and_time_unit(tmp_path: Path) -> None:
     path = tmp_path / "latin.csv"
     path.write_bytes("Time (s);EMG (µV)\n0,0;1,5\n0,0005;2,5\n".encode("latin-1"))

@@ -25,6 +25,7 @@ from ._base import encoding_of, excerpt, is_gzip, read_head
 __all__ = [
     "TABLE_ERRORS",
     "TableSpec",
+    "check_first_row",
     "iter_table",
     "numeric_block",
     "table_error",
@@ -140,6 +141,7 @@ def iter_table(
     """
     first_row = 0
     try:
+        check_first_row(path, spec)
         with _reader(path, spec, chunk_rows, nrows) as reader:
             held: pd.DataFrame | None = None   # one frame behind, to know the last one
             for frame in reader:
@@ -156,6 +158,34 @@ def iter_table(
         return
     except TABLE_ERRORS as error:
         raise table_error(path, error, first_row) from None
+
+
+def check_first_row(path: Path, spec: TableSpec) -> None:
+    """Raise if the first data row has fewer fields than the columns to read need.
+
+    The parser sizes the table by its first row: a column beyond it would be
+    missing from the whole table. (A later row that is short reads as one
+    whose last cells are empty.)
+
+    Raises
+    ------
+    RecordingError
+        Naming the first column missing from data row 1.
+    """
+    try:
+        first = pd.read_csv(path, sep=spec.sep, header=None, skiprows=spec.skiprows, nrows=1,
+                            dtype=str, skipinitialspace=spec.sep != WHITESPACE,
+                            encoding=spec.encoding, compression=spec.compression,
+                            comment=spec.comment, engine="c")
+    except (pd.errors.EmptyDataError, *TABLE_ERRORS):
+        return  # no row, or one the reading proper reports
+    width = first.shape[1]
+    for col, name in zip(spec.usecols, spec.names, strict=True):
+        if col >= width:
+            raise RecordingError(
+                path, f"malformed table: data row 1 has {width} field{'s' * (width != 1)}: "
+                f"column {name!r} (field {col + 1}) is missing"
+            )
 
 
 #: what parsing a table can raise: pandas' errors (ValueError also for usecols beyond the
@@ -186,12 +216,6 @@ def numeric_block(path: Path, frame: pd.DataFrame, spec: TableSpec, first_row: i
     """
     out = np.empty((len(frame), len(spec.usecols)), dtype=np.float64)
     for j, (col, name) in enumerate(zip(spec.usecols, spec.names, strict=True)):
-        if col not in frame.columns:
-            # pandas sizes the table by its first row: a short one leaves the column out
-            raise RecordingError(
-                path, f"malformed table: no field {col + 1} (column {name!r}) in the rows "
-                f"from data row {first_row + 1}"
-            )
         series = frame[col]
         if col in spec.datetime_cols:
             out[:, j] = _epoch_seconds(path, series, name, first_row)

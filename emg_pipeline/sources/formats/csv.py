@@ -56,6 +56,9 @@ When every channel header ends with a voltage unit in brackets (``calf (uV)``,
 to µV (× 1, 1e3, 1e6), the unit is ``'uV'`` and the channel names lose the
 suffix. Otherwise values are returned as written with unit ``'counts'`` (the
 file does not say what they are). Empty cells become NaN; no row is ever dropped.
+A row with fewer cells than the header reads as one whose last cells are empty,
+except the first data row, by which the parser sizes the table: there a missing
+cell is a :class:`RecordingError` naming the row and the column.
 """
 
 from __future__ import annotations
@@ -85,7 +88,15 @@ from ._base import (
     text_of,
     uv_per_unit,
 )
-from ._table import TABLE_ERRORS, WHITESPACE, TableSpec, iter_table, table_error, table_spec
+from ._table import (
+    TABLE_ERRORS,
+    WHITESPACE,
+    TableSpec,
+    check_first_row,
+    iter_table,
+    table_error,
+    table_spec,
+)
 
 __all__ = ["CsvReader"]
 
@@ -288,7 +299,7 @@ class CsvReader(RecordingReader):
         time_col = None
         if layout.header is not None:
             time_col = next((j for j, n in enumerate(layout.header) if is_time_column(n)), None)
-        sample = self._sample(layout, width)
+        sample = self._sample(layout, names)
         if len(sample) == 0:
             raise RecordingError(path, "no data rows (header only)")
         cut = not is_gzip(path) and _cut_mid_row(path, layout, encoding_of(head))
@@ -379,15 +390,17 @@ class CsvReader(RecordingReader):
             metadata=metadata,
         )
 
-    def _sample(self, layout: TextLayout, width: int) -> pd.DataFrame:
+    def _sample(self, layout: TextLayout, names: Sequence[str]) -> pd.DataFrame:
+        width = len(names)
         spec = table_spec(
             self.path,
             skiprows=layout.skip_lines,
             sep=layout.sep,
             usecols=range(width),
-            names=[str(j) for j in range(width)],
+            names=names,
         )
         try:
+            check_first_row(self.path, spec)
             return pd.read_csv(
                 self.path,
                 sep=spec.sep,
