@@ -32,6 +32,7 @@ from .commands._common import (
     settings_from_args,
     sites_from_args,
 )
+from .conditioning.gaps import MAX_ABS_SAMPLE
 from .errors import EmgPipelineError, RecordingWarning, UsageError
 from .events import not_muscle_reasons
 from .pipeline import Pipeline
@@ -118,8 +119,8 @@ def detect_summary(summary: RunSummary) -> list[str]:
                                                                   strict=True) if v)
 
     if any(summary.bridged_samples):
-        lines.append("bridged samples that were missing (NaN, inf, empty cells or gaps in the "
-                     "time column) -> "
+        lines.append(f"bridged samples that were missing (NaN, inf, beyond ±{MAX_ABS_SAMPLE:g}, "
+                     "empty cells or gaps in the time column) -> "
                      + per_channel(summary.bridged_samples, "{}: {}"))
     if summary.lost_samples:
         lines.append(f"lost samples marked as gaps: {summary.lost_samples}")

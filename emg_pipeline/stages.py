@@ -102,7 +102,7 @@ class StreamSpec:
 
 
 class Bridging(Stage):
-    """Hold missing samples (NaN, ±inf) at the channel's last value; count them."""
+    """Hold missing samples (NaN, ±inf, beyond MAX_ABS_SAMPLE) at their channel's last value."""
 
     def __init__(self, spec: StreamSpec) -> None:
         self.bridge = NanBridge(spec.n_channels)

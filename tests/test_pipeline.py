@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -257,6 +258,41 @@ def test_nan_gaps_are_bridged_and_reported(rng: np.random.Generator) -> None:
     assert np.isfinite(r.envelope).all()
     assert pipe.bridged_samples.tolist() == [300, 0]
     assert [(g.channel, g.start, g.n_samples) for g in pipe.gaps] == [(0, 5000, 300)]
+
+
+def test_values_beyond_any_measurement_are_bridged_without_warnings(
+    rng: np.random.Generator,
+) -> None:
+    rec = simulate(rng, fs=1000.0, duration_s=20.0, n_channels=2, snr_db=20.0)
+    x = rec.signal.copy()
+    x[[3000, 3001, 9000], 0] = [1e200, -1.7e308, 2e12]  # damaged or misread values
+    x[12_000, 1] = 9e11  # large, but a value: kept
+    pipe = Pipeline(rec.fs, rec.channels, unit="uV")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # before: 'overflow encountered in square'
+        r = pipe.process(x)
+        pipe.flush()
+    assert np.isfinite(r.envelope).all()
+    assert pipe.bridged_samples.tolist() == [3, 0]
+    assert [(g.channel, g.start, g.n_samples) for g in pipe.gaps] == [
+        (0, 3000, 2), (0, 9000, 1)]
+
+
+def test_csv_with_values_beyond_range_gives_no_raw_warnings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from emg_pipeline.cli import main
+
+    rows = [f"{k / 1000:.3f},{k % 13 - 6},{k % 7 - 3}" for k in range(3000)]
+    rows[1000] = "1.000,1e200,2"
+    rows[2000] = "2.000,3,1e305"  # in volts: beyond what a float holds once in µV
+    path = tmp_path / "huge.csv"
+    path.write_text("time,a (uV),b (V)\n" + "\n".join(rows) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["detect", str(path), "--out", str(tmp_path / "out.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "Warning" not in err and "a: 1, b: 1" in err
 
 
 def test_lost_samples_keep_the_timeline(rng: np.random.Generator) -> None:

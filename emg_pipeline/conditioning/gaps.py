@@ -10,12 +10,29 @@ import numpy as np
 from .._jit import jit
 from ..framing import FLOAT64
 
-__all__ = ["MAX_GAPS_KEPT", "FlatLine", "Gap", "NanBridge"]
+__all__ = ["MAX_ABS_SAMPLE", "MAX_GAPS_KEPT", "FlatLine", "Gap", "NanBridge", "is_missing"]
+
+#: largest magnitude a sample can have (µV or counts): beyond it, a value is no
+#: measurement (a megavolt, more than any converter counts) but a damaged or
+#: misread one, and is bridged as missing, before its square or a filter's sum
+#: could overflow
+MAX_ABS_SAMPLE = 1e12
 
 #: bridged runs listed by :attr:`NanBridge.gaps` (the most recent ones; the counts
 #: stay exact): a 24-hour stream over a lossy link has tens of thousands of them,
 #: and a live session's memory must not grow with its length
 MAX_GAPS_KEPT = 10_000
+
+
+def is_missing(x: np.ndarray) -> np.ndarray:
+    """Mask of the samples the :class:`NanBridge` bridges: NaN, ±inf, beyond :data:`MAX_ABS_SAMPLE`.
+
+    Examples
+    --------
+    >>> is_missing(np.array([1.0, np.nan, -np.inf, 1e200, -1e12])).tolist()
+    [False, True, True, True, False]
+    """
+    return ~(np.abs(x) <= MAX_ABS_SAMPLE)
 
 
 @dataclass(frozen=True)
@@ -40,14 +57,17 @@ class Gap:
 
 @jit
 def _all_finite(x: np.ndarray, last: np.ndarray) -> bool:
-    """Whether every sample of ``x`` (C-contiguous) is finite; if so ``last`` = its last row."""
+    """Whether every sample of ``x`` (C-contiguous) is usable; if so ``last`` = its last row.
+
+    Usable: finite and within :data:`MAX_ABS_SAMPLE`.
+    """
     n, n_ch = x.shape
     values = x.reshape(-1)
     for start in range(0, n * n_ch, 1024):  # blocks: an early exit, and loops that vectorise
         block = values[start : start + 1024]
         bad = 0
         for i in range(block.shape[0]):
-            bad += not (abs(block[i]) < np.inf)  # NaN compares false
+            bad += not (abs(block[i]) <= MAX_ABS_SAMPLE)  # NaN compares false
         if bad:
             return False
     if n:
@@ -61,10 +81,12 @@ def _bridge_kernel(
     x: np.ndarray, last: np.ndarray, index: int, y: np.ndarray,
     counts: np.ndarray, runs: np.ndarray,
 ) -> int:
-    """Hold the last finite value of each channel over the non-finite samples.
+    """Hold the last usable value of each channel over the missing samples.
+
+    Missing: NaN, ±inf, or beyond :data:`MAX_ABS_SAMPLE` in magnitude.
 
     ``last`` (the value held from before ``x``) and ``counts`` (bridged
-    samples per channel) are updated in place. Every run of non-finite samples
+    samples per channel) are updated in place. Every run of missing samples
     is written to ``runs`` as ``(channel, start, length)``, channel by channel
     and in time order, with ``start`` on the stream's clock (``index`` is that
     of ``x[0]``); the number of runs is returned.
@@ -76,7 +98,7 @@ def _bridge_kernel(
         start = -1
         for i in range(n):
             v = x[i, c]
-            if (v - v) == 0.0:  # finite
+            if abs(v) <= MAX_ABS_SAMPLE:  # usable (NaN compares false)
                 held = v
                 if start >= 0:
                     runs[n_runs, 0] = c
@@ -155,7 +177,10 @@ def _flat_kernel(
 
 
 class NanBridge:
-    """Replace NaN samples by the last valid value of their channel.
+    """Replace missing samples by the last valid value of their channel.
+
+    Missing: NaN, ±inf, and values beyond :data:`MAX_ABS_SAMPLE` in magnitude
+    (a damaged or misread value, which would overflow the filters' sums).
 
     Holding the last value is causal and, after the band-pass, turns a gap into
     silence, so that a gap can neither excite the filters nor look like
@@ -190,7 +215,7 @@ class NanBridge:
         self.gaps: deque[Gap] = deque(maxlen=MAX_GAPS_KEPT)
 
     def process(self, x: np.ndarray) -> np.ndarray:
-        """Return ``x`` with NaN (and ±inf) replaced; ``x`` itself is not modified.
+        """Return ``x`` with missing samples replaced; ``x`` itself is not modified.
 
         A chunk without missing samples is returned as it is (the same array).
         """

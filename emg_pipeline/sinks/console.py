@@ -35,6 +35,7 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 from emg_pipeline.chunk import ChunkFlags
+from emg_pipeline.conditioning.gaps import MAX_ABS_SAMPLE
 from emg_pipeline.events import Episode, LiveEvent, not_muscle_reasons
 from emg_pipeline.pipeline import ChunkResult
 
@@ -296,8 +297,8 @@ def summary_lines(summary: RunSummary, title: str | None = None) -> list[str]:
     if bridged or lost:
         lines.append(
             f"  missing samples: {bridged - lost * n_ch if lost else bridged} missing in the "
-            f"input (NaN, inf, empty cells, time-column gaps), {lost} per channel lost in "
-            "transmission; all bridged, none dropped"
+            f"input (NaN, inf, beyond ±{MAX_ABS_SAMPLE:g}, empty cells, time-column gaps), "
+            f"{lost} per channel lost in transmission; all bridged, none dropped"
         )
     else:
         lines.append("  missing samples: none")

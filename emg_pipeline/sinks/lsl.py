@@ -55,6 +55,7 @@ import numpy as np
 
 from emg_pipeline import __version__
 from emg_pipeline.chunk import ChunkFlags
+from emg_pipeline.conditioning.gaps import is_missing
 from emg_pipeline.errors import ConfigError
 from emg_pipeline.lab.deps import import_pylsl
 from emg_pipeline.settings import PipelineSettings
@@ -279,7 +280,7 @@ class LslOutlet:
         raw = result.samples
         if self.signal == "raw" or result.band.shape != raw.shape:
             return raw
-        missing = ~np.isfinite(raw)
+        missing = is_missing(raw)
         if missing.any():   # a held value is the pipeline's bridge, not a sample: say NaN
             return np.where(missing, np.nan, result.band)
         return result.band

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
+from emg_pipeline.conditioning.gaps import is_missing
 from emg_pipeline.events import Episode
 from emg_pipeline.pipeline import ChunkResult
 from emg_pipeline.sites import site_of_name
@@ -196,7 +197,7 @@ class TerminalMonitor:
         env = np.asarray(result.envelope, dtype=np.float64)
         self._seen = result.first_sample + result.samples.shape[0]
         self._lost += result.lost_samples
-        self._bridged += int(np.count_nonzero(~np.isfinite(result.samples)))
+        self._bridged += int(np.count_nonzero(is_missing(result.samples)))
         if result.floor.size:
             self._floor, self._on = result.floor, result.on_threshold
         if env.shape[0]:

@@ -46,6 +46,7 @@ __all__ = [
     "read_head",
     "resolve_fs",
     "text_of",
+    "to_uv",
     "uv_per_unit",
 ]
 
@@ -487,6 +488,20 @@ def uv_per_unit(unit: str) -> float | None:
     (1000.0, 1.0, None)
     """
     return _UV_PER_UNIT.get(unit.strip().lower())
+
+
+def to_uv(values: np.ndarray, uv_per_unit: float | np.ndarray) -> np.ndarray:
+    """``values * uv_per_unit``, where a product too large for a float is ±inf, silently.
+
+    Such a value is missing: the pipeline bridges and counts it.
+
+    Examples
+    --------
+    >>> to_uv(np.array([1.5, 1e305]), 1e6).tolist()
+    [1500000.0, inf]
+    """
+    with np.errstate(over="ignore"):
+        return values * uv_per_unit
 
 
 def is_gzip(path: Path) -> bool:

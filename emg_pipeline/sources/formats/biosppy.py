@@ -57,6 +57,7 @@ from ._base import (
     read_head,
     resolve_fs,
     text_of,
+    to_uv,
     uv_per_unit,
 )
 from ._table import WHITESPACE, TableSpec, iter_table, table_spec
@@ -191,4 +192,4 @@ class BioSppyReader(RecordingReader):
 
     def _blocks(self, size_hint: int) -> Iterator[np.ndarray]:
         for block in iter_table(self.path, self._spec, size_hint):
-            yield block if self._scale == 1.0 else block * self._scale
+            yield block if self._scale == 1.0 else to_uv(block, self._scale)

@@ -86,6 +86,7 @@ from ._base import (
     read_head,
     resolve_fs,
     text_of,
+    to_uv,
     uv_per_unit,
 )
 from ._table import (
@@ -431,7 +432,7 @@ class CsvReader(RecordingReader):
             yield from with_gaps(self._scaled(block[:, 1:]), lost)
 
     def _scaled(self, block: np.ndarray) -> np.ndarray:
-        return block if self._scale is None else block * self._scale
+        return block if self._scale is None else to_uv(block, self._scale)
 
 
 class RowClock:

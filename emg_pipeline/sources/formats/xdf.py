@@ -58,7 +58,14 @@ import pandas as pd
 from emg_pipeline.errors import RecordingError
 from emg_pipeline.sources.timeline import WIDEST_GAP_S, SampleTimeline
 
-from ._base import RecordingInfo, RecordingReader, make_annotations, resolve_fs, uv_per_unit
+from ._base import (
+    RecordingInfo,
+    RecordingReader,
+    make_annotations,
+    resolve_fs,
+    to_uv,
+    uv_per_unit,
+)
 
 __all__ = ["XdfReader"]
 
@@ -239,7 +246,7 @@ class XdfReader(RecordingReader):
                                             "reset?): too long a gap to keep")
         positions = np.arange(values.shape[0]) + np.cumsum(lost)
         data = np.full((timeline.n_samples, n_ch), np.nan)
-        data[positions] = values * scale
+        data[positions] = to_uv(values, scale)
         self._data = data
         t0 = float(stamps[0])
         annotations = self._markers(streams, chosen, t0)
