@@ -545,6 +545,53 @@ def test_csv_truncated_gzip(tmp_path: Path) -> None:
     assert path.name in one_line(caught.value)
 
 
+def _read_until_fault(path: Path, chunk: int) -> tuple[np.ndarray, RecordingError]:
+    """The rows a stream of ``path`` gets before its fault, and the fault."""
+    rows: list[np.ndarray] = []
+    with open_recording(path) as reader, pytest.raises(RecordingError) as caught:
+        for block in reader.iter_chunks(chunk):
+            rows.append(block)
+    return np.concatenate(rows) if rows else np.empty((0, 1)), caught.value
+
+
+@pytest.mark.parametrize("chunk", [1000, 4096, 20_000])
+def test_every_row_before_a_bad_cell_is_read_first(tmp_path: Path, chunk: int) -> None:
+    # the bad cell falls inside a block of the parser: the rows of that block before it count
+    values = np.arange(30_000) % 251
+    rows = [f"{k / 1000:.3f},{v}\n" for k, v in enumerate(values)]
+    rows[20_000] = "20.000,x5o5\n"
+    path = tmp_path / "late.csv"
+    path.write_text("time,emg\n" + "".join(rows))
+    data, fault = _read_until_fault(path, chunk)
+    np.testing.assert_array_equal(data[:, 0], values[:20_000])
+    assert "'x5o5'" in one_line(fault) and "data row 20001" in one_line(fault)
+
+
+def test_undecodable_bytes_end_the_rows_where_they_are(tmp_path: Path) -> None:
+    # a few bytes garbled in the middle: reported there, not at the start of the parser's buffer
+    values = np.arange(24_000) % 1000
+    text = "time,emg\n" + "".join(f"{k / 1000:.3f},{v}\n" for k, v in enumerate(values))
+    raw = bytearray(text.encode())
+    at = raw.index(b"\n12.000,") + 4      # inside data row 12001
+    raw[at : at + 3] = b"\xff\xfe\x00"
+    path = tmp_path / "garbled.csv"
+    path.write_bytes(bytes(raw))
+    data, fault = _read_until_fault(path, 20)
+    np.testing.assert_array_equal(data[:, 0], values[:12_000])
+    assert "undecodable bytes after data row 12000" in one_line(fault)
+
+
+def test_truncated_gzip_gives_its_whole_rows_first(tmp_path: Path) -> None:
+    text = "time,a\n" + "".join(f"{k / 1000},{k}\n" for k in range(20_000))
+    path = tmp_path / "cut.csv.gz"
+    path.write_bytes(gzip.compress(text.encode())[:30_000])
+    data, fault = _read_until_fault(path, 1000)
+    n = data.shape[0]
+    assert n > 5000    # what the 30 kB hold, not only the parser's first buffers
+    np.testing.assert_array_equal(data[:, 0], np.arange(n))
+    assert f"truncated: the compressed stream ends early, after data row {n}" in one_line(fault)
+
+
 def test_info_pickles(tmp_path: Path) -> None:
     import pickle
 

@@ -337,26 +337,35 @@ def _caller_level() -> int:
 
 
 def _rechunk(blocks: Iterator[np.ndarray], size: int, n_channels: int) -> Iterator[np.ndarray]:
-    """Cut a stream of blocks of any size into chunks of exactly ``size`` rows."""
+    """Cut a stream of blocks of any size into chunks of exactly ``size`` rows.
+
+    A read error of ``blocks`` is raised after the rows read before it.
+    """
     pending: list[np.ndarray] = []
     held = 0
-    for block in blocks:
-        if block.shape[0] == 0:
-            continue
-        pending.append(block)
-        held += block.shape[0]
-        if held < size:
-            continue
-        joined = pending[0] if len(pending) == 1 else np.concatenate(pending, axis=0)
-        n_full = (held // size) * size
-        for start in range(0, n_full, size):
-            yield np.array(joined[start : start + size], dtype=np.float64, copy=True)
-        rest = joined[n_full:]
-        pending = [rest] if rest.shape[0] else []
-        held = rest.shape[0]
+    fault: RecordingError | None = None
+    try:
+        for block in blocks:
+            if block.shape[0] == 0:
+                continue
+            pending.append(block)
+            held += block.shape[0]
+            if held < size:
+                continue
+            joined = pending[0] if len(pending) == 1 else np.concatenate(pending, axis=0)
+            n_full = (held // size) * size
+            for start in range(0, n_full, size):
+                yield np.array(joined[start : start + size], dtype=np.float64, copy=True)
+            rest = joined[n_full:]
+            pending = [rest] if rest.shape[0] else []
+            held = rest.shape[0]
+    except RecordingError as error:
+        fault = error
     if held:
         joined = pending[0] if len(pending) == 1 else np.concatenate(pending, axis=0)
         yield np.array(joined, dtype=np.float64, copy=True).reshape(-1, n_channels)
+    if fault is not None:
+        raise fault
 
 
 def check_fs(fs: object, path: Path | None, what: str = "sampling rate") -> float:

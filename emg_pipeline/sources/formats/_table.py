@@ -5,11 +5,20 @@ to "skip some header lines, then read selected columns of a delimited table".
 :func:`iter_table` does that with pandas' C parser, ``chunksize`` rows at a
 time, and turns every parsing problem into a one-line :class:`RecordingError`
 that names the column and the data row.
+
+A fault in the middle of a file (a cell that is not a number, undecodable
+bytes, a compressed stream that is truncated or damaged) is raised where it
+is: every row before it is yielded first, so that a stream reads all that is
+valid before it stops.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv as _stdlib_csv
+import gzip
+import io
+import re
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -24,6 +33,7 @@ from ._base import encoding_of, excerpt, is_gzip, read_head
 
 __all__ = [
     "TABLE_ERRORS",
+    "CleanText",
     "TableSpec",
     "check_first_row",
     "iter_table",
@@ -103,19 +113,95 @@ def table_spec(
     )
 
 
+class CleanText(io.TextIOBase):
+    """The text of a file as far as it can be read: up to the line of its first fault.
+
+    Read by pandas' parser in place of the file. Undecodable bytes, or a
+    compressed stream that is truncated or damaged, end the text after the last
+    whole line before them; the fault is kept in :attr:`fault` for the caller
+    to raise once the rows before it have been used.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    spec : TableSpec
+        Its encoding and compression.
+    """
+
+    def __init__(self, path: Path, spec: TableSpec) -> None:
+        super().__init__()
+        self._raw = gzip.open(path, "rb") if spec.compression == "gzip" else open(path, "rb")
+        # undecodable bytes become lone surrogates, which no valid text holds: found by search
+        self._decoder = codecs.getincrementaldecoder(spec.encoding)(errors="surrogateescape")
+        self._encoding = spec.encoding
+        self._pending = ""   # the start of a line not yet whole
+        self._ended = False
+        self.fault: BaseException | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> str:
+        """Whole lines, about ``size`` characters; ``""`` at the end or at the first fault.
+
+        Anything else raised while reading (Ctrl-C) is kept as the fault too:
+        the parser calling this would turn it into a parsing error.
+        """
+        try:
+            return self._lines(size if size is not None and size > 0 else 1 << 18)
+        except BaseException as error:
+            self.fault, self._ended = error, True
+            return ""
+
+    def _lines(self, want: int) -> str:
+        while not self._ended:
+            text = self._pending + self._decoded(want)
+            if self._ended and self.fault is None:
+                self._pending = ""
+                return text
+            cut = max(text.rfind("\n"), text.rfind("\r")) + 1
+            self._pending = "" if self._ended else text[cut:]
+            if cut:
+                return text[:cut]
+        return ""
+
+    def _decoded(self, want: int) -> str:
+        """The next text read, up to a fault (then :attr:`fault` is set)."""
+        try:
+            data = self._raw.read1(want)
+        except (EOFError, OSError, zlib.error) as error:
+            self.fault, self._ended = error, True
+            return ""
+        self._ended = not data
+        text = self._decoder.decode(data, final=not data)
+        bad = _UNDECODED.search(text)
+        if bad is None:
+            return text
+        self.fault = UnicodeDecodeError(self._encoding, data, 0, len(data), "undecodable bytes")
+        self._ended = True
+        return text[: bad.start()]
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+#: what the ``surrogateescape`` handler makes of undecodable bytes
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
 def _reader(
-    path: Path, spec: TableSpec, chunk_rows: int, nrows: int | None
+    text: CleanText, spec: TableSpec, chunk_rows: int, nrows: int | None
 ) -> pd.io.parsers.TextFileReader:
     return pd.read_csv(
-        path,
+        text,
         sep=spec.sep,
         header=None,
         skiprows=spec.skiprows,
         usecols=list(spec.usecols),
         skipinitialspace=spec.sep != WHITESPACE,
         decimal=spec.decimal,
-        encoding=spec.encoding,
-        compression=spec.compression,
         comment=spec.comment,
         chunksize=chunk_rows,
         nrows=nrows,
@@ -131,31 +217,28 @@ def iter_table(
 ) -> Iterator[np.ndarray]:
     """Yield float64 blocks ``(rows, len(spec.usecols))`` of the table in ``path``.
 
-    Empty cells become NaN; a cell that is not a number raises.
+    Empty cells become NaN; a cell that is not a number raises. Every row
+    before a fault is yielded before the fault is raised.
 
     Raises
     ------
     RecordingError
         On a non-numeric cell (naming column and data row), a malformed line,
-        undecodable bytes or a truncated compressed stream.
+        undecodable bytes or a truncated compressed stream (naming the rows
+        read before it).
     """
     first_row = 0
     try:
         check_first_row(path, spec)
-        with _reader(path, spec, chunk_rows, nrows) as reader:
-            held: pd.DataFrame | None = None   # one frame behind, to know the last one
-            for frame in reader:
-                if held is not None:
-                    block = numeric_block(path, held, spec, first_row)
-                    first_row += block.shape[0]
-                    yield block
-                held = frame
-            if held is not None:
-                if spec.drop_last_row:
-                    held = held.iloc[:-1]
-                yield numeric_block(path, held, spec, first_row)
-    except pd.errors.EmptyDataError:
-        return
+        with CleanText(path, spec) as text:
+            for frame in _frames(text, spec, chunk_rows, nrows):
+                block, bad_cell = _numeric_rows(path, frame, spec, first_row)
+                first_row += block.shape[0]
+                yield block
+                if bad_cell is not None:
+                    raise bad_cell
+            if text.fault is not None:
+                raise text.fault
     except TABLE_ERRORS as error:
         raise table_error(path, error, first_row) from None
 
@@ -188,6 +271,24 @@ def check_first_row(path: Path, spec: TableSpec) -> None:
             )
 
 
+def _frames(
+    text: CleanText, spec: TableSpec, chunk_rows: int, nrows: int | None
+) -> Iterator[pd.DataFrame]:
+    """The table's frames, its last row left out when the file was cut off inside it."""
+    held: pd.DataFrame | None = None   # one frame behind, to know the last one
+    try:
+        with _reader(text, spec, chunk_rows, nrows) as reader:
+            for frame in reader:
+                if held is not None:
+                    yield held
+                held = frame
+    except pd.errors.EmptyDataError:
+        return
+    if held is not None:
+        # a fault ends the text after a whole line: the last row is whole
+        yield held.iloc[:-1] if spec.drop_last_row and text.fault is None else held
+
+
 #: what parsing a table can raise: pandas' errors (ValueError also for usecols beyond the
 #: row width), undecodable text, and the decompressor's errors for a gzipped file
 TABLE_ERRORS = (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError, ValueError,
@@ -201,9 +302,13 @@ def table_error(path: Path, error: BaseException, rows_read: int = 0) -> Recordi
             path, f"undecodable bytes after data row {rows_read}: binary content in a text file"
         )
     if isinstance(error, EOFError):
-        return RecordingError(path, "truncated: the compressed stream ends early")
+        return RecordingError(
+            path, f"truncated: the compressed stream ends early, after data row {rows_read}"
+        )
     if isinstance(error, zlib.error):
-        return RecordingError(path, f"damaged compressed stream: {_first_line(error)}")
+        return RecordingError(
+            path, f"damaged compressed stream after data row {rows_read}: {_first_line(error)}"
+        )
     if isinstance(error, OSError):
         return RecordingError(path, f"cannot read the table: {_first_line(error)}")
     return RecordingError(path, f"malformed table: {_first_line(error)}")
@@ -213,9 +318,31 @@ def numeric_block(path: Path, frame: pd.DataFrame, spec: TableSpec, first_row: i
     """Return ``frame``'s columns, in ``spec.usecols`` order, as float64.
 
     ``first_row`` is the zero-based data row of ``frame``'s first line, for messages.
+
+    Raises
+    ------
+    RecordingError
+        On a missing column or a cell that is not a number.
     """
+    block, bad_cell = _numeric_rows(path, frame, spec, first_row)
+    if bad_cell is not None:
+        raise bad_cell
+    return block
+
+
+def _numeric_rows(
+    path: Path, frame: pd.DataFrame, spec: TableSpec, first_row: int
+) -> tuple[np.ndarray, RecordingError | None]:
+    """:func:`numeric_block` up to its first fault: the rows before it, and the fault (or None)."""
     out = np.empty((len(frame), len(spec.usecols)), dtype=np.float64)
+    n_valid, fault = len(frame), None
     for j, (col, name) in enumerate(zip(spec.usecols, spec.names, strict=True)):
+        if col not in frame.columns:
+            # pandas sizes the table by its first row: a short one leaves the column out
+            return out[:0], RecordingError(
+                path, f"malformed table: no field {col + 1} (column {name!r}) in the rows "
+                f"from data row {first_row + 1}"
+            )
         series = frame[col]
         if col in spec.datetime_cols:
             out[:, j] = _epoch_seconds(path, series, name, first_row)
@@ -232,16 +359,16 @@ def numeric_block(path: Path, frame: pd.DataFrame, spec: TableSpec, first_row: i
             & text.notna().to_numpy()
             & (text != "").fillna(False).to_numpy()
         )
-        if bad.any():
-            k = int(np.flatnonzero(bad)[0])
+        k = int(np.argmax(bad)) if bad.any() else n_valid
+        if k < n_valid:
             cell = str(text.iloc[k])
             shown = cell if len(cell) <= 20 else cell[:17] + "..."
-            raise RecordingError(
+            n_valid, fault = k, RecordingError(
                 path,
                 f"non-numeric value {shown!r} in column {name!r} at data row {first_row + k + 1}",
             )
         out[:, j] = values.to_numpy(dtype=np.float64, na_value=np.nan)
-    return out
+    return out[:n_valid], fault
 
 
 def _epoch_seconds(path: Path, series: pd.Series, name: str, first_row: int) -> np.ndarray:

@@ -92,6 +92,7 @@ from ._base import (
 from ._table import (
     TABLE_ERRORS,
     WHITESPACE,
+    CleanText,
     TableSpec,
     check_first_row,
     iter_table,
@@ -400,22 +401,21 @@ class CsvReader(RecordingReader):
             usecols=range(width),
             names=names,
         )
-        try:
+        try:   # the rows before a fault: the fault itself is raised when it is reached
             check_first_row(self.path, spec)
-            return pd.read_csv(
-                self.path,
-                sep=spec.sep,
-                header=None,
-                skiprows=spec.skiprows,
-                usecols=list(range(width)),
-                skipinitialspace=spec.sep != WHITESPACE,
-                dtype=str,
-                keep_default_na=False,
-                encoding=spec.encoding,
-                compression=spec.compression,
-                nrows=SAMPLE_ROWS + 1,  # one more: to know whether the last row is in
-                engine="c",
-            )
+            with CleanText(self.path, spec) as text:
+                return pd.read_csv(
+                    text,
+                    sep=spec.sep,
+                    header=None,
+                    skiprows=spec.skiprows,
+                    usecols=list(range(width)),
+                    skipinitialspace=spec.sep != WHITESPACE,
+                    dtype=str,
+                    keep_default_na=False,
+                    nrows=SAMPLE_ROWS + 1,  # one more: to know whether the last row is in
+                    engine="c",
+                )
         except pd.errors.EmptyDataError:
             return pd.DataFrame()
         except TABLE_ERRORS as error:
