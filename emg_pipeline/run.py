@@ -12,15 +12,28 @@ A :class:`Sink` sees the stream's :class:`StreamInfo` when it opens, each
 flags, thresholds and live events), and the :class:`RunSummary` at the end: a
 plain value, so sinks never reach into the pipeline. Ctrl-C (or the task's
 cancellation) ends the stream like its end: the episodes still open are closed
-and every sink is closed, and the summary says it was interrupted. A sink that
-fails while the stream runs does not stop the others from being closed.
+(marked ``truncated``) and every sink is closed, and the summary says it was
+interrupted. A read error of the source (a
+:class:`~emg_pipeline.errors.RecordingError`: a damaged cell, a truncated
+file) ends it the same way, after every sample read before the fault, and the
+summary holds the error (``read_error``); then :func:`run` raises it, unless
+asked for the summary of the part read (``partial=True``). A sink that fails
+while the stream runs does not stop the others from being closed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -29,6 +42,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .chunk import Chunk
+from .errors import RecordingError
 from .events import Episode
 from .labels import Label
 from .pipeline import ChunkResult, Pipeline
@@ -104,7 +118,7 @@ class RunSummary:
         Per channel: RMS of the mains interference removed over the RMS of
         the EMG band left (0 where none was removed).
     interrupted : bool
-        The stream was stopped (Ctrl-C) before its end.
+        The stream was stopped (Ctrl-C, or a failure of a sink) before its end.
     source_stats : mapping
         Counts the source kept (packets, losses, reconnects...), if any.
     wall_s : float
@@ -112,6 +126,9 @@ class RunSummary:
     rejected : tuple of Episode
         What ended but was rejected as not muscle (each one's ``because``
         says why); in no count.
+    read_error : RecordingError or None
+        The read error of the source that ended the stream before the
+        recording's end (after every sample read before it), if any.
     """
 
     info: StreamInfo
@@ -128,11 +145,34 @@ class RunSummary:
     source_stats: Mapping[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
     rejected: tuple[Episode, ...] = ()
+    read_error: RecordingError | None = None
 
     @property
     def duration_s(self) -> float:
         """Stream duration in seconds."""
         return self.n_samples / self.info.fs
+
+    @property
+    def has_results(self) -> bool:
+        """Whether there is something true to write: the stream ended, or ran before it stopped.
+
+        A stream that reached its end has results, even without a sample (an
+        empty recording has no episodes). One stopped before its first sample
+        (Ctrl-C, a read error, a failing sink) has none: outputs that existed
+        are then left as they were.
+        """
+        stopped = self.interrupted or self.read_error is not None
+        return self.n_samples > 0 or not stopped
+
+    @property
+    def stopped(self) -> str:
+        """Why the stream stopped before its end, in words; ``""`` if it reached its end.
+
+        ``"interrupted"`` (Ctrl-C, a failing sink) or ``"stopped by a read error"``.
+        """
+        if self.read_error is not None:
+            return "stopped by a read error"
+        return "interrupted" if self.interrupted else ""
 
     def mains_text(self) -> str:
         """What was done about mains: the line and its level, or that none was worth removing.
@@ -162,7 +202,7 @@ class RunSummary:
     @classmethod
     def of(cls, pipe: Pipeline, info: StreamInfo, *, n_alerts: int = 0,
            interrupted: bool = False, source_stats: Mapping[str, int] | None = None,
-           wall_s: float = 0.0) -> RunSummary:
+           wall_s: float = 0.0, read_error: RecordingError | None = None) -> RunSummary:
         """The summary of what ``pipe`` processed."""
         return cls(
             info=info,
@@ -179,6 +219,7 @@ class RunSummary:
             source_stats=dict(source_stats or {}),
             wall_s=wall_s,
             rejected=tuple(pipe.rejected),
+            read_error=read_error,
         )
 
 
@@ -204,8 +245,10 @@ class _Loop:
 
     Used as ``with loop:`` around the iteration: entering opens the sinks;
     leaving ends the stream (the pipeline's flush goes to the sinks), builds the
-    summary and closes every sink opened, even when a sink or the source fails
+    summary and closes every sink opened, even when a sink or the pipeline fails
     (then the summary says the stream was cut short and the error propagates).
+    The chunks are taken through :meth:`read` or :meth:`aread`: a read error of
+    the source ends them, and is kept for the summary.
     """
 
     def __init__(self, pipeline: Pipeline, sinks: Sequence[Sink], info: StreamInfo,
@@ -219,6 +262,7 @@ class _Loop:
         self.on_result = on_result
         self.n_alerts = 0
         self.interrupted = False
+        self.read_error: RecordingError | None = None
         self.started = time.monotonic()
         self.opened: list[Sink] = []
         self.result: RunSummary | None = None
@@ -245,6 +289,32 @@ class _Loop:
             self._close(summary if summary is not None else self._summary())
         self.result = summary
 
+    def read(self, source: Iterable[Chunk | np.ndarray]) -> Iterator[Chunk | np.ndarray]:
+        """The source's chunks, until its end or its first read error (kept)."""
+        chunks = iter(source)
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            except RecordingError as exc:
+                self.read_error = exc
+                return
+            yield chunk
+
+    async def aread(self, source: AsyncIterable[Chunk]) -> AsyncIterator[Chunk]:
+        """:meth:`read` for an asynchronous source."""
+        chunks = aiter(source)
+        while True:
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+            except RecordingError as exc:
+                self.read_error = exc
+                return
+            yield chunk
+
     def chunk(self, chunk: Chunk | np.ndarray) -> bool:
         """Process one chunk; False once the sample limit is reached."""
         self._deliver(self.pipeline.process(chunk))
@@ -261,7 +331,7 @@ class _Loop:
         return RunSummary.of(
             self.pipeline, self.info, n_alerts=self.n_alerts, interrupted=self.interrupted,
             source_stats=self.stats() if self.stats is not None else None,
-            wall_s=time.monotonic() - self.started,
+            wall_s=time.monotonic() - self.started, read_error=self.read_error,
         )
 
     def _close(self, summary: RunSummary) -> None:
@@ -285,6 +355,7 @@ def run(
     limit_samples: int | None = None,
     stats: Callable[[], Mapping[str, int]] | None = None,
     on_result: Callable[[ChunkResult], None] | None = None,
+    partial: bool = False,
 ) -> RunSummary:
     """Drive a stream from ``source`` through ``pipeline`` into ``sinks``.
 
@@ -304,11 +375,22 @@ def run(
         Returns the source's counts for the summary (called at the end).
     on_result : callable, optional
         Called with every result after the sinks (e.g. a progress bar).
+    partial : bool
+        What a read error of the source does once it has ended the stream
+        (every sample read before it processed, the sinks closed with a
+        summary that holds it): False raises it; True returns that summary,
+        for a caller that reports the part read.
 
     Returns
     -------
     RunSummary
-        With ``interrupted`` set when Ctrl-C stopped the stream.
+        With ``interrupted`` set when Ctrl-C stopped the stream, and
+        ``read_error`` when a read error did (``partial=True``).
+
+    Raises
+    ------
+    RecordingError
+        The source's read error, unless ``partial``.
 
     Examples
     --------
@@ -322,11 +404,18 @@ def run(
                  on_result)
     with loop:
         try:
-            for chunk in source:
+            for chunk in loop.read(source):
                 if not loop.chunk(chunk):
                     break
         except KeyboardInterrupt:
             loop.interrupted = True
+    return _outcome(loop, partial)
+
+
+def _outcome(loop: _Loop, partial: bool) -> RunSummary:
+    """The summary of a finished loop, or its read error raised (unless ``partial``)."""
+    if loop.read_error is not None and not partial:
+        raise loop.read_error
     assert loop.result is not None
     return loop.result
 
@@ -340,6 +429,7 @@ async def run_async(
     limit_samples: int | None = None,
     stats: Callable[[], Mapping[str, int]] | None = None,
     on_result: Callable[[ChunkResult], None] | None = None,
+    partial: bool = False,
 ) -> RunSummary:
     """:func:`run` for a live source (an async iterable, e.g. a BLE board).
 
@@ -351,7 +441,7 @@ async def run_async(
                  on_result)
     with loop:
         try:
-            async for chunk in source:
+            async for chunk in loop.aread(source):
                 if not loop.chunk(chunk):
                     break
         except (asyncio.CancelledError, KeyboardInterrupt):
@@ -359,5 +449,4 @@ async def run_async(
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
-    assert loop.result is not None
-    return loop.result
+    return _outcome(loop, partial)

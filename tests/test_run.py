@@ -17,7 +17,7 @@ import pytest
 
 from emg_pipeline import ChunkResult, Pipeline, RunSummary, StreamInfo, run, simulate
 from emg_pipeline.cli import main
-from emg_pipeline.errors import OutputError
+from emg_pipeline.errors import OutputError, RecordingError
 from emg_pipeline.sinks.episodes import EpisodeFile, read_episodes
 from emg_pipeline.sinks.recording import RecordingSink
 from emg_pipeline.sources.formats import read_recording
@@ -76,6 +76,47 @@ def test_ctrl_c_ends_the_stream_like_its_end(rec) -> None:
     summary = run(source(), Pipeline(FS, rec.channels, unit="uV"), [spy])
     assert summary.interrupted and spy.summary is summary
     assert summary.n_samples == 25_000
+
+
+def test_a_read_error_ends_the_stream_like_its_end(rec) -> None:
+    fault = RecordingError("rec.csv", "non-numeric value 'x' in column 'a' at data row 25001")
+
+    def source() -> Iterator[np.ndarray]:
+        yield rec.signal[:25_000]
+        raise fault
+
+    x = np.random.default_rng(0).normal(0, 3.0, (20_000, 1))
+    x[12_000:, 0] += np.random.default_rng(1).normal(0, 80.0, 8000)   # still contracting
+
+    def contracting() -> Iterator[np.ndarray]:
+        yield x
+        raise fault
+
+    spy = Spy()
+    summary = run(contracting(), Pipeline(FS, 1, unit="uV"), [spy], partial=True)
+    assert summary.read_error is fault and spy.summary is summary
+    assert not summary.interrupted and summary.stopped == "stopped by a read error"
+    assert summary.n_samples == 20_000 and summary.has_results
+    # flushed: the episode open at the fault is ended, marked truncated
+    assert summary.episodes and summary.episodes[-1].truncated
+    # by default the error is raised, after the sinks were closed with the same summary
+    spy = Spy()
+    with pytest.raises(RecordingError) as caught:
+        run(source(), Pipeline(FS, rec.channels, unit="uV"), [spy])
+    assert caught.value is fault
+    assert spy.summary is not None and spy.summary.read_error is fault
+    assert spy.summary.n_samples == 25_000
+
+
+def test_a_stream_stopped_before_its_first_sample_has_no_results(rec) -> None:
+    def unreadable() -> Iterator[np.ndarray]:
+        raise RecordingError("rec.csv", "undecodable bytes after data row 0")
+        yield rec.signal
+
+    summary = run(unreadable(), Pipeline(FS, rec.channels, unit="uV"), partial=True)
+    assert summary.n_samples == 0 and not summary.has_results
+    # an empty recording read to its end has results: no episodes
+    assert run([], Pipeline(FS, rec.channels, unit="uV")).has_results
 
 
 def test_a_failing_sink_does_not_keep_the_others_open(rec) -> None:

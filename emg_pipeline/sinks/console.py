@@ -248,7 +248,7 @@ def summary_lines(summary: RunSummary, title: str | None = None) -> list[str]:
     lines = [
         f"summary{source}: {format_stream_time(duration)} ({duration:.1f} s), "
         f"{n_ch} channel{'s' if n_ch != 1 else ''} at {info.fs:g} Hz"
-        + (" (interrupted)" if summary.interrupted else "")
+        + (f" ({summary.stopped})" if summary.stopped else "")
     ]
     rows = []
     flat = any(s > 0 for s in summary.no_signal_s)
