@@ -4,7 +4,12 @@ Every error the user can cause (a missing or malformed file, an unknown or
 inconsistent sampling rate, a bad setting) ends the program with one line on
 standard error and exit status 2; nothing is printed as a traceback. A
 recording read only in part (a truncated file) gives one
-``emg-pipeline: warning: ...`` line saying what was lost.
+``emg-pipeline: warning: ...`` line saying what was lost. A recording that
+cannot be read to its end (a damaged cell, undecodable bytes, a truncated
+compressed file) is processed up to the fault, like a stream stopped there:
+the outputs hold that part, the summary says the stream stopped by a read
+error, and the error line follows (status 2). Ctrl-C stops the same way, with
+``interrupted at ... s`` (status 130).
 """
 
 from __future__ import annotations
@@ -75,11 +80,17 @@ def _cmd_detect(args: argparse.Namespace) -> int:
                                announce=None if args.quiet else sys.stderr)
         pipe = Pipeline(info.fs, info.channels, unit=info.unit, settings=settings)
         chunk = chunk_samples(args.chunk_ms or DEFAULT_CHUNK_MS, info.fs)
+        # a read error ends the stream like its end: the part read is written, then said
         summary = run(reader.iter_chunks(chunk), pipe, [episodes],
-                      info=StreamInfo.of(pipe, title=path.name, start_time=info.start_time))
+                      info=StreamInfo.of(pipe, title=path.name, start_time=info.start_time),
+                      partial=True)
     if not args.quiet:
         for line in detect_summary(summary):
             print(line, file=sys.stderr)
+    if summary.read_error is not None:
+        raise summary.read_error
+    if summary.interrupted:
+        print(f"emg-pipeline: interrupted at {summary.duration_s:.1f} s", file=sys.stderr)
     if fif is not None and not summary.interrupted:
         from .lab import to_mne, write_fif
 
@@ -103,15 +114,22 @@ def _fif_output(option: str | None) -> Path | None:
 
 
 def detect_summary(summary: RunSummary) -> list[str]:
-    """The short summary of ``detect``: one line per fact, what was found, what was repaired."""
+    """The short summary of ``detect``: one line per fact, what was found, what was repaired.
+
+    A stream stopped before the recording's end says so first, with the time it
+    reached: ``interrupted at 3.1 s``, ``stopped by a read error at 20.0 s``.
+    """
     info = summary.info
     twitches, spasms = summary.n_twitches, summary.n_spasms
     mains = summary.mains_text()
     plural = "" if info.n_channels == 1 else "s"
+    span = f"{summary.stopped} at " if summary.stopped else ""
+    cut = sum(e.truncated for e in summary.episodes)
     lines = [
-        f"{info.title}: {summary.duration_s:.1f} s, {info.n_channels} channel{plural} at "
+        f"{info.title}: {span}{summary.duration_s:.1f} s, {info.n_channels} channel{plural} at "
         f"{info.fs:g} Hz; {twitches} twitch{'' if twitches == 1 else 'es'}, "
-        f"{spasms} spasm{'' if spasms == 1 else 's'}; mains {mains}"
+        f"{spasms} spasm{'' if spasms == 1 else 's'}"
+        + (f" ({cut} cut short, marked truncated)" if cut else "") + f"; mains {mains}"
     ]
 
     def per_channel(values: Sequence[float], fmt: str) -> str:

@@ -39,7 +39,7 @@ from emg_pipeline.commands.replay import ProgressBar
 from emg_pipeline.metrics import score
 from emg_pipeline.sinks import format_event, format_stream_time, open_live_view
 from emg_pipeline.sinks.episodes import EPISODE_FILE_COLUMNS, read_episodes
-from emg_pipeline.sources.formats import read_recording
+from emg_pipeline.sources.formats import RecordingReader, read_recording
 from emg_pipeline.sources.replay import ReplaySource
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -299,6 +299,54 @@ def test_replay_and_detect_write_the_same_episode_file(tmp_path: Path, capsys) -
     assert main(["replay", str(path), "--fast", "--site", "ch9=calf"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "ch9" in err
+
+
+def test_a_read_error_ends_replay_and_detect_alike(tmp_path: Path, capsys) -> None:
+    # a contraction runs over a bad cell at data row 20001: everything before is processed,
+    # the open episode is written truncated, and the command says why it stopped
+    x = np.random.default_rng(0).normal(0, 3.0, (30_000, 1))
+    x[17_000:, 0] += np.random.default_rng(1).normal(0, 80.0, 13_000)
+    path = write_csv(tmp_path / "late.csv", np.round(x, 3), 1000.0, ("calf",))
+    lines = path.read_text().splitlines(keepends=True)
+    lines[20_001] = "20.0,x5o5\n"
+    path.write_text("".join(lines))
+    outs = {}
+    for command, extra in (("replay", ["--fast"]), ("detect", [])):
+        outs[command] = tmp_path / f"{command}.csv"
+        status, out, err = run_cli(capsys, command, str(path), *extra,
+                                   "--out", str(outs[command]))
+        assert status == 2
+        assert err.splitlines()[-1] == (f"emg-pipeline: error: {path}: non-numeric value "
+                                        "'x5o5' in column 'calf (uV)' at data row 20001")
+        assert "Traceback" not in err and "interrupted" not in out + err
+        said = out if command == "replay" else err
+        assert ("(stopped by a read error)" if command == "replay"
+                else "stopped by a read error at 20.0 s") in said
+    table = read_episodes(outs["replay"])
+    assert table["offset_s"].max() == pytest.approx(20.0)
+    assert bool(table["truncated"].iloc[-1])
+    assert outs["replay"].read_text() == outs["detect"].read_text()
+
+
+def test_an_interrupted_detect_says_so(tmp_path: Path, capsys, monkeypatch) -> None:
+    x = np.round(np.random.default_rng(0).normal(0, 3.0, (10_000, 1)), 3)
+    path = write_csv(tmp_path / "long.csv", x, 1000.0, ("calf",))
+    whole = RecordingReader.iter_chunks
+
+    def ctrl_c_at_3_s(reader: RecordingReader, size: int):
+        for chunk in whole(reader, size):
+            if reader_at[0] >= 3000:
+                raise KeyboardInterrupt
+            reader_at[0] += chunk.shape[0]
+            yield chunk
+
+    reader_at = [0]
+    monkeypatch.setattr(RecordingReader, "iter_chunks", ctrl_c_at_3_s)
+    status, _, err = run_cli(capsys, "detect", str(path), "--out", str(tmp_path / "e.csv"))
+    assert status == 130
+    lines = err.splitlines()
+    assert lines[1].startswith("long.csv: interrupted at 3.0 s, 1 channel at 1000 Hz;")
+    assert lines[-1] == "emg-pipeline: interrupted at 3.0 s"
 
 
 def test_replay_of_the_demo_finds_its_ground_truth(tmp_path: Path, capsys) -> None:

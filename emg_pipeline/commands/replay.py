@@ -157,7 +157,8 @@ def run_replay(args: argparse.Namespace) -> int:
         )
         stream_info = StreamInfo.of(pipe, title=path.name, start_time=info.start_time)
         try:
-            summary = run(source, pipe, sinks, info=stream_info,
+            # a read error ends the stream like its end: every output holds the part read
+            summary = run(source, pipe, sinks, info=stream_info, partial=True,
                           on_result=None if progress is None else
                           (lambda _result: progress.show(source.position_s)))
         finally:
@@ -169,6 +170,8 @@ def run_replay(args: argparse.Namespace) -> int:
         _report_recording(recorder.writer, err)
     if quiet < 2:
         report_lsl(sinks, err)
+    if summary.read_error is not None:
+        raise summary.read_error
     return 130 if summary.interrupted else 0
 
 

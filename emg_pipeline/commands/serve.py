@@ -74,7 +74,9 @@ def run_serve(args: argparse.Namespace) -> int:
                 print(f"replaying {what} at {args.speed:g}x real time into the dashboard "
                       "(Ctrl-C stops)", file=err)
             stream_info = StreamInfo.of(pipe, title=path.name, start_time=info.start_time)
-            summary = run(source, pipe, sinks, info=stream_info)
+            summary = run(source, pipe, sinks, info=stream_info, partial=True)
+            if summary.read_error is not None:   # the outputs hold the part read
+                raise summary.read_error
             if summary.interrupted:
                 print(f"emg-pipeline: interrupted at {summary.duration_s:.1f} s", file=err)
                 return 130
