@@ -18,6 +18,7 @@ import pytest
 from emg_pipeline import ChunkResult, Pipeline, RunSummary, StreamInfo, run, simulate
 from emg_pipeline.cli import main
 from emg_pipeline.errors import OutputError, RecordingError
+from emg_pipeline.sinks._output import atomic_write
 from emg_pipeline.sinks.episodes import EpisodeFile, read_episodes
 from emg_pipeline.sinks.recording import RecordingSink
 from emg_pipeline.sources.formats import read_recording
@@ -180,6 +181,75 @@ def test_cli_names_the_option_of_a_bad_output(
     err = capsys.readouterr().err
     assert status == 2
     assert err.strip() == f"emg-pipeline: error: --out: {tmp_path / 'adir'}: is a directory"
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, RecordingError])
+def test_a_stream_stopped_before_its_first_sample_leaves_the_files_as_they_were(
+    tmp_path: Path, rec, stop: type[BaseException]
+) -> None:
+    csv, bdf = tmp_path / "e.csv", tmp_path / "r.bdf"
+    csv.write_text("channel,onset_s\nkept,1.0\n")
+    bdf.write_bytes(b"an earlier recording")
+
+    def stopped() -> Iterator[np.ndarray]:
+        raise stop("x.csv", "undecodable bytes after data row 0")
+        yield rec.signal
+
+    said = io.StringIO()
+    summary = run(stopped(), Pipeline(FS, rec.channels, unit="uV"),
+                  [EpisodeFile(csv, announce=said), RecordingSink(bdf)], partial=True)
+    assert summary.n_samples == 0
+    assert csv.read_text() == "channel,onset_s\nkept,1.0\n"
+    assert bdf.read_bytes() == b"an earlier recording"
+    assert said.getvalue() == ""                       # no "wrote 0 episodes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.csv", "r.bdf"]
+
+
+def test_detect_failing_at_its_first_row_keeps_the_episode_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    x = np.random.default_rng(0).normal(0, 3.0, (5000, 1))
+    x[2000:3000, 0] *= 30.0
+    good = tmp_path / "good.csv"
+    good.write_text("time,calf\n" + "".join(f"{k / FS:.3f},{v:.3f}\n"
+                                            for k, v in enumerate(x[:, 0])))
+    keep = tmp_path / "keep.csv"
+    assert main(["detect", str(good), "--out", str(keep)]) == 0
+    before = keep.read_bytes()
+    assert len(before.splitlines()) > 1
+    bad = tmp_path / "bad.csv"
+    bad.write_text(good.read_text().replace("0.000,", "0.000,x", 1))
+    capsys.readouterr()
+    assert main(["detect", str(bad), "--out", str(keep)]) == 2
+    err = capsys.readouterr().err
+    assert "wrote" not in err
+    assert err.splitlines()[-1].startswith(f"emg-pipeline: error: {bad}: non-numeric value")
+    assert keep.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "good.csv", "keep.csv"]
+
+
+def test_a_failed_write_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    target = tmp_path / "report.html"
+    target.write_text("old")
+    target.chmod(0o640)
+    with pytest.raises(RuntimeError), atomic_write(target) as handle:
+        handle.write("half of the new")
+        raise RuntimeError("the page could not be drawn")
+    assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
+    with atomic_write(target) as handle:
+        handle.write("new")
+    assert target.read_text() == "new" and list(tmp_path.iterdir()) == [target]
+    assert target.stat().st_mode & 0o777 == 0o640      # a file replaced keeps its permissions
+
+
+@pytest.mark.skipif(not Path("/dev/null").exists(), reason="needs /dev/null")
+def test_out_dev_null_discards_the_episodes(capsys: pytest.CaptureFixture) -> None:
+    assert main(["detect", "--out", "/dev/null"]) == 0
+    err = capsys.readouterr().err
+    assert "error" not in err and "episodes to /dev/null" in err
+    assert Path("/dev/null").is_char_device()
+    assert main(["replay", "--fast", "-qq", "--out", "/dev/null"]) == 0
+    assert Path("/dev/null").is_char_device()
 
 
 def test_recording_has_onsets_and_alerts_on_disk_at_once(tmp_path: Path, rec) -> None:

@@ -33,7 +33,7 @@ from emg_pipeline.commands._common import (
     sites_from_args,
 )
 from emg_pipeline.commands._types import positive, seconds, whole_at_least
-from emg_pipeline.errors import UsageError
+from emg_pipeline.errors import OutputError, UsageError
 from emg_pipeline.labels import Label
 from emg_pipeline.pipeline import Pipeline
 from emg_pipeline.report import (
@@ -156,7 +156,10 @@ def run_report(args: argparse.Namespace) -> int:
     table = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
     summary = summarise(table, long_spasm_s=args.long_spasm_s,
                         recurring_days=args.recurring_days, timezone=zone)
-    written = write_report(summary, out, recordings, title=args.title)
+    try:
+        written = write_report(summary, out, recordings, title=args.title)
+    except OSError as exc:
+        raise OutputError.from_os("--out", out, exc) from None
     if not args.quiet:
         n_tw = int((table["label"] == Label.TWITCH).sum())
         n_sp = int((table["label"] == Label.SPASM).sum())
@@ -244,8 +247,11 @@ def run_plot(args: argparse.Namespace) -> int:
         )
     shown_end = min(end, recorder.seen_s)
     title = f"{path.name}: {start:.1f}-{shown_end:.1f} s"
-    plot_stretch(recorder, out, info.channels, unit=info.unit, sites=sites, raw=True,
-                 title=title)
+    try:
+        plot_stretch(recorder, out, info.channels, unit=info.unit, sites=sites, raw=True,
+                     title=title)
+    except OSError as exc:
+        raise OutputError.from_os("--out", out, exc) from None
     if not args.quiet:
         n = len(recorder.episodes())
         print(f"{path.name}: {start:.1f}-{shown_end:.1f} s, {n} episode(s) -> {out}",

@@ -33,6 +33,7 @@ import pandas as pd
 from emg_pipeline.pipeline import Pipeline
 from emg_pipeline.run import run
 from emg_pipeline.settings import PipelineSettings
+from emg_pipeline.sinks._output import atomic_write
 from emg_pipeline.sinks.episodes import (
     EPISODE_FILE_COLUMNS,
     read_episodes,
@@ -230,6 +231,9 @@ def write_report(
 ) -> dict[str, Path]:
     """Write the report folder: ``index.html``, PNG plots, CSV and JSON summaries.
 
+    Each file is replaced in one step (written under a temporary name, then
+    renamed), ``index.html`` last.
+
     Returns
     -------
     dict
@@ -270,13 +274,15 @@ def write_report(
     }
     for key, frame in csv_files.items():
         path = out / f"{key}.csv"
-        frame.to_csv(path, index=False, float_format="%.3f")
+        with atomic_write(path) as handle:
+            frame.to_csv(handle, index=False, float_format="%.3f")
         written[key] = path
     episodes = summary.episodes.drop(columns=["local_time"]).copy()
     episodes["onset_time"] = [t.isoformat(timespec="milliseconds") if t is not None else ""
                               for t in summary.episodes["local_time"]]
     path = out / "episodes.csv"
-    episodes.to_csv(path, index=False, float_format="%.4f")
+    with atomic_write(path) as handle:
+        episodes.to_csv(handle, index=False, float_format="%.4f")
     written["episodes"] = path
     files = {
         "per day (CSV)": "by_day.csv", "per day and site (CSV)": "by_day_site.csv",
@@ -284,11 +290,12 @@ def write_report(
         "summary (JSON)": "summary.json",
     }
     path = out / "summary.json"
-    path.write_text(json.dumps(summary.as_dict(), indent=2, allow_nan=False) + "\n",
-                    encoding="utf-8")
+    with atomic_write(path) as handle:
+        handle.write(json.dumps(summary.as_dict(), indent=2, allow_nan=False) + "\n")
     written["json"] = path
     path = out / "index.html"
-    path.write_text(render_html(summary, images, files, title=title), encoding="utf-8")
+    with atomic_write(path) as handle:   # last: the page is there once all it shows is
+        handle.write(render_html(summary, images, files, title=title))
     written["html"] = path
     return written
 

@@ -20,6 +20,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from emg_pipeline.events import Episode
+from emg_pipeline.sinks._output import atomic_write
 from emg_pipeline.sites import SiteMap
 
 from ..labels import Label
@@ -53,10 +54,11 @@ def _legend_handles() -> list[Patch]:
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` to ``path`` in one step (a temporary file renamed over it)."""
     FigureCanvasAgg(fig)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=_DPI)
+    with atomic_write(path, binary=True) as handle:
+        fig.savefig(handle, format=path.suffix.lstrip(".").lower() or "png", dpi=_DPI)
     return path
 
 

@@ -54,6 +54,7 @@ from emg_pipeline.events import EPISODE_COLUMNS, Episode
 from emg_pipeline.sites import UNSPECIFIED, SiteMap
 
 from ..labels import Label
+from ._output import atomic_write, probe_output, sync
 
 if TYPE_CHECKING:
     from ..pipeline import ChunkResult
@@ -201,7 +202,8 @@ def write_episodes(
     episodes : iterable of Episode or of dicts, or DataFrame
         The episodes (e.g. ``pipe.episodes``).
     out : str, Path or text stream
-        Where to write; parent folders are created.
+        Where to write; parent folders are created, and a file is replaced in
+        one step (see :func:`~emg_pipeline.sinks._output.atomic_write`).
     sites : SiteMap, optional
         Sites and start time (see :func:`episode_table`).
 
@@ -212,8 +214,10 @@ def write_episodes(
     """
     table = episode_table(episodes, sites)
     if isinstance(out, str | Path):
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False, float_format="%.4f")
+        with atomic_write(out) as handle:
+            table.to_csv(handle, index=False, float_format="%.4f")
+    else:
+        table.to_csv(out, index=False, float_format="%.4f")
     return table
 
 
@@ -438,13 +442,17 @@ def _times(
 class EpisodeFile:
     """The episode file of a stream, as a :class:`~emg_pipeline.run.Sink`.
 
-    Each episode is appended to the file the moment it ends (then flushed and
-    ``fsync``'d): a process that is killed, or a machine that loses power, keeps
-    every episode that had ended. When the stream ends the file is rewritten
-    sorted by onset, atomically (a temporary file renamed over it). An episode
-    that the end of the stream cut short is marked ``truncated``. For ``"-"``
-    the table goes to standard output at the end. Manual marks (:meth:`mark`)
-    are written the same way, and kept in the final file.
+    The file is started (its header written, replacing in one step any file of
+    that name) with the stream's first samples, not before: a stream that stops
+    before its first sample (a recording unreadable from its start, Ctrl-C)
+    leaves a file that was there as it was. Each episode is then appended the
+    moment it ends (flushed and ``fsync``'d): a process that is killed, or a
+    machine that loses power, keeps every episode that had ended. When the
+    stream ends (at its end, by Ctrl-C or by a read error) the file is
+    rewritten sorted by onset, atomically (a temporary file renamed over it).
+    An episode that the end of the stream cut short is marked ``truncated``.
+    For ``"-"`` the table goes to standard output at the end. Manual marks
+    (:meth:`mark`) are written the same way, and kept in the final file.
 
     Parameters
     ----------
@@ -461,8 +469,6 @@ class EpisodeFile:
 
     def __init__(self, out: str | Path, sites: SiteMap | None = None, *, option: str = "--out",
                  announce: IO[str] | None = None) -> None:
-        from ._output import probe_output
-
         self.out = out
         self.option = option
         self.sites = sites if sites is not None else SiteMap()
@@ -474,36 +480,42 @@ class EpisodeFile:
         self.marks: list[dict[str, object]] = []
 
     def open(self, info: StreamInfo) -> None:
-        """Start the file with its header line."""
+        """Take the stream's start time; the file is started by the first samples."""
         if self.sites.start_time is None and info.start_time is not None:
             self.sites = dataclasses.replace(self.sites, start_time=info.start_time)
-        if self.path is None:
-            return
+
+    def _start(self) -> None:
+        """Replace the file, in one step, by the header and the marks taken so far."""
+        assert self.path is not None
         try:
-            self._handle = open(self.path, "w", encoding="utf-8", newline="")
-            episode_table([], self.sites).to_csv(self._handle, index=False)
-            self._sync()
+            with atomic_write(self.path) as handle:
+                episode_table([], self.sites).to_csv(handle, index=False)
+                append_rows(self.marks, handle, self.sites)
+            self._handle = open(self.path, "a", encoding="utf-8", newline="")
         except OSError as exc:
             raise OutputError.from_os(self.option, self.path, exc) from None
 
-    def _sync(self) -> None:
-        assert self._handle is not None
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-
     def update(self, result: ChunkResult) -> None:
-        """Append the episodes that ended in this chunk."""
-        if self._handle is None:
+        """Start the file with the first samples; append the episodes that ended."""
+        if self.path is None:
             return
+        if self._handle is None:
+            if not result.samples.shape[0]:
+                return
+            self._start()
         ended = [e.episode for e in result.events if e.episode is not None]
         if not ended:
             return
+        self._append(ended)
+        self.n_written += len(ended)
+
+    def _append(self, rows: list[Episode] | list[dict[str, object]]) -> None:
+        assert self._handle is not None
         try:
-            append_rows(ended, self._handle, self.sites)
-            self._sync()
+            append_rows(rows, self._handle, self.sites)
+            sync(self._handle)
         except OSError as exc:
             raise OutputError.from_os(self.option, self.path or "-", exc) from None
-        self.n_written += len(ended)
 
     def mark(self, time_s: float, note: str = "", channel: str | None = None) -> None:
         """Add a manual mark ("I felt a spasm now") at stream time ``time_s``.
@@ -527,31 +539,27 @@ class EpisodeFile:
             "pattern": MARK_PATTERN, "unit": "", "note": note,
         }
         self.marks.append(row)
-        if self._handle is None:
-            return
-        try:
-            append_rows([row], self._handle, self.sites)
-            self._sync()
-        except OSError as exc:
-            raise OutputError.from_os(self.option, self.path or "-", exc) from None
+        if self._handle is not None:
+            self._append([row])
 
     def close(self, summary: RunSummary) -> None:
-        """Rewrite the file sorted by onset (atomically), or print it to standard output."""
+        """Rewrite the file sorted by onset (atomically), or print it to standard output.
+
+        A stream that ended with no result (stopped before its first sample)
+        writes nothing and says nothing: a file that was there keeps what it held.
+        """
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        if not summary.has_results:
+            return
         rows: list[Episode | dict[str, object]] = [*summary.episodes, *self.marks]
         if self.path is None:
             self.table = write_episodes(rows, sys.stdout, self.sites)
             sys.stdout.flush()   # a closed pipe shows here, inside the command
             return
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-        partial = self.path.with_name(self.path.name + ".partial")
         try:
-            with open(partial, "w", encoding="utf-8", newline="") as handle:
-                self.table = write_episodes(rows, handle, self.sites)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(partial, self.path)
+            self.table = write_episodes(rows, self.path, self.sites)
         except OSError as exc:
             raise OutputError.from_os(self.option, self.path, exc) from None
         if self.announce is not None:

@@ -6,7 +6,9 @@ detected episodes as EDF+ annotations, one data record (``record_s``, 1 s by
 default) at a time:
 
 - the header is written first with the number of data records set to ``-1``
-  (the EDF+ convention for "still recording") and fixed on :meth:`close`;
+  (the EDF+ convention for "still recording") and fixed on :meth:`close`; the
+  file starts in one step (header under a temporary name, renamed over any file
+  of that name);
 - every complete record is written and flushed to the operating system at once,
   and the file is ``fsync``'d at least every ``fsync_s`` seconds of wall-clock
   time, so a process killed mid-recording leaves a readable file that lacks at
@@ -84,6 +86,7 @@ from emg_pipeline.errors import ConfigError, OutputError
 from emg_pipeline.events import LiveEvent
 
 from .._closing import Closing
+from ._output import atomic_write, probe_output, sync
 
 if TYPE_CHECKING:
     from ..pipeline import ChunkResult
@@ -153,7 +156,7 @@ class RecordingWriter(Closing):
     Parameters
     ----------
     path : str or Path
-        The file to create (overwritten if it exists). ``.edf`` gives EDF+,
+        The file to create (replaced if it exists). ``.edf`` gives EDF+,
         anything else BDF+.
     fs : float
         Sampling rate in Hz; ``fs * record_s`` must be (close to) a whole
@@ -276,13 +279,11 @@ class RecordingWriter(Closing):
         self._recent: dict[int, bytes] = {}  # annotation areas of the last records written
         header = self._header(recording)
         self._header_bytes = len(header)
-        self._handle: BinaryIO = open(self.path, "wb")  # kept open while recording
-        try:
-            self._handle.write(header)
-            self._sync(force=True)
-        except BaseException:
-            self._handle.close()
-            raise
+        with atomic_write(self.path, binary=True) as handle:
+            handle.write(header)
+        self._handle: BinaryIO = open(self.path, "r+b")  # kept open while recording
+        self._handle.seek(0, os.SEEK_END)
+        self._last_sync = self._clock()
 
     # -- header --------------------------------------------------------------------------------
 
@@ -486,7 +487,7 @@ class RecordingWriter(Closing):
         self._handle.flush()
         now = self._clock()
         if force or now - self._last_sync >= self.fsync_s:
-            os.fsync(self._handle.fileno())
+            sync(self._handle)
             self._last_sync = now
 
     # -- end -----------------------------------------------------------------------------------
@@ -529,11 +530,13 @@ class RecordingSink:
     process is killed right after), each finished episode with its duration,
     label and pattern, and every reconnect, packet loss and malformed packet.
     Manual marks (:meth:`mark`, from the dashboard) are annotated the same way.
+    The file is created with the stream's first samples: a stream that stops
+    before them leaves a file of that name as it was.
 
     Parameters
     ----------
     path : str or Path
-        The file (``.edf``: EDF+, else BDF+); checked now, created when the stream opens.
+        The file (``.edf``: EDF+, else BDF+); checked now.
     recording : str
         Free text for the header (what is recorded).
     option : str
@@ -541,26 +544,40 @@ class RecordingSink:
     """
 
     def __init__(self, path: str | Path, *, recording: str = "", option: str = "--record") -> None:
-        from ._output import probe_output
-
         self.path = probe_output(path, option)
         self.option = option
         self.recording = recording
         self.writer: RecordingWriter | None = None
+        self._info: StreamInfo | None = None
+        self._marks: list[tuple[float, str]] = []   # taken before the first samples
 
     def open(self, info: StreamInfo) -> None:
+        """Take the stream's description; the file is created with the first samples."""
+        self._info = info
+
+    def _start(self) -> RecordingWriter:
         """Create the file (header first, record count -1 until closed)."""
+        info = self._info
+        if info is None:
+            raise RuntimeError("the recording sink was not opened")
         try:
-            self.writer = RecordingWriter(self.path, info.fs, info.channels, unit=info.unit,
-                                          start_time=info.start_time, recording=self.recording)
+            writer = RecordingWriter(self.path, info.fs, info.channels, unit=info.unit,
+                                     start_time=info.start_time, recording=self.recording)
         except OSError as exc:
             raise OutputError.from_os(self.option, self.path, exc) from None
+        for time_s, text in self._marks:
+            writer.annotate(time_s, None, text)
+        self._marks.clear()
+        self.writer = writer
+        return writer
 
     def update(self, result: ChunkResult) -> None:
         """Write the chunk's samples and annotate its events and faults."""
         writer = self.writer
         if writer is None:
-            raise RuntimeError("the recording sink was not opened")
+            if not result.samples.shape[0]:
+                return
+            writer = self._start()
         fs = writer.fs
         flags = result.flags
         if result.lost_samples:
@@ -588,7 +605,8 @@ class RecordingSink:
 
         The text is ``"manual mark"``, with the channel and the note when given
         (``"manual mark calf_left: cramp"``); like an alert, it is written into
-        the records already on disk.
+        the records already on disk (a mark taken before the first samples goes
+        in when the file is created).
 
         Parameters
         ----------
@@ -600,13 +618,16 @@ class RecordingSink:
             The channel concerned.
         """
         writer = self.writer
-        if writer is None or writer.closed:
+        if self._info is None or (writer is not None and writer.closed):
             raise RuntimeError("the recording sink is not open")
         text = "manual mark" + (f" {channel}" if channel else "") + (f": {note}" if note else "")
+        if writer is None:
+            self._marks.append((time_s, text))
+            return
         writer.annotate(time_s, None, text)
         writer.flush_annotations()
 
     def close(self, summary: RunSummary) -> None:
-        """Finish the file (last record, pending annotations, record count)."""
+        """Finish the file (last record, pending annotations, record count), if it was started."""
         if self.writer is not None:
             self.writer.close()
