@@ -263,6 +263,23 @@ def test_plot_command_on_the_demo(tmp_path: Path) -> None:
     assert main(["plot", "--out", str(tmp_path / "x.jpg")]) == 2
 
 
+def test_plot_checks_its_output_before_the_first_sample(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the pipeline ran before --out was checked")
+
+    monkeypatch.setattr("emg_pipeline.commands.report.run", never)
+    (tmp_path / "afile").write_text("")
+    out = tmp_path / "afile" / "x.png"          # under a file: no folder can be made
+    assert main(["plot", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"emg-pipeline: error: --out: {out}: ")
+    (tmp_path / "adir.png").mkdir()
+    assert main(["plot", "--out", str(tmp_path / "adir.png")]) == 2
+    assert capsys.readouterr().err.endswith(": is a directory\n")
+
+
 def test_stretch_recorder_keeps_only_the_stretch(rng: np.random.Generator) -> None:
     from emg_pipeline import Pipeline, run, simulate
 

@@ -47,7 +47,7 @@ from emg_pipeline.report.digest import StretchRecorder
 from emg_pipeline.report.plots import plot_stretch
 from emg_pipeline.report.summary import DEFAULT_LONG_SPASM_S, DEFAULT_RECURRING_DAYS
 from emg_pipeline.run import run
-from emg_pipeline.sinks._output import probe_folder
+from emg_pipeline.sinks._output import probe_folder, probe_output
 from emg_pipeline.sinks.episodes import is_episode_file
 from emg_pipeline.sites import load_session, parse_timezone
 
@@ -227,6 +227,7 @@ def run_plot(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(f"{session_name(path)}.png")
     if out.suffix.lower() != ".png":
         raise UsageError(f"--out must name a .png file, got {out}")
+    probe_output(out, "--out")   # before the first sample, like every output
     settings = settings_from_args(args)
     with open_recording(path, format=args.format, fs=args.fs, strict=args.strict) as reader:
         info = reader.info
