@@ -194,6 +194,24 @@ def test_bad_settings(tmp_path: Path) -> None:
         RecordingWriter(tmp_path / "c.bdf", 250.0, ("a",)).write(np.zeros((5, 2)))
 
 
+def test_a_recording_is_named_bdf_or_edf(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from emg_pipeline.cli import main
+    from emg_pipeline.errors import OutputError
+    from emg_pipeline.sinks.recording import RecordingSink, recording_variant
+
+    assert recording_variant("a.BDF") == "BDF+C" and recording_variant("a.edf") == "EDF+C"
+    with pytest.raises(ConfigError, match=r"\.bdf \(BDF\+\) or \.edf"):
+        RecordingWriter(tmp_path / "a.txt", 1000.0, ("a",))
+    with pytest.raises(OutputError, match=r"^--record: "):
+        RecordingSink(tmp_path / "a.txt")
+    # the command refuses it before the first sample: one line naming the option, no file
+    target = tmp_path / "x.txt"
+    assert main(["replay", "--fast", "-qq", "--record", str(target)]) == 2
+    assert capsys.readouterr().err == (f"emg-pipeline: error: --record: {target}: a "
+                                       "recording's name must end in .bdf (BDF+) or .edf (EDF+)\n")
+    assert list(tmp_path.iterdir()) == []
+
+
 _CHILD = textwrap.dedent(
     """
     import sys, time

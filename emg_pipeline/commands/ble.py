@@ -329,13 +329,14 @@ def _run_lsl(coro_factory: Callable[[], object]) -> int:
 
 async def _stream_lsl(args: argparse.Namespace, query: str, settings) -> int:
     from emg_pipeline.sinks._output import probe_output
+    from emg_pipeline.sinks.recording import probe_recording
     from emg_pipeline.sources.lsl import LslSource
 
     err = sys.stderr
     quiet = args.quiet
     # the outputs are checked before the stream is looked for (its channels come later)
     if args.record is not None:
-        probe_output(args.record, "--record")
+        probe_recording(args.record, "--record")
     if args.out not in (None, "-"):
         probe_output(args.out, "--out")
     source = LslSource(query, resolve_timeout_s=args.scan_timeout)

@@ -18,9 +18,10 @@ default) at a time:
 
 Format
 ------
-``.bdf`` paths (the default) give BDF+C: little-endian 24-bit samples, version
-field ``\\xffBIOSEMI``, a ``BDF Annotations`` signal; ``.edf`` paths give EDF+C
-with 16-bit samples and an ``EDF Annotations`` signal. Each record's annotation
+``.bdf`` paths give BDF+C: little-endian 24-bit samples, version field
+``\\xffBIOSEMI``, a ``BDF Annotations`` signal; ``.edf`` paths give EDF+C with
+16-bit samples and an ``EDF Annotations`` signal; other names are refused
+(:data:`VARIANTS`). Each record's annotation
 area opens with its time-keeping TAL (``+<onset>``), then the annotations
 queued since the previous record (``+<onset>\\x15<duration>\\x14<text>``); a
 record that cannot hold them all passes the rest to the next one.
@@ -92,7 +93,18 @@ if TYPE_CHECKING:
     from ..pipeline import ChunkResult
     from ..run import RunSummary, StreamInfo
 
-__all__ = ["RecordingSink", "RecordingWriter", "default_physical_range", "format_tal_number"]
+__all__ = [
+    "VARIANTS",
+    "RecordingSink",
+    "RecordingWriter",
+    "default_physical_range",
+    "format_tal_number",
+    "probe_recording",
+    "recording_variant",
+]
+
+#: file name endings of a recording, and the format each is written in
+VARIANTS: dict[str, str] = {".bdf": "BDF+C", ".edf": "EDF+C"}
 
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 #: symmetric digital ranges (one code short of the full one) so that 0 is a digital value
@@ -150,14 +162,48 @@ def _clean_text(text: str) -> str:
     return "".join(ch if ch.isprintable() else " " for ch in text).strip()
 
 
+def recording_variant(path: str | Path) -> str:
+    """The format a recording at ``path`` is written in, told by its name's end.
+
+    Raises
+    ------
+    ConfigError
+        If the name ends in neither ``.bdf`` nor ``.edf``.
+
+    Examples
+    --------
+    >>> recording_variant("night.BDF"), recording_variant("night.edf")
+    ('BDF+C', 'EDF+C')
+    """
+    variant = VARIANTS.get(Path(path).suffix.lower())
+    if variant is None:
+        raise ConfigError("path", str(path), "a file name ending in .bdf (BDF+) or .edf (EDF+)")
+    return variant
+
+
+def probe_recording(path: str | Path, option: str = "--record") -> Path:
+    """Check, before a stream starts, that a recording can be written at ``path``; return it.
+
+    Raises
+    ------
+    OutputError
+        Naming ``option``: the name ends in neither ``.bdf`` nor ``.edf``, or
+        the file cannot be written (see :func:`~emg_pipeline.sinks._output.probe_output`).
+    """
+    if Path(path).suffix.lower() not in VARIANTS:
+        raise OutputError(option, path, "a recording's name must end in .bdf (BDF+) or "
+                          ".edf (EDF+)")
+    return probe_output(path, option)
+
+
 class RecordingWriter(Closing):
     """Write a stream incrementally to a BDF+ or EDF+ file, durably.
 
     Parameters
     ----------
     path : str or Path
-        The file to create (replaced if it exists). ``.edf`` gives EDF+,
-        anything else BDF+.
+        The file to create (replaced if it exists). ``.bdf`` gives BDF+,
+        ``.edf`` EDF+; any other name raises :class:`ConfigError`.
     fs : float
         Sampling rate in Hz; ``fs * record_s`` must be (close to) a whole
         number of samples.
@@ -212,8 +258,8 @@ class RecordingWriter(Closing):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = Path(path)
-        self.bdf = self.path.suffix.lower() != ".edf"
-        self.variant = "BDF+C" if self.bdf else "EDF+C"
+        self.variant = recording_variant(self.path)
+        self.bdf = self.variant == "BDF+C"
         try:
             self.fs = float(fs)
         except (TypeError, ValueError):
@@ -536,15 +582,21 @@ class RecordingSink:
     Parameters
     ----------
     path : str or Path
-        The file (``.edf``: EDF+, else BDF+); checked now.
+        The file (``.bdf``: BDF+, ``.edf``: EDF+); checked now.
     recording : str
         Free text for the header (what is recorded).
     option : str
         The option that named the file, for error messages.
+
+    Raises
+    ------
+    OutputError
+        If the name ends in neither ``.bdf`` nor ``.edf``, or the file cannot be
+        written (naming ``option``).
     """
 
     def __init__(self, path: str | Path, *, recording: str = "", option: str = "--record") -> None:
-        self.path = probe_output(path, option)
+        self.path = probe_recording(path, option)
         self.option = option
         self.recording = recording
         self.writer: RecordingWriter | None = None
