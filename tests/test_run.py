@@ -240,6 +240,11 @@ def test_a_failed_write_leaves_the_file_as_it_was(tmp_path: Path) -> None:
         handle.write("new")
     assert target.read_text() == "new" and list(tmp_path.iterdir()) == [target]
     assert target.stat().st_mode & 0o777 == 0o640      # a file replaced keeps its permissions
+    link = tmp_path / "latest.html"
+    link.symlink_to(target.name)
+    with atomic_write(link) as handle:
+        handle.write("newer")
+    assert link.is_symlink() and target.read_text() == "newer"   # the link still points at it
 
 
 @pytest.mark.skipif(not Path("/dev/null").exists(), reason="needs /dev/null")

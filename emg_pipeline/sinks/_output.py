@@ -62,7 +62,7 @@ def probe_output(path: str | Path, option: str) -> Path:
                 pass
         if not is_special(target):
             target.parent.mkdir(parents=True, exist_ok=True)
-            probe = _temporary_name(target)
+            probe = _temporary_name(Path(os.path.realpath(target)))
             with open(probe, "xb"):
                 pass
             os.remove(probe)
@@ -108,7 +108,8 @@ def atomic_write(path: str | Path, *, binary: bool = False) -> Iterator[IO[Any]]
     The block writes into a temporary file in the same folder (parent folders
     are created), which is synced and renamed over ``path`` when the block
     ends; if the block raises, the temporary file is removed and ``path``
-    keeps what it held. A special file (``/dev/null``) is written directly.
+    keeps what it held. A symbolic link is followed (the file it names is
+    replaced, the link kept); a special file (``/dev/null``) is written directly.
 
     Parameters
     ----------
@@ -127,7 +128,7 @@ def atomic_write(path: str | Path, *, binary: bool = False) -> Iterator[IO[Any]]
     OSError
         If the file cannot be written (the caller names the option).
     """
-    target = Path(path)
+    target = Path(os.path.realpath(path))   # a symbolic link keeps pointing at the file
     text = {} if binary else {"encoding": "utf-8", "newline": ""}
     if is_special(target):
         with open(target, "wb" if binary else "w", **text) as handle:
