@@ -30,9 +30,12 @@ A UTF-8 byte order mark is ignored; gzip compression is recognised by content.
 
 Rate
 ----
-``fs=`` supplies or overrides the rate. Otherwise it is ``1 / median(diff(time))``
-over the first 10 000 rows, so gaps in the time column do not bias it. When both
-exist and differ by more than 1 %, :class:`SampleRateError` names both values.
+``fs=`` supplies or overrides the rate. Otherwise it is the median, over every
+run of 1000 consecutive rows among the first 10 000 (a tenth of a shorter file),
+of rows per second: gaps in the time column do not bias it, nor do times
+written coarser than a sample period (2000 Hz with times in whole
+milliseconds). When both exist and differ by more than 1 %,
+:class:`SampleRateError` names both values.
 
 Time column: gaps and order
 ---------------------------
@@ -44,8 +47,10 @@ that the rows after it keep their time. Shorter steps are consecutive samples
 (jitter); when the times jitter (steps shorter than a period by more than 1 µs),
 a gap must exceed one period by twice the largest such shortfall seen, if that
 is more than half a period. A row with an empty time cell follows the row
-before it. The times must increase: a row whose time repeats or goes back
-from the row before is a :class:`RecordingError` naming the data row. A gap
+before it. The times must not go back: a row whose time is earlier than the
+row before is a :class:`RecordingError` naming the data row. A time may
+repeat: times written coarser than a sample period repeat, and the steps
+between them count as jitter. A gap
 longer than an hour and than the samples before it is refused as a broken
 clock.
 
@@ -334,11 +339,9 @@ class CsvReader(RecordingReader):
                 times, start_time = clock
                 metadata["time_column_format"] = "iso8601"
             metadata["time_column"] = names[time_col]
-            check_increasing(path, names[time_col], times, 0, None)
-            steps = np.diff(times)
-            steps = steps[np.isfinite(steps)]  # between rows that both have a time
-            if steps.size:
-                stated = _snap_rate(1.0 / float(np.median(steps)))
+            check_order(path, names[time_col], times, 0, None)
+            stated = _rate_of(times)
+            if stated is not None:
                 metadata["fs_from_time_column"] = stated
             first = times[np.isfinite(times)][:1]
             timestamp = _SECONDS_SUFFIX.sub("", names[time_col].strip()).lower() == "timestamp"
@@ -457,7 +460,7 @@ class RowClock:
     >>> clock.place(np.array([0.005]))
     Traceback (most recent call last):
     ...
-    emg_pipeline.errors.RecordingError: rec.csv: time column 'time' is not increasing: \
+    emg_pipeline.errors.RecordingError: rec.csv: time column 'time' goes back: \
 data row 6 is 0.001 s earlier than data row 5
     """
 
@@ -476,9 +479,9 @@ data row 6 is 0.001 s earlier than data row 5
         Raises
         ------
         RecordingError
-            If a time repeats or goes back, or a gap is too long to be a loss.
+            If a time goes back, or a gap is too long to be a loss.
         """
-        self._last = check_increasing(self.path, self.column, times, self.rows, self._last)
+        self._last = check_order(self.path, self.column, times, self.rows, self._last)
         before = self.timeline.n_samples
         lost = self.timeline.place(self._filled(times))
         widest = int(lost.max()) if lost.size else 0
@@ -507,10 +510,10 @@ data row 6 is 0.001 s earlier than data row 5
         return (extended[given] + (index - given) / self.fs)[1:]
 
 
-def check_increasing(
+def check_order(
     path: Path, column: str, times: np.ndarray, first_row: int, last: tuple[int, float] | None
 ) -> tuple[int, float] | None:
-    """Raise unless the times given (empty cells aside) increase from row to row.
+    """Raise if a time given (empty cells aside) is earlier than the one of the row before.
 
     Parameters
     ----------
@@ -533,7 +536,7 @@ def check_increasing(
     Raises
     ------
     RecordingError
-        Naming the first data row whose time repeats or goes back.
+        Naming the first data row whose time goes back.
     """
     rows = first_row + np.flatnonzero(np.isfinite(times))
     values = times[rows - first_row]
@@ -543,13 +546,12 @@ def check_increasing(
     if rows.shape[0] == 0:
         return last
     steps = np.diff(values)
-    bad = np.flatnonzero(steps <= 0)
+    bad = np.flatnonzero(steps < 0)
     if bad.size:
         k = int(bad[0])
-        how = "has the same time as" if steps[k] == 0 else f"is {-steps[k]:.6g} s earlier than"
         raise RecordingError(
-            path, f"time column {column!r} is not increasing: data row {rows[k + 1] + 1} {how} "
-            f"data row {rows[k] + 1}"
+            path, f"time column {column!r} goes back: data row {rows[k + 1] + 1} is "
+            f"{-steps[k]:.6g} s earlier than data row {rows[k] + 1}"
         )
     return int(rows[-1]), float(values[-1])
 
@@ -623,8 +625,37 @@ def _classify_columns(
     return channels, ignored
 
 
+#: rows per run over which the rate is measured (see "Rate" in the module docstring)
+RATE_RUN_ROWS = 1000
+
+
+def _rate_of(times: np.ndarray) -> float | None:
+    """Rows per second of a time column (NaN: an empty cell), or None if it cannot tell.
+
+    The median over every run of :data:`RATE_RUN_ROWS` rows (a tenth of a
+    shorter column, at least one row) of the rows in the run over its duration.
+
+    Examples
+    --------
+    >>> _rate_of(np.arange(5000) / 2000.0)
+    2000.0
+    >>> round(_rate_of(np.round(np.arange(5000) / 2000.0, 3)))   # whole milliseconds
+    2000
+    """
+    rows = np.flatnonzero(np.isfinite(times))
+    if rows.size < 2:
+        return None
+    k = max(1, min(RATE_RUN_ROWS, rows.size // 10))   # ten runs at least, where it can
+    span = times[rows[k:]] - times[rows[:-k]]
+    count = rows[k:] - rows[:-k]
+    moving = span > 0
+    if not moving.any():
+        return None
+    return _snap_rate(float(np.median(count[moving] / span[moving])))
+
+
 def _snap_rate(rate: float) -> float:
-    """Remove the floating-point noise of ``1 / median(diff(time))``.
+    """Remove the floating-point noise of a rate measured from decimal times.
 
     Times written in decimal (0.001, 0.002, ...) differ by not quite 0.001 in
     binary; a rate within 1e-9 of a whole millihertz is that value.
