@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import enum
 import math
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "DEFAULT_SPASM_MIN_S",
@@ -73,6 +75,8 @@ def labels_for(durations_s: object, spasm_min_s: float = DEFAULT_SPASM_MIN_S) ->
     >>> labels_for([0.5, 2.5]).tolist()
     ['twitch', 'spasm']
     """
+    import numpy as np  # here: the settings, and the command line, load without numpy
+
     d = np.asarray(durations_s, dtype=float)
     return np.where(d >= spasm_min_s, Label.SPASM.value, Label.TWITCH.value).astype(object)
 
