@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
-from ._jit import compilation_pending
+from ._entry import INTERRUPTED, interruptible_loading
 from .commands._common import (
     DEFAULT_CHUNK_MS,
     add_chunk_option,
@@ -37,10 +37,7 @@ from .commands._common import (
     settings_from_args,
     sites_from_args,
 )
-from .conditioning.gaps import MAX_ABS_SAMPLE
 from .errors import EmgPipelineError, RecordingWarning, UsageError
-from .events import not_muscle_reasons
-from .pipeline import Pipeline
 
 if typing.TYPE_CHECKING:
     from .run import RunSummary
@@ -65,6 +62,7 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
+    from .pipeline import Pipeline
     from .run import StreamInfo, run
     from .sinks.episodes import EpisodeFile
     from .sources.formats import open_recording
@@ -119,6 +117,9 @@ def detect_summary(summary: RunSummary) -> list[str]:
     A stream stopped before the recording's end says so first, with the time it
     reached: ``interrupted at 3.1 s``, ``stopped by a read error at 20.0 s``.
     """
+    from .conditioning.gaps import MAX_ABS_SAMPLE
+    from .events import not_muscle_reasons
+
     info = summary.info
     twitches, spasms = summary.n_twitches, summary.n_spasms
     mains = summary.mains_text()
@@ -241,21 +242,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``--help`` and ``--version`` print and raise :class:`SystemExit` (status 0)
     as argparse does; every error returns 2 after one line on standard error.
     A :class:`~emg_pipeline.errors.RecordingWarning` (a recording read only in
-    part) is printed as one ``emg-pipeline: warning: ...`` line.
+    part) is printed as one ``emg-pipeline: warning: ...`` line. Ctrl-C returns
+    130 after one line, whenever it comes: while the commands' modules are
+    imported (numpy, scipy, numba, matplotlib: a second or two), it ends the
+    program at once the same way (see :func:`~emg_pipeline._entry.interruptible_loading`).
     """
-    with warnings.catch_warnings():
-        warnings.showwarning = _one_line_warnings(warnings.showwarning)
-        return _main(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            return _main(sys.argv[1:] if argv is None else list(argv))
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
 
 
-def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
+def _main(argv: list[str]) -> int:
+    if argv[:1] == ["--version"]:
+        # answered before the commands (and the libraries they import) are loaded
+        print(f"emg-pipeline {__version__}")
+        raise SystemExit(0)
+    with interruptible_loading():
+        parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        if getattr(args, "compiles", False) and not getattr(args, "quiet", False) \
-                and compilation_pending():
-            print("emg-pipeline: first run of this installation: compiling the signal "
-                  "kernels (once; about 15 s)", file=sys.stderr, flush=True)
+        if getattr(args, "compiles", False) and not getattr(args, "quiet", False):
+            from ._jit import compilation_pending
+
+            if compilation_pending():
+                print("emg-pipeline: first run of this installation: compiling the signal "
+                      "kernels (once; about 15 s)", file=sys.stderr, flush=True)
         return int(args.func(args))
     except EmgPipelineError as exc:
         return _error(exc)
@@ -267,9 +282,6 @@ def _main(argv: Sequence[str] | None) -> int:
     except (ValueError, OSError) as exc:
         # settings validated by numpy/scipy or the OS (permissions, full disk)
         return _error(exc)
-    except KeyboardInterrupt:
-        print("emg-pipeline: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover
