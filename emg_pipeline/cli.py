@@ -34,10 +34,11 @@ from .commands._common import (
     add_stream_option,
     chunk_samples,
     demo_recording,
+    setting_error,
     settings_from_args,
     sites_from_args,
 )
-from .errors import EmgPipelineError, RecordingWarning, UsageError
+from .errors import ConfigError, EmgPipelineError, RecordingWarning, UsageError
 
 if typing.TYPE_CHECKING:
     from .run import RunSummary
@@ -272,6 +273,8 @@ def _main(argv: list[str]) -> int:
                 print("emg-pipeline: first run of this installation: compiling the signal "
                       "kernels (once; about 15 s)", file=sys.stderr, flush=True)
         return int(args.func(args))
+    except ConfigError as exc:
+        return _error(setting_error(exc))
     except EmgPipelineError as exc:
         return _error(exc)
     except BrokenPipeError:

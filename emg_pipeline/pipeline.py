@@ -149,6 +149,13 @@ class Pipeline:
     **overrides
         Fields of :class:`PipelineSettings`.
 
+    Raises
+    ------
+    ConfigError
+        On a bad setting, or one this rate cannot honour: a band above its
+        Nyquist frequency, a ``min_median_freq_hz`` at or above the band's
+        upper edge (``0.45 * fs`` when below ``lowpass_hz``).
+
     Examples
     --------
     >>> from emg_pipeline.sources.synthetic import simulate
@@ -193,6 +200,12 @@ class Pipeline:
             self.band_hz = effective_band(self.fs, s.highpass_hz, s.lowpass_hz)
         except ValueError as exc:
             raise ConfigError("highpass_hz", s.highpass_hz, str(exc)) from None
+        if s.min_median_freq_hz >= self.band_hz[1]:
+            raise ConfigError(
+                "min_median_freq_hz", s.min_median_freq_hz,
+                f"below {self.band_hz[1]:g} Hz, the band's upper edge at {self.fs:g} Hz sampling "
+                "(no burst's median frequency reaches it; 0 keeps every burst)",
+            )
         self.spec = StreamSpec(self.fs, names, unit == "uV", self.frame_len, self.band_hz, s)
         self.stages: tuple[Stage, ...] = build_stages(self.spec)
         self._slice = round(SLICE_S * self.fs)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from .errors import ConfigError, SampleRateError
 from .labels import DEFAULT_SPASM_MIN_S
 
-__all__ = ["MAX_FS_HZ", "MIN_FS_HZ", "PipelineSettings", "validate_fs"]
+__all__ = ["MAX_FS_HZ", "MAX_WINDOW_S", "MIN_FS_HZ", "PipelineSettings", "validate_fs"]
 
 Mains = Literal["auto", "50", "60", "off"]
 
@@ -23,6 +23,9 @@ MIN_FS_HZ = 100.0
 #: highest sampling rate accepted: surface-EMG amplifiers sample at a few kHz, the fastest
 #: at tens of kHz; a rate beyond this is a mistake, whose buffers would not fit in memory
 MAX_FS_HZ = 100_000.0
+#: longest envelope window: a longer one stretches every burst by about its length (at
+#: 2 s, every twitch of the bundled demo comes out a spasm)
+MAX_WINDOW_S = 1.0
 
 
 def validate_fs(fs: object) -> float:
@@ -102,7 +105,7 @@ class PipelineSettings:
         Moving RMS over ``window_s`` or a first-order low-pass of the
         rectified signal with time constant ``window_s / 2``.
     window_s : float
-        Envelope window.
+        Envelope window; at most :data:`MAX_WINDOW_S` (1 s).
     threshold : {"relative", "absolute_uv"}
         ``"relative"``: thresholds are set from the adaptive noise floor and
         its spread. ``"absolute_uv"``: the sleep-scoring rule, on at
@@ -121,7 +124,9 @@ class PipelineSettings:
         recognises an electrode pop or a cable knock (about 25-30 ms), so those
         never confirm an episode.
     merge_gap_s : float
-        Pauses shorter than this do not end an episode.
+        Pauses shorter than this do not end an episode. The detector counts
+        pauses in frames, at least one: 0 merges nothing, an episode ends at
+        its first inactive frame (``frame_s``).
     floor_block_s : float
         The noise floor and thresholds are updated once per block of this length.
     floor_window_s : float
@@ -156,6 +161,10 @@ class PipelineSettings:
         46 Hz, from an 8-bit armband at 200 Hz). It ends without an episode,
         and is counted as rejected (:attr:`Pipeline.rejected
         <emg_pipeline.pipeline.Pipeline.rejected>`). 0 keeps every episode.
+        It must lie below the band's upper edge, ``lowpass_hz`` (checked
+        here) or ``0.45 * fs`` when lower (checked by the
+        :class:`~emg_pipeline.pipeline.Pipeline`): no burst's median frequency
+        reaches it, so every burst would be rejected.
     max_mains_share : float
         An ended episode with more than this share of its power (over its last
         ``spectrum_s``) at the harmonics of the mains frequency removed is not
@@ -249,6 +258,13 @@ class PipelineSettings:
                 raise ConfigError(name, value, "a number >= 1")
         if self.window_s < self.frame_s:
             raise ConfigError("window_s", self.window_s, f"at least frame_s={self.frame_s}")
+        if self.window_s > MAX_WINDOW_S:
+            raise ConfigError("window_s", self.window_s, f"at most {MAX_WINDOW_S:g} s (a longer "
+                              "envelope window stretches every burst by about its length)")
+        if self.min_median_freq_hz >= self.lowpass_hz:
+            raise ConfigError("min_median_freq_hz", self.min_median_freq_hz,
+                              f"below {self.lowpass_hz:g} Hz, the band's upper edge (lowpass_hz;"
+                              " no burst's median frequency reaches it; 0 keeps every burst)")
         lo, hi = self.clonic_band_hz
         if not 0 < lo < hi:
             raise ConfigError(

@@ -6,12 +6,14 @@ import argparse
 
 import pytest
 
-from emg_pipeline.cli import main
+from emg_pipeline.cli import build_parser, main
+from emg_pipeline.commands._common import settings_from_args
 from emg_pipeline.commands._types import (
     endpoint,
     hertz_or_zero,
     port,
     positive,
+    positive_at_most,
     probability,
     sampling_rate,
     seconds,
@@ -43,6 +45,9 @@ from emg_pipeline.commands._types import (
         (sampling_rate, "50", "must be a sampling rate from 100 Hz to 100 kHz"),
         (sampling_rate, "nan", "must be a sampling rate"),
         (sampling_rate, "x", "not a number: 'x'"),
+        (positive_at_most(1000, "ms"), "100000", "must be above 0 and at most 1000 ms, got "
+                                                 "'100000'"),
+        (positive_at_most(1000, "ms"), "0", "must be above 0"),
     ],
 )
 def test_bad_values_are_refused_with_the_text_quoted(parse, text: str, message: str) -> None:
@@ -67,6 +72,10 @@ def test_good_values() -> None:
         ["detect", "--fs", "1e9"],
         ["detect", "--window-ms", "nan"],
         ["detect", "--min-median-freq-hz", "-1"],
+        ["detect", "--min-median-freq-hz", "5000"],
+        ["detect", "--window-ms", "100000"],
+        ["detect", "--merge-gap-s", "-0.1"],
+        ["replay", "--window-ms", "1001"],
         ["replay", "--speed", "0"],
         ["replay", "--fs", "x"],
         ["replay", "--chunk-ms", "-20"],
@@ -94,3 +103,28 @@ def test_fs_help_states_the_range(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["detect", "--help"])
     assert "100 Hz to 100 kHz" in " ".join(capsys.readouterr().out.split())
+
+
+def test_window_and_merge_gap_bounds_reach_the_settings() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["detect", "--window-ms", "1000", "--merge-gap-s", "0"])
+    settings = settings_from_args(args)
+    assert settings.window_s == 1.0 and settings.merge_gap_s == 0.0
+
+
+def test_min_median_frequency_above_the_band_of_the_rate_names_the_option(
+    tmp_path, capsys
+) -> None:
+    # at 200 Hz the band ends at 90 Hz: a 95 Hz threshold would reject every burst
+    path = tmp_path / "slow.csv"
+    path.write_text("time,emg\n" + "".join(f"{k / 200:.3f},{(-1) ** k}\n" for k in range(400)))
+    assert main(["detect", str(path), "--min-median-freq-hz", "95", "-q"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        "emg-pipeline: error: argument --min-median-freq-hz: expected below 90 Hz, the band's "
+        "upper edge at 200 Hz sampling (no burst's median frequency reaches it; 0 keeps every "
+        "burst), got 95"
+    ]
+    assert main(["detect", str(path), "--min-median-freq-hz", "85", "-q", "--out",
+                 str(tmp_path / "episodes.csv")]) == 0

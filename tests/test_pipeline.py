@@ -10,7 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emg_pipeline import Chunk, ConfigError, Pipeline, SampleRateError, detect, simulate
+from emg_pipeline import (
+    Chunk,
+    ConfigError,
+    Pipeline,
+    PipelineSettings,
+    SampleRateError,
+    detect,
+    simulate,
+)
 from emg_pipeline.cli import detect_summary
 from emg_pipeline.metrics import match_events, score
 from emg_pipeline.run import run
@@ -343,12 +351,35 @@ def test_unitless_signals_report_multiples_of_the_floor(rng: np.random.Generator
         ({"fs": 1000.0, "merge_gap_s": -1.0}, ConfigError),
         ({"fs": 1000.0, "mains": "55"}, ConfigError),
         ({"fs": 1000.0, "lowpass_hz": 10.0}, ConfigError),
+        ({"fs": 1000.0, "window_s": 1.5}, ConfigError),
+        ({"fs": 1000.0, "min_median_freq_hz": 450.0}, ConfigError),
+        ({"fs": 200.0, "min_median_freq_hz": 90.0}, ConfigError),
     ],
 )
 def test_bad_settings_raise_clear_errors(kwargs: dict, error: type) -> None:
     x = np.zeros((2000, 1))
     with pytest.raises(error):
         detect(x, **kwargs)
+
+
+def test_settings_bounds_say_what_is_expected() -> None:
+    with pytest.raises(ConfigError, match=r"invalid window_s=100\.0: expected at most 1 s"):
+        PipelineSettings(window_s=100.0)
+    with pytest.raises(ConfigError, match="expected below 450 Hz, the band's upper edge"):
+        PipelineSettings(min_median_freq_hz=5000.0)
+    with pytest.raises(ConfigError, match="below 90 Hz, the band's upper edge at 200 Hz"):
+        Pipeline(200.0, 1, min_median_freq_hz=95.0)
+    assert PipelineSettings(window_s=1.0, merge_gap_s=0.0).merge_gap_s == 0.0
+    assert Pipeline(200.0, 1, min_median_freq_hz=89.0).band_hz == (20.0, 90.0)
+
+
+def test_a_merge_gap_of_zero_is_one_frame(rng: np.random.Generator) -> None:
+    rec = simulate(rng, fs=1000.0, duration_s=30.0, n_channels=1)
+    none = detect(rec.signal, rec.fs, merge_gap_s=0.0)
+    one_frame = detect(rec.signal, rec.fs, merge_gap_s=PipelineSettings().frame_s)
+    merged = detect(rec.signal, rec.fs)
+    pd.testing.assert_frame_equal(none, one_frame)
+    assert len(none) >= len(merged) > 0
 
 
 def test_wrong_channel_count_is_an_error() -> None:

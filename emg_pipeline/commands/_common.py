@@ -1,7 +1,8 @@
 """Options and outputs that several subcommands share, spelled and handled once.
 
 - :func:`add_pipeline_options` and :func:`settings_from_args`: the detection settings
-  (``--mains``, ``--window-ms``, ...);
+  (``--mains``, ``--window-ms``, ...); :func:`setting_error`: a bad one's error line,
+  naming its option;
 - :func:`demo_recording`: the bundled demo, read when a command is given no recording;
 - :func:`add_recording_options`: ``--fs``, ``--format`` and ``--strict`` of the commands
   that read a recording; :func:`add_stream_option`: ``--stream NAME``, the stream of an
@@ -29,8 +30,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from emg_pipeline.errors import UsageError
-from emg_pipeline.settings import PipelineSettings
+from emg_pipeline.errors import ConfigError, UsageError
+from emg_pipeline.settings import MAX_WINDOW_S, PipelineSettings
 from emg_pipeline.sites import SITES, SiteMap, load_session, parse_timezone, resolve_sites
 
 if TYPE_CHECKING:
@@ -39,11 +40,20 @@ if TYPE_CHECKING:
     from emg_pipeline.sinks.recording import RecordingSink
     from emg_pipeline.web import WebSink
 
-from ._types import FS_RANGE_TEXT, hertz_or_zero, positive, sampling_rate, share
+from ._types import (
+    FS_RANGE_TEXT,
+    hertz_or_zero,
+    positive,
+    positive_at_most,
+    sampling_rate,
+    seconds,
+    share,
+)
 
 __all__ = [
     "DEFAULT_CHUNK_MS",
     "DEMO_DIR",
+    "SETTING_OPTIONS",
     "add_chunk_option",
     "add_episode_options",
     "add_lsl_outlet_options",
@@ -59,6 +69,7 @@ __all__ = [
     "live_stream_for",
     "lsl_outlet",
     "report_lsl",
+    "setting_error",
     "settings_from_args",
     "sites_from_args",
     "stream_sinks",
@@ -94,17 +105,21 @@ def add_pipeline_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("detection settings")
     g.add_argument("--mains", choices=["auto", "50", "60", "off"], default=None,
                    help="mains interference removal (default: auto-detect 50 or 60 Hz)")
-    g.add_argument("--window-ms", type=positive, default=None, metavar="MS",
-                   help="envelope RMS window (default 100 ms)")
-    g.add_argument("--merge-gap-s", type=positive, default=None, metavar="S",
-                   help="pauses shorter than this do not end an episode (default 0.5 s)")
+    max_window_ms = MAX_WINDOW_S * 1000.0
+    g.add_argument("--window-ms", type=positive_at_most(max_window_ms, "ms"), default=None,
+                   metavar="MS", help=f"envelope RMS window (default 100 ms, at most "
+                                      f"{max_window_ms:g} ms)")
+    g.add_argument("--merge-gap-s", type=seconds, default=None, metavar="S",
+                   help="pauses shorter than this do not end an episode (default 0.5 s; 0 "
+                        "merges nothing: an episode ends at its first inactive 5 ms frame)")
     g.add_argument("--spasm-min-s", type=positive, default=None, metavar="S",
                    help="sustained activity this long makes a spasm, shorter a twitch "
                         "(default 2 s)")
     g.add_argument("--min-median-freq-hz", type=hertz_or_zero, default=None, metavar="HZ",
                    help="a burst whose median frequency lies below this is not muscle (a "
                         "cable knock's or motion's ringing) and is counted apart, not as an "
-                        "episode (default 30 Hz; 0 keeps every burst)")
+                        "episode (default 30 Hz; 0 keeps every burst); below the band's upper "
+                        "edge: 450 Hz, or 0.45 x the sampling rate when lower")
     g.add_argument("--max-mains-share", type=share, default=None, metavar="SHARE",
                    help="a burst with more than this share of its power at the mains lines is "
                         "hum the canceller left, not muscle, and is counted apart (default "
@@ -132,6 +147,30 @@ def settings_from_args(args: argparse.Namespace) -> PipelineSettings:
     if args.absolute_uv:
         changes["threshold"] = "absolute_uv"
     return PipelineSettings.from_kwargs(**changes)
+
+
+#: the option of :func:`add_pipeline_options` that sets a setting in the setting's own unit
+SETTING_OPTIONS = {
+    "merge_gap_s": "--merge-gap-s",
+    "spasm_min_s": "--spasm-min-s",
+    "min_median_freq_hz": "--min-median-freq-hz",
+    "max_mains_share": "--max-mains-share",
+}
+
+
+def setting_error(exc: ConfigError) -> str:
+    """The one-line message of a bad setting, naming its option when it has one.
+
+    Examples
+    --------
+    >>> setting_error(ConfigError("min_median_freq_hz", 500.0, "below 450 Hz"))
+    'argument --min-median-freq-hz: expected below 450 Hz, got 500'
+    """
+    option = SETTING_OPTIONS.get(exc.name)
+    if option is None:
+        return str(exc)
+    value = f"{exc.value:g}" if isinstance(exc.value, float) else repr(exc.value)
+    return f"argument {option}: expected {exc.expected}, got {value}"
 
 
 def add_recording_options(p: argparse.ArgumentParser, *, fs_help: str) -> None:

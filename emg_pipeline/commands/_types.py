@@ -8,6 +8,8 @@ Examples
 --------
 >>> positive("2.5"), seconds("0"), probability("0.05"), whole_at_least(2)("3")
 (2.5, 0.0, 0.05, 3)
+>>> positive_at_most(1000, "ms")("250")
+250.0
 >>> endpoint("127.0.0.1:7600"), port("7600")
 (('127.0.0.1', 7600), 7600)
 >>> positive("-1")
@@ -24,8 +26,8 @@ from collections.abc import Callable
 
 from emg_pipeline.settings import MAX_FS_HZ, MIN_FS_HZ
 
-__all__ = ["endpoint", "hertz_or_zero", "port", "positive", "probability", "sampling_rate",
-           "seconds", "share", "whole_at_least"]
+__all__ = ["endpoint", "hertz_or_zero", "port", "positive", "positive_at_most", "probability",
+           "sampling_rate", "seconds", "share", "whole_at_least"]
 
 #: the range of sampling rates, as the help texts state it
 FS_RANGE_TEXT = f"{MIN_FS_HZ:g} Hz to {MAX_FS_HZ / 1000:g} kHz"
@@ -64,6 +66,21 @@ def sampling_rate(value: str) -> float:
             f"must be a sampling rate from {FS_RANGE_TEXT}, got {value!r}"
         )
     return number
+
+
+def positive_at_most(limit: float, unit: str) -> Callable[[str], float]:
+    """A type for finite numbers above zero and at most ``limit`` (of ``unit``, in messages)."""
+
+    def parse(value: str) -> float:
+        number = _number(value)
+        if not math.isfinite(number) or not 0 < number <= limit:
+            raise argparse.ArgumentTypeError(
+                f"must be above 0 and at most {limit:g} {unit}, got {value!r}"
+            )
+        return number
+
+    parse.__name__ = f"number of {unit}"
+    return parse
 
 
 def _zero_or_more(unit: str, what: str) -> Callable[[str], float]:
