@@ -241,7 +241,8 @@ class SessionSettings:
     sites : Mapping[str, str]
         Channel name -> site (normalised).
     start_time : datetime or None
-        Wall-clock time of the first sample, if given.
+        Wall-clock time of the first sample, if given; one written without a
+        UTC offset is read in :attr:`timezone` when the file gives one.
     timezone : tzinfo or None
         Zone the session was recorded in, if given.
     """
@@ -288,13 +289,23 @@ def load_session(path: str | Path) -> SessionSettings:
         if not isinstance(site, str):
             raise SiteError(site, f"{path}: site of channel {channel!r} must be text, got {site!r}")
         sites[str(channel)] = normalise_site(site)
-    start = data.get("start_time")
-    zone = data.get("timezone")
-    return SessionSettings(
-        sites=sites,
-        start_time=None if start is None else parse_start_time(start, f"{path}: start_time"),
-        timezone=None if zone is None else parse_timezone(zone),
-    )
+    start = None if data.get("start_time") is None else \
+        parse_start_time(data["start_time"], f"{path}: start_time")
+    zone = None if data.get("timezone") is None else parse_timezone(data["timezone"])
+    return SessionSettings(sites=sites, start_time=_in_zone(start, zone), timezone=zone)
+
+
+def _in_zone(start: datetime | None, zone: tzinfo | None) -> datetime | None:
+    """``start``, read in ``zone`` if it is wall-clock time without a zone of its own.
+
+    Examples
+    --------
+    >>> _in_zone(datetime(2026, 11, 27, 23, 30), parse_timezone("+01:00")).isoformat()
+    '2026-11-27T23:30:00+01:00'
+    """
+    if start is None or zone is None or start.tzinfo is not None:
+        return start
+    return start.replace(tzinfo=zone)
 
 
 def _metadata_site(metadata: Mapping[str, object]) -> str | None:
@@ -375,10 +386,15 @@ def resolve_sites(
         ``CH=SITE`` texts; highest precedence.
     session : SessionSettings, optional
         A loaded session file; its start time and zone win over the recording's.
+        A start time without a zone (the file's, the recording's or
+        ``start_time``) is wall-clock time in the session file's zone, if it
+        gives one.
     info : RecordingInfo, optional
         The recording's description: channel names, header comments and start time.
     timezone : tzinfo, optional
-        Zone to use; wins over the session file's.
+        Zone to express local times in; wins over the session file's, but does
+        not move the start time: one without a zone is read in this zone only
+        when the session file gives none.
     start_time : datetime, optional
         Start time to use; wins over everything else.
 
@@ -414,5 +430,8 @@ def resolve_sites(
         start = session.start_time
     if start is None:
         start = getattr(info, "start_time", None)
+    if session is not None:
+        # wall-clock time without a zone was kept where the session was recorded
+        start = _in_zone(start, session.timezone)
     zone = timezone if timezone is not None else (session.timezone if session else None)
     return SiteMap(sites=sites, start_time=start, timezone=zone)

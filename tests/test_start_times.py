@@ -232,3 +232,57 @@ def test_biosppy_bad_start_entry_is_one_line_error(tmp_path: Path) -> None:
     path.write_text(BIOSPPY.format(extra="# Start Time:= soon\n"))
     with pytest.raises(RecordingError, match="not an ISO-8601 date and time"):
         read_recording(path)
+
+
+# -- session files and --timezone --------------------------------------------------------------
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def _session(tmp_path: Path, start: str | None, zone: str = "Europe/Paris") -> Path:
+    path = tmp_path / "session.toml"
+    path.write_text((f'start_time = "{start}"\n' if start else "") + f'timezone = "{zone}"\n')
+    return path
+
+
+def test_a_session_start_time_without_offset_is_in_the_session_zone(tmp_path: Path) -> None:
+    from emg_pipeline.sites import load_session, resolve_sites
+
+    session = load_session(_session(tmp_path, "2026-11-27T23:30:00"))
+    assert session.start_time == datetime(2026, 11, 27, 23, 30, tzinfo=PARIS)
+    shown = resolve_sites(["calf"], session=session, timezone=NEW_YORK).local_start()
+    assert shown.isoformat() == "2026-11-27T17:30:00-05:00"   # the same instant, re-expressed
+
+
+def test_a_naive_recording_start_is_read_in_the_session_zone(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from emg_pipeline.sites import load_session, resolve_sites
+
+    session = load_session(_session(tmp_path, None))
+    info = SimpleNamespace(start_time=datetime(2026, 11, 27, 23, 30), metadata={})
+    shown = resolve_sites(["calf"], session=session, info=info, timezone=NEW_YORK).local_start()
+    assert shown.isoformat() == "2026-11-27T17:30:00-05:00"
+    alone = resolve_sites(["calf"], info=info, timezone=NEW_YORK).local_start()
+    assert alone.isoformat() == "2026-11-27T23:30:00-05:00"   # no session zone: read in TZ
+
+
+def test_detect_timezone_re_expresses_the_session_start(tmp_path: Path) -> None:
+    from emg_pipeline import simulate
+
+    rec = simulate(np.random.default_rng(5), fs=1000.0, duration_s=15.0, n_channels=1)
+    path = tmp_path / "night.csv"
+    pd.DataFrame({"time_s": np.arange(len(rec.signal)) / 1000.0,
+                  "calf (uV)": np.round(rec.signal[:, 0], 3)}).to_csv(path, index=False)
+    session = _session(tmp_path, "2026-11-27T23:30:00")
+    start = datetime(2026, 11, 27, 23, 30, tzinfo=PARIS)
+    for zone, offset in (("America/New_York", -5), (None, 1)):
+        out = tmp_path / f"episodes-{offset}.csv"
+        argv = ["detect", str(path), "--session", str(session), "--out", str(out), "-q"]
+        assert main(argv + (["--timezone", zone] if zone else [])) == 0
+        table = read_episodes(out)
+        assert len(table) > 0
+        for onset_s, onset_time in zip(table["onset_s"], table["onset_time"], strict=True):
+            assert abs(onset_time - (start + timedelta(seconds=onset_s))) < \
+                timedelta(milliseconds=1)
+            assert onset_time.utcoffset() == timedelta(hours=offset)

@@ -239,10 +239,14 @@ def add_site_options(parser: argparse.ArgumentParser) -> None:
                         "repeatable; channels named after a site or muscle need none")
     g.add_argument("--session", default=None, metavar="FILE",
                    help="session settings file (TOML or JSON): [sites] channel = site, "
-                        "optional start_time (ISO 8601) and timezone")
+                        "optional start_time (ISO 8601) and timezone (where the session was "
+                        "recorded: a start time without a UTC offset is read in it)")
     g.add_argument("--timezone", default=None, metavar="TZ",
-                   help="zone for local days and times (e.g. Europe/Paris, UTC, +02:00); "
-                        "default: the recording's own offset, else this computer's zone")
+                   help="zone to express local days and times in (e.g. Europe/Paris, UTC, "
+                        "+02:00); it converts the start time, never moves it (a start time "
+                        "without a UTC offset is read in the session file's timezone, else in "
+                        "this zone); default: the session file's timezone, else the "
+                        "recording's own offset, else this computer's zone")
 
 
 def sites_from_args(
