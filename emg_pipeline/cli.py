@@ -181,8 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recording (CSV with a header: an optional time column named time, "
                         "time_s or timestamp, every other numeric column a channel; or any "
                         "supported device format); default: the bundled demo")
-    add_recording_options(p, fs_help="sampling rate; overrides or supplies the rate (else "
-                                     "inferred from the time column or the file's header)")
+    add_recording_options(p, fs_help="sampling rate; supplies or checks the file's rate (a "
+                                     "rate stated by its header or time column must agree)")
     add_stream_option(p)
     add_chunk_option(p, default_help=f"default {DEFAULT_CHUNK_MS:g} ms, a typical live chunk")
     add_episode_options(p, out_help="where to write the episode file (default or '-': "

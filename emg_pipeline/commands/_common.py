@@ -175,10 +175,13 @@ def setting_error(exc: ConfigError) -> str:
 
 def add_recording_options(p: argparse.ArgumentParser, *, fs_help: str) -> None:
     """Add ``--fs HZ`` (``fs_help`` and the range accepted), ``--format NAME`` and ``--strict``."""
+    from emg_pipeline.sources.formats import FORMATS
+
     p.add_argument("--fs", type=sampling_rate, default=None, metavar="HZ",
                    help=f"{fs_help}; {FS_RANGE_TEXT}")
     p.add_argument("--format", default=None, metavar="NAME",
-                   help="force a file format instead of detecting it from the content")
+                   help="force a file format instead of detecting it from the content: "
+                        f"{', '.join(FORMATS)}")
     p.add_argument("--strict", action="store_true",
                    help="refuse a damaged recording instead of reading the part that is "
                         "there (a truncated EDF/BDF or WFDB file is otherwise read up to its "
