@@ -69,7 +69,7 @@ def run_bench(out: Path | None, suites: Sequence[str] = SUITES, *, quick: bool =
     suites : sequence of str
         Names from :data:`SUITES`.
     quick : bool
-        Small cells (a smoke run of about a minute).
+        Small cells and few recordings (a smoke run; rough figures).
     seed : int
         Seed of every synthetic recording.
     data_dir : Path, optional

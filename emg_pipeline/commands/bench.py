@@ -103,15 +103,19 @@ def register(subparsers: argparse._SubParsersAction,
         help="measure detection quality, alert latency, speed, and compare with peers",
         description="Run the benchmark suites and write a Markdown report with tables, PNG "
                     "plots and a JSON file of every figure. Suites: synthetic (seeded "
-                    "recordings with ground truth), real (shared recordings with reference "
-                    "timing; skipped when absent), speed (throughput, streaming latency, "
+                    "recordings with ground truth), robust and physio (200 recordings each "
+                    "under randomly drawn conditions, from two generators), mains (mains "
+                    "removal methods compared on 48 of those recordings), real (shared "
+                    "recordings with reference timing; skipped when absent), semi (real rest "
+                    "and contractions spliced, with exact truth, and two simulated devices' "
+                    "agreement; skipped when absent), speed (throughput, streaming latency, "
                     "memory), peers (NeuroKit2 and BioSPPy when installed: pip install -e "
                     "'.[bench]'). Default: all suites.",
     )
     p.add_argument("--suite", action="append", choices=SUITES, metavar="NAME",
                    help=f"run only this suite (repeatable; one of {', '.join(SUITES)})")
     p.add_argument("--quick", action="store_true",
-                   help="small cells: a smoke run of about a minute (figures are rough)")
+                   help="a smoke run: small cells and few recordings (figures are rough)")
     p.add_argument("--out", default="bench-report", metavar="DIR",
                    help="folder for report.md, results.json and the plots "
                         "(default: bench-report)")
