@@ -11,7 +11,27 @@ from .labels import Label, NotMuscle, Pattern
 
 __all__ = ["EPISODE_COLUMNS", "Episode", "LiveEvent", "not_muscle_reasons"]
 
-#: columns of an episode table, in order
+#: columns of an episode table, in order (the fields of :class:`Episode` that are columns):
+#:
+#: - ``channel``: the channel's name;
+#: - ``onset_s``, ``offset_s``, ``duration_s``: start, end and length in seconds from the
+#:   stream's first sample;
+#: - ``label``: ``twitch`` or ``spasm``; ``pattern``: ``phasic`` (a twitch), ``tonic`` or
+#:   ``clonic`` (a spasm);
+#: - ``peak``, ``mean``: highest and mean envelope over the episode, in ``unit``;
+#: - ``unit``: ``uV`` for a signal calibrated in microvolts, else ``x_floor``: ``peak`` and
+#:   ``mean`` are then multiples of ``floor``;
+#: - ``burst_count``, ``burst_rate_hz``: bursts found, and their dominant rhythm (NaN for a
+#:   twitch or a spasm without one);
+#: - ``median_freq_hz``: median frequency of the episode's signal (its last ``spectrum_s``);
+#: - ``floor``: the noise floor when the onset was confirmed, in the signal's own units
+#:   (µV when calibrated, else the raw values, e.g. ADC counts), **not** in ``unit``: for
+#:   an ``x_floor`` episode, ``peak * floor`` is its peak in raw values;
+#: - ``truncated``: the stream ended before the episode did;
+#: - ``gap_s``: seconds of missing samples bridged inside the episode.
+#:
+#: An episode file (:mod:`emg_pipeline.sinks.episodes`) adds ``site``, ``onset_time`` and
+#: ``note``.
 EPISODE_COLUMNS = (
     "channel",
     "onset_s",
@@ -51,7 +71,7 @@ class Episode:
     peak, mean : float
         Peak and mean envelope, in ``unit``.
     unit : {"uV", "x_floor"}
-        µV when the signal is calibrated, else multiples of the noise floor.
+        µV when the signal is calibrated, else multiples of ``floor``.
     burst_count : int
         Bursts found in the episode.
     burst_rate_hz : float
@@ -59,7 +79,8 @@ class Episode:
     median_freq_hz : float
         Median frequency of the episode's spectrum.
     floor : float
-        Noise floor at the onset, in µV or signal units.
+        Noise floor when the onset was confirmed, in the signal's own units:
+        µV when calibrated, else the raw values (not ``x_floor``).
     truncated : bool
         The stream ended before the episode did.
     gap_s : float
