@@ -454,5 +454,5 @@ def detect(
     else:
         step = max(1, round(float(chunk_s) * pipe.fs))
         chunks = (x[start : start + step] for start in range(0, x.shape[0], step))
-    run(chunks, pipe)
+    run(chunks, pipe).raise_if_interrupted()
     return pipe.episodes_frame()

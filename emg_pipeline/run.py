@@ -189,6 +189,18 @@ class RunSummary:
                            zip(self.info.channels, levels, strict=True))
         return f"{self.mains_hz:g} Hz removed (its RMS over what is left: {detail})"
 
+    def raise_if_interrupted(self) -> RunSummary:
+        """This summary, or :class:`KeyboardInterrupt` again when Ctrl-C stopped the stream.
+
+        The run loop catches Ctrl-C to close every sink and returns a summary
+        of what was processed. A caller that needs the whole recording (a
+        report, a plot, an export, :func:`~emg_pipeline.pipeline.detect`)
+        raises it again rather than pass a part off as the whole.
+        """
+        if self.interrupted:
+            raise KeyboardInterrupt
+        return self
+
     @property
     def n_twitches(self) -> int:
         """Episodes labelled twitch."""

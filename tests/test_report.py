@@ -350,3 +350,29 @@ def test_report_out_is_checked_before_detection(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert err.strip() == f"emg-pipeline: error: --out: {afile}: is a file, not a folder"
     assert "detecting" not in err
+
+
+@pytest.mark.parametrize("command", ["report", "plot"])
+def test_ctrl_c_during_detection_writes_nothing_and_exits_130(
+    tmp_path: Path, monkeypatch, capsys, command: str
+) -> None:
+    # the run loop catches Ctrl-C to close its sinks: a report or a plot of the part
+    # detected so far must not pass for the whole recording
+    update = StretchRecorder.update
+    pressed: list[bool] = []
+
+    def interrupted(self, result) -> None:
+        if not pressed:   # Ctrl-C once, during the first chunk
+            pressed.append(True)
+            raise KeyboardInterrupt
+        update(self, result)
+
+    monkeypatch.setattr(StretchRecorder, "update", interrupted)
+    path = tmp_path / "night.csv"
+    path.write_text("time,calf\n" + "".join(f"{k / 1000:.3f},{k % 7}\n" for k in range(3000)))
+    out = tmp_path / ("diary" if command == "report" else "stretch.png")
+    assert main([command, str(path), "--out", str(out)]) == 130
+    captured = capsys.readouterr()
+    assert captured.err.splitlines()[-1] == "emg-pipeline: interrupted"
+    assert "Traceback" not in captured.err
+    assert not (out / "index.html").exists() and not out.is_file()

@@ -337,3 +337,16 @@ def test_mains_is_reported_with_its_level(mains_uv: float, said: str) -> None:
     x = rng.normal(0, 3.0, (t.size, 1)) + mains_uv * 2**0.5 * np.sin(2 * np.pi * 50.05 * t)[:, None]
     summary = run([x], Pipeline(FS, 1, unit="uV", mains="50" if mains_uv else "auto"))
     assert re.match(said, summary.mains_text()), summary.mains_text()
+
+
+def test_a_caller_that_needs_the_whole_stream_raises_ctrl_c_again() -> None:
+    def source():
+        yield np.zeros((100, 1))
+        raise KeyboardInterrupt
+
+    summary = run(source(), Pipeline(1000.0, 1))
+    assert summary.interrupted and summary.n_samples == 100
+    with pytest.raises(KeyboardInterrupt):
+        summary.raise_if_interrupted()
+    whole = run([np.zeros((100, 1))], Pipeline(1000.0, 1))
+    assert whole.raise_if_interrupted() is whole

@@ -241,7 +241,7 @@ def run_plot(args: argparse.Namespace) -> int:
         chunk = chunk_samples(args.chunk_ms or DEFAULT_CHUNK_MS, info.fs)
         # stop once the stretch is drawn and every episode in it has ended
         chunks = itertools.takewhile(lambda _: not recorder.done, reader.iter_chunks(chunk))
-        run(chunks, pipe, [recorder])
+        run(chunks, pipe, [recorder]).raise_if_interrupted()
     if recorder.seen_s <= start:
         raise UsageError(
             f"--start {start:g} s is past the end of the recording ({recorder.seen_s:.1f} s)"

@@ -197,7 +197,8 @@ def _detect(path: Path, settings: PipelineSettings | None, format: str | None,
     pipe = Pipeline(info.fs, info.channels, unit=info.unit, settings=settings)
     step = max(1, round(_CHUNK_S * info.fs))
     chunks = (data[i : i + step] for i in range(0, data.shape[0], step))
-    run(chunks, pipe, info=StreamInfo.of(pipe, title=path.name, start_time=info.start_time))
+    stream = StreamInfo.of(pipe, title=path.name, start_time=info.start_time)
+    run(chunks, pipe, info=stream).raise_if_interrupted()
     episodes = pipe.episodes_frame()
     return np.asarray(data), info, episodes, pipe.mains_hz
 

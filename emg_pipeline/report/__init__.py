@@ -213,7 +213,7 @@ def detect_recording(
                  else resolve_sites(info.channels, info=info))
         recorder = StretchRecorder(info.fs, len(info.channels), target_bins=3000)
         chunk = max(1, round(_CHUNK_S * info.fs))
-        run(reader.iter_chunks(chunk), pipe, [recorder])
+        run(reader.iter_chunks(chunk), pipe, [recorder]).raise_if_interrupted()
     write_episodes(pipe.episodes, episodes_out, sites)
     table = read_episodes(episodes_out)
     table.insert(0, "session", name or session_name(path))
