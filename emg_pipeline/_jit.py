@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import numba
 
-__all__ = ["compilation_pending", "jit"]
+__all__ = ["compilation_pending", "jit", "load_numba"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,3 +53,18 @@ def compilation_pending() -> bool:
     if not os.access(root, os.W_OK):
         return False
     return not any(root.glob("**/__pycache__/*.nbi"))
+
+
+def load_numba() -> None:
+    """Load now what numba loads on the first call of a kernel: its CPU target's registries.
+
+    Loading them imports modules that enter types in numba's global tables;
+    Ctrl-C in the middle leaves those half filled, and every later kernel call
+    fails (``duplicate registration``). The command line calls this while
+    Ctrl-C ends the program at once
+    (:func:`emg_pipeline._entry.interruptible_loading`); the first kernel call
+    would spend the same time (about half a second) otherwise.
+    """
+    from numba.core.registry import cpu_target
+
+    cpu_target.target_context.refresh()

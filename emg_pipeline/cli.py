@@ -257,6 +257,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _prepare_kernels(quiet: bool) -> None:
+    """Before a command that runs the pipeline: a note if its kernels are yet to be compiled.
+
+    Numba's registries are loaded here, where Ctrl-C ends the program at once
+    (see :func:`~emg_pipeline._jit.load_numba`), not in the first chunk.
+    """
+    from ._jit import compilation_pending, load_numba
+
+    if not quiet and compilation_pending():
+        print("emg-pipeline: first run of this installation: compiling the signal "
+              "kernels (once; about 15 s)", file=sys.stderr, flush=True)
+    with interruptible_loading():
+        load_numba()
+
+
 def _main(argv: list[str]) -> int:
     if argv[:1] == ["--version"]:
         # answered before the commands (and the libraries they import) are loaded
@@ -266,12 +281,8 @@ def _main(argv: list[str]) -> int:
         parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        if getattr(args, "compiles", False) and not getattr(args, "quiet", False):
-            from ._jit import compilation_pending
-
-            if compilation_pending():
-                print("emg-pipeline: first run of this installation: compiling the signal "
-                      "kernels (once; about 15 s)", file=sys.stderr, flush=True)
+        if getattr(args, "compiles", False):
+            _prepare_kernels(quiet=bool(getattr(args, "quiet", False)))
         return int(args.func(args))
     except ConfigError as exc:
         return _error(setting_error(exc))

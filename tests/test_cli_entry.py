@@ -58,6 +58,21 @@ def test_ctrl_c_early_in_a_real_run(tmp_path, spawn: Callable[..., subprocess.Po
     assert "Traceback" not in err and len(err.splitlines()) <= 1 and out == ""
 
 
+def test_ctrl_c_while_numba_loads_its_registries_ends_at_once() -> None:
+    # numba loads its registries on the first kernel call; Ctrl-C then left them half
+    # filled and the pipeline's flush failed with numba's "duplicate registration"
+    done = _python("import os, signal, sys, time\n"
+                   "import emg_pipeline._jit as jit\n"
+                   "def loading():\n"
+                   "    os.kill(os.getpid(), signal.SIGINT)\n"
+                   "    time.sleep(30)\n"
+                   "jit.load_numba = loading\n"
+                   "from emg_pipeline.cli import main\n"
+                   "sys.exit(main(['detect', '-q', '--out', '-']))\n")
+    assert done.returncode == 130
+    assert done.stderr == "emg-pipeline: interrupted\n" and done.stdout == ""
+
+
 def test_the_command_line_module_loads_no_heavy_library() -> None:
     done = _python("import sys\n"
                    "from emg_pipeline._entry import main\n"
