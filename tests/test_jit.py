@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from emg_pipeline import _jit, cli
+from emg_pipeline.pipeline import Pipeline
 
 
 def _recording(tmp_path: Path) -> Path:
@@ -24,7 +25,7 @@ def _recording(tmp_path: Path) -> Path:
 def test_first_run_notice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                           capsys: pytest.CaptureFixture[str], pending: bool, quiet: bool,
                           shown: bool) -> None:
-    monkeypatch.setattr(cli, "compilation_pending", lambda: pending)
+    monkeypatch.setattr(_jit, "compilation_pending", lambda: pending)
     argv = ["detect", str(_recording(tmp_path)), "--out", str(tmp_path / "ep.csv")]
     assert cli.main([*argv, "-q"] if quiet else argv) == 0
     assert ("compiling the signal kernels" in capsys.readouterr().err) is shown
@@ -33,5 +34,5 @@ def test_first_run_notice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 def test_compilation_pending_sees_the_cache() -> None:
     # by now this process has compiled (or loaded) kernels, and the package folder
     # of a development checkout is writable: their cache index exists
-    cli.Pipeline(1000.0, 1).process(np.zeros((10, 1)))
+    Pipeline(1000.0, 1).process(np.zeros((10, 1)))
     assert _jit.compilation_pending() is False
