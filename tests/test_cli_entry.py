@@ -19,9 +19,14 @@ from emg_pipeline.cli import main
 HEAVY = ("numpy", "scipy", "numba", "pandas", "matplotlib")
 
 
+def _sigint_as_at_a_terminal() -> None:
+    """In the child, before exec: SIGINT as a terminal gives it (a background run ignores it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _python(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, preexec_fn=_sigint_as_at_a_terminal)
 
 
 def test_ctrl_c_while_the_commands_load_is_one_line(monkeypatch, capsys) -> None:
