@@ -24,7 +24,7 @@ import pytest
 from emg_pipeline import ConfigError, Pipeline, simulate
 from emg_pipeline.errors import RecordingWarning
 from emg_pipeline.sinks.recording import RecordingWriter, default_physical_range
-from emg_pipeline.sources.formats import detect_format, read_recording
+from emg_pipeline.sources.formats import detect_format, open_recording, read_recording
 
 START = datetime(2026, 3, 14, 15, 9, 26, 535000)
 
@@ -75,13 +75,21 @@ def test_chunking_does_not_change_the_file(tmp_path: Path, rng) -> None:
     assert one.read_bytes() == many.read_bytes()
 
 
-def test_partial_last_record_is_padded_and_counted(tmp_path: Path, rng) -> None:
+def test_partial_last_record_is_padded_and_read_back_without_the_padding(
+    tmp_path: Path, rng
+) -> None:
+    # the file holds whole records (3000 samples), and says where the 2300 written end
     x = rng.normal(0.0, 50.0, (2300, 1))
     writer = write_in_pieces(tmp_path / "p.bdf", x, [1000])
-    data, _ = read_recording(tmp_path / "p.bdf")
-    assert writer.padded_samples == 700 and data.shape == (3000, 1)
-    assert np.abs(data[:2300] - x).max() <= writer.resolution / 2 * (1 + 1e-9)
-    assert (data[2300:] == 0).all()
+    assert writer.padded_samples == 700
+    assert (tmp_path / "p.bdf").stat().st_size == 256 * 3 + 3 * writer.record_bytes
+    data, info = read_recording(tmp_path / "p.bdf")
+    assert data.shape == (2300, 1) and info.n_samples == 2300
+    assert np.abs(data - x).max() <= writer.resolution / 2 * (1 + 1e-9)
+    ends = info.annotations[info.annotations.text == "recording ends"]
+    assert ends.onset_s.tolist() == [2.3]
+    with open_recording(tmp_path / "p.bdf") as reader:   # streamed in pieces: the same
+        assert np.array_equal(np.concatenate(list(reader.iter_chunks(700))), data)
 
 
 def test_clipped_and_missing_samples_are_counted(tmp_path: Path) -> None:

@@ -391,7 +391,7 @@ def test_replay_quiet_and_record(tmp_path: Path, capsys, small_csv) -> None:
     finite = np.isfinite(x)
     assert np.abs(data[: len(x)][finite] - x[finite]).max() <= resolution / 2 + 1e-9
     assert (data[: len(x)][~finite] == 0).all()
-    assert (data[len(x) :] == 0).all() and data.shape[0] == 3000  # padded to whole records
+    assert data.shape[0] == len(x)   # the last record's padding is left out on reading
 
 
 def test_demo_files_are_reproducible(tmp_path: Path) -> None:
@@ -523,7 +523,8 @@ def test_ctrl_c_stops_with_a_summary_and_a_closed_recording(
         handle.seek(236)
         n_records = int(handle.read(8))
     data, _ = read_recording(bdf)
-    assert n_records > 0 and data.shape[0] == n_records * 1000
+    # whole records in the file; the padding of the last is left out on reading
+    assert n_records > 0 and (n_records - 1) * 1000 < data.shape[0] <= n_records * 1000
 
 
 def test_live_view_reports_the_link() -> None:

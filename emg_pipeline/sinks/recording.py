@@ -47,7 +47,9 @@ missing samples (NaN) are written as 0 and counted (:attr:`RecordingWriter.missi
 Counts are assumed to be whole ADC values: fractional counts are rounded (pass a
 ``physical_range`` for a finer step).
 Reading back gives every sample within half a step of what was written. The
-last, partial record is padded with 0 on close (:attr:`RecordingWriter.padded_samples`);
+last, partial record is padded with 0 on close (:attr:`RecordingWriter.padded_samples`),
+and an annotation ``"recording ends"`` marks where the samples end (this package's
+reader stops there);
 annotations still queued at close go into the free room of the last records.
 
 Examples
@@ -87,6 +89,7 @@ from emg_pipeline.errors import ConfigError, OutputError
 from emg_pipeline.events import LiveEvent
 
 from .._closing import Closing
+from ..sources.formats.edf import END_TEXT
 from ._output import atomic_write, probe_output, sync
 
 if TYPE_CHECKING:
@@ -542,6 +545,10 @@ class RecordingWriter(Closing):
         """Pad and write the last record, write pending annotations, fix the header; idempotent."""
         if self.closed:
             return
+        if self._held:
+            # the padding is no signal: say where the samples end (a reader of this
+            # package drops what follows; others show the annotation)
+            self.annotate(self.n_samples / self.fs, None, END_TEXT)
         self.closed = True
         try:
             if self._held:

@@ -116,6 +116,12 @@ class EdfSignal:
         return self.label in _ANNOTATION_LABELS
 
 
+#: The annotation with which a recording whose last data record was padded says where
+#: its samples end (:class:`~emg_pipeline.sinks.recording.RecordingWriter` writes it); the
+#: reader drops the padding after it.
+END_TEXT = "recording ends"
+
+
 def parse_tals(area: bytes) -> list[tuple[float, float, str]]:
     """Parse the time-stamped annotation lists of one record's annotation bytes.
 
@@ -284,13 +290,21 @@ class EdfReader(RecordingReader):
         variant = ("BDF" if bdf else "EDF") + (
             "+D" if reserved.endswith("+D") else "+C" if reserved.endswith("+C") else ""
         )
+        self._n_samples = n_records * top
+        ends = [r[0] - first_onset for r in rows if r[2] == END_TEXT]
+        if ends and not variant.endswith("+D"):
+            # the writer padded its last record: the samples end where it says (only
+            # ever inside the last record)
+            end = round(ends[-1] * rate)
+            if (n_records - 1) * top <= end < self._n_samples:
+                self._n_samples = end
         return RecordingInfo(
             path=path,
             format=self.format,
             fs=rate,
             channels=tuple(signals[k].label for k in selected),
             unit="uV" if volt else "counts",
-            n_samples=n_records * top,
+            n_samples=self._n_samples,
             start_time=start,
             annotations=annotations,
             metadata={
@@ -390,7 +404,9 @@ class EdfReader(RecordingReader):
                 part = np.ascontiguousarray(records[:, start : start + width]).tobytes()
                 digital = int24_le(part) if self._sample_bytes == 3 else np.frombuffer(part, "<i2")
                 out[:, j] = digital * self._gain[j] + self._shift[j]
-            yield out
+            kept = out[: max(0, self._n_samples - first * self._per_record)]
+            if kept.shape[0]:
+                yield kept
 
     def close(self) -> None:
         """Close the file."""
