@@ -24,6 +24,12 @@ def _sigint_as_at_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def _assert_ended_by_ctrl_c(done: subprocess.CompletedProcess[str]) -> None:
+    """Exit status 130, the one line on stderr, nothing on stdout."""
+    assert done.returncode == 130
+    assert done.stderr == "emg-pipeline: interrupted\n" and done.stdout == ""
+
+
 def _python(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, preexec_fn=_sigint_as_at_a_terminal)
@@ -48,8 +54,7 @@ def test_ctrl_c_inside_an_import_ends_the_program_at_once() -> None:
                    "    os.kill(os.getpid(), signal.SIGINT)\n"
                    "    time.sleep(30)\n"
                    "print('not reached')\n")
-    assert done.returncode == 130
-    assert done.stderr == "emg-pipeline: interrupted\n" and done.stdout == ""
+    _assert_ended_by_ctrl_c(done)
 
 
 def test_ctrl_c_early_in_a_real_run(tmp_path, spawn: Callable[..., subprocess.Popen]) -> None:
@@ -74,8 +79,7 @@ def test_ctrl_c_while_numba_loads_its_registries_ends_at_once() -> None:
                    "jit.load_numba = loading\n"
                    "from emg_pipeline.cli import main\n"
                    "sys.exit(main(['detect', '-q', '--out', '-']))\n")
-    assert done.returncode == 130
-    assert done.stderr == "emg-pipeline: interrupted\n" and done.stdout == ""
+    _assert_ended_by_ctrl_c(done)
 
 
 def test_the_command_line_module_loads_no_heavy_library() -> None:
