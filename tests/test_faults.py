@@ -433,7 +433,10 @@ def test_end_to_end_storm_reconnects_every_time(tmp_path: Path) -> None:
     assert s.packets == board.state.notifications
     assert s.samples == received_truth(run)
     marked = [c for c in run.chunks if c.flags & ChunkFlags.RECONNECTED]
-    assert len(marked) == s.reconnects   # every reconnect is followed by packets
+    # every reconnect that packets followed is marked (on a slow host the board's stop
+    # can overtake the last reconnect: then no packet follows it)
+    assert len(marked) == board.state.connections_notified - 1
+    assert board.state.connections_notified >= board.state.connections - 1
     assert annotations(run.record).count("reconnected") == s.reconnects
     assert run.summary.lost_samples == s.lost_samples
 

@@ -84,6 +84,9 @@ class BoardState:
     stream_start_samples: list[int] = field(default_factory=list)
     #: notifications put on the air (a duplicated packet's twice)
     notifications: int = 0
+    #: connections on which at least one notification was sent (a reconnect that the
+    #: board's stop overtook sends none)
+    connections_notified: int = 0
     #: the board reached ``stop_after_s`` and sends nothing more
     finished: bool = False
     #: most board time the sending fell behind the board's clock at a tick (a link
@@ -153,6 +156,7 @@ class EmulatedBoard:
         self.state = BoardState()
         self._stop_at: int | None = None
         self._connection: Connection | None = None
+        self._notified = False   # a notification was sent on the current connection
         self._task: asyncio.Task[None] | None = None
         self._origin: float | None = None
         self._notify: list[Characteristic] = []
@@ -267,6 +271,7 @@ class EmulatedBoard:
     def _on_connection(self, connection: Connection) -> None:
         self._connection = connection
         self.state.connections += 1
+        self._notified = False   # nothing sent on this connection yet
         connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
 
     def _on_disconnection(self, reason: int) -> None:
@@ -355,6 +360,9 @@ class EmulatedBoard:
         for index, payload in notifications:
             await self.device.notify_subscriber(conn, self._notify[index], payload)
             self.state.notifications += 1
+            if not self._notified:
+                self._notified = True
+                self.state.connections_notified += 1
 
     async def _drain(self, conn: Connection) -> None:
         """Wait (boundedly) until the link has carried every notification queued.
