@@ -17,6 +17,8 @@ from scipy import signal
 
 from emg_pipeline.classification import (
     MAX_LINE_COVERAGE,
+    _median_of_rows,
+    _quantile,
     burst_features,
     mains_share,
     median_frequency,
@@ -78,6 +80,17 @@ def test_median_frequency_is_not_moved_by_a_knock_in_a_few_segments() -> None:
 def test_median_frequency_of_white_noise_is_a_quarter_of_the_rate() -> None:
     x = np.random.default_rng(3).standard_normal(60_000)
     assert median_frequency(x, 2000.0) == pytest.approx(500.0, rel=0.08)
+
+
+def test_small_order_statistics_are_numpys() -> None:
+    rng = np.random.default_rng(4)
+    for n in (1, 2, 3, 8, 25, 101):
+        rows = rng.random((n, 40))
+        rows[0, 3] = np.nan   # numpy's median of a column with NaN is NaN
+        np.testing.assert_array_equal(_median_of_rows(rows), np.median(rows, axis=0))
+        ordered = np.sort(rng.random(n))
+        for q in (0.0, 0.1, 0.5, 0.9, 1.0):
+            assert _quantile(ordered, q) == pytest.approx(np.quantile(ordered, q), rel=1e-15)
 
 
 def test_median_frequency_of_degenerate_input_is_nan() -> None:
