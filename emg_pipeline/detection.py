@@ -240,12 +240,12 @@ def _row_quantiles(a: np.ndarray, *qs: float) -> list[np.ndarray]:
     method="lower")`` for each ``q``, without its warnings.
     """
     ordered = np.sort(a, axis=1)   # NaN last
-    n = (~np.isnan(ordered)).sum(axis=1)
+    n = (~np.isnan(a)).sum(axis=1)
+    rows = np.arange(a.shape[0])
     out = []
     for q in qs:
-        k = np.floor(q * np.maximum(n - 1, 0)).astype(np.int64)
-        value = np.take_along_axis(ordered, k[:, None], axis=1)[:, 0]
-        out.append(np.where(n > 0, value, np.nan))
+        k = (q * np.maximum(n - 1, 0)).astype(np.int64)   # floor: never negative
+        out.append(np.where(n > 0, ordered[rows, k], np.nan))
     return out
 
 
@@ -295,20 +295,6 @@ def _keep_frames(env: np.ndarray, artefact: np.ndarray, no_signal: np.ndarray,
 
 
 @jit
-def _sorted(values: np.ndarray) -> np.ndarray:
-    """``np.sort(values)`` (no NaN) by insertion: a block's hundred values need no more."""
-    out = values.copy()
-    for i in range(1, out.shape[0]):
-        v = out[i]
-        j = i - 1
-        while j >= 0 and out[j] > v:
-            out[j + 1] = out[j]
-            j -= 1
-        out[j + 1] = v
-    return out
-
-
-@jit
 def _block_stats(log_env: np.ndarray, usable: np.ndarray, level: np.ndarray,
                  spread: np.ndarray) -> None:
     """Compiled :func:`rest_level` (the same values; the numpy version is its reference)."""
@@ -324,7 +310,7 @@ def _block_stats(log_env: np.ndarray, usable: np.ndarray, level: np.ndarray,
             level[c] = np.nan
             spread[c] = np.nan
             continue
-        ordered = _sorted(values[:m])
+        ordered = np.sort(values[:m])
         low = ordered[int(np.floor(0.25 * (m - 1)))]
         spread[c] = (ordered[int(np.floor(0.9 * (m - 1)))]
                      - ordered[int(np.floor(0.5 * (m - 1)))]) / 1.2816
@@ -573,9 +559,11 @@ class Detector:
         # blocks in memory (a clonic burst train has a wide spread of its own;
         # in the log domain the spread of rest hardly depends on its level)
         known = min(b + 1, self._memory_blocks)
-        quietest = np.argsort(self._levels, axis=1)[:, : max(1, known // 4)]
+        quarter = max(1, known // 4)
+        # the quarter of least level (NaN, no level, sorts last), in no order
+        quietest = np.argpartition(self._levels, quarter - 1, axis=1)[:, :quarter]
         (sd,) = _row_quantiles(np.take_along_axis(self._spreads, quietest, axis=1), 0.5)
-        return memory, np.nan_to_num(sd, nan=0.0)
+        return memory, np.where(np.isnan(sd), 0.0, sd)
 
     def _bias(self, n_blocks: int) -> float:
         """Expected shortfall of the least of ``n_blocks`` block medians, in spreads.
