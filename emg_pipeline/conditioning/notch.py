@@ -196,6 +196,11 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     return best
 
 
+def _clip(value: float, low: float, high: float) -> float:
+    """``value`` within ``[low, high]`` (``np.clip`` of one float, without its overhead)."""
+    return min(max(float(value), low), high)
+
+
 class MainsNotch:
     """Remove mains interference with an adaptive notch comb that tracks the grid frequency.
 
@@ -306,25 +311,18 @@ class MainsNotch:
         if self._harmonics.size == 0:
             return x
         x = np.ascontiguousarray(x)
-        if self._filled + x.shape[0] < self.block:   # the usual live chunk: inside a block
-            y = np.empty_like(x)
-            _comb(x, y, *self._comb, *self._turn, self._gain, self._clip, self._scale)
-            self._filled += x.shape[0]
-            return y
-        out = []
+        y = np.empty_like(x)
         start = 0
-        while start < x.shape[0]:
-            take = min(x.shape[0] - start, self.block - self._filled)
-            part = np.ascontiguousarray(x[start : start + take])
-            y = np.empty_like(part)
-            _comb(part, y, *self._comb, *self._turn, self._gain, self._clip, self._scale)
-            out.append(y)
-            self._filled += take
-            start += take
+        while start < x.shape[0]:   # row ranges of a C-contiguous array stay contiguous
+            stop = start + min(x.shape[0] - start, self.block - self._filled)
+            _comb(x[start:stop], y[start:stop], *self._comb, *self._turn, self._gain,
+                  self._clip, self._scale)
+            self._filled += stop - start
+            start = stop
             if self._filled == self.block:
                 self._retune()
                 self._filled = 0
-        return out[0] if len(out) == 1 else np.concatenate(out)
+        return y
 
     def _retune(self) -> None:
         """A block is complete: set the clip level, measure the frequency error, retune."""
@@ -343,10 +341,8 @@ class MainsNotch:
                                self._harmonics, T, LINE_SNR, self.line_energy, self.block,
                                SILENT_POWER)
         if error == error:   # not NaN: some line measured it
-            self._rate = float(np.clip(self._rate + _BETA * error / T,
-                                       -MAX_RATE_HZ_S, MAX_RATE_HZ_S))
+            self._rate = _clip(self._rate + _BETA * error / T, -MAX_RATE_HZ_S, MAX_RATE_HZ_S)
             assert self.mains_hz is not None
-            self.frequency_hz = float(np.clip(
-                self.frequency_hz + _ALPHA * error + self._rate * T,
-                self.mains_hz - MAX_OFFSET_HZ, self.mains_hz + MAX_OFFSET_HZ))
+            self.frequency_hz = _clip(self.frequency_hz + _ALPHA * error + self._rate * T,
+                                      self.mains_hz - MAX_OFFSET_HZ, self.mains_hz + MAX_OFFSET_HZ)
             self._turn = self._rotation()
