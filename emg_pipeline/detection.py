@@ -59,9 +59,12 @@ above the floor, the sleep-scoring leg-movement rule):
   frame. A ``sustained`` decision comes at the first active frame at which it
   has lasted ``spasm_min_s``;
 * a frame of an artefact cancels a candidate (the artefact gate recognises a
-  pop or a knock a few frames into it) but neither continues nor ends an
-  episode (it is skipped); frames without signal count as rest (a lead-off
-  ends an episode).
+  pop or a knock a few frames into it). Inside an episode it is skipped while
+  the episode is active (a movement during a spasm neither continues nor ends
+  it: the gate's corrected envelope there says nothing of the muscle), but
+  once a pause has begun it counts as pause: a movement between a twitch and
+  a spasm a second later must not join them. Frames without signal count as
+  rest (a lead-off ends an episode).
 
 Thresholds change only at block ends on the frame clock, so the decisions are
 the same, bit for bit, whatever the chunking. The per-frame walk is one short
@@ -190,11 +193,18 @@ def _walk(env: np.ndarray, skip: np.ndarray, rest: np.ndarray, ecg: np.ndarray,
     for c in range(env.shape[1]):
         w = walk[c]
         for i in range(env.shape[0]):
-            if skip[i, c]:
-                w.run = 0   # an artefact cancels a candidate; an episode goes on
-                continue
             k = first_frame + i
             e = env[i, c]
+            if skip[i, c]:
+                w.run = 0   # an artefact cancels a candidate
+                # an episode goes on through an artefact that came while it was
+                # active; one that came after its pause began goes on with the pause
+                if w.in_episode and w.pause > 0:
+                    w.pause += 1
+                    if w.pause >= d.gap:
+                        w.in_episode = False
+                        n_out = _emit(out, n_out, _END, c, k, w.onset, w.last_active + 1)
+                continue
             active = e > w.off and not rest[i, c]
             if w.in_episode:
                 if active:

@@ -45,6 +45,11 @@ def _reference_walk(env, skip, rest, ecg, on, off, d: SimpleNamespace) -> list[t
         for k in range(env.shape[0]):
             if skip[k, c]:
                 run = 0
+                if in_episode and pause > 0:   # an artefact after a pause began: pause
+                    pause += 1
+                    if pause >= d.gap:
+                        in_episode = False
+                        out.append((2, c, k, onset, last_active + 1))
                 continue
             active = env[k, c] > off[c] and not rest[k, c]
             if in_episode:
@@ -266,6 +271,22 @@ def test_artefact_frames_are_skipped() -> None:
     det = Detector(1, FRAME_S, PipelineSettings(), True)
     found = _episodes(det.process(env, art) + det.flush())
     assert len(found) == 1 and abs(found[0][1] - 12.0) < 0.05
+
+
+def test_an_artefact_in_a_pause_goes_on_with_the_pause() -> None:
+    # a twitch, 0.1 s of rest, then 1.2 s of a movement (flagged frames, the gate's
+    # corrected envelope far below the rest), then a spasm: two episodes, not one
+    env = _bursts(30.0, 1.0, [(10.0, 0.2, 30.0), (11.5, 5.0, 30.0)])
+    art = np.zeros(env.shape, dtype=bool)
+    a, b = round(10.3 / FRAME_S), round(11.5 / FRAME_S)
+    env[a:b] = 1e-6
+    art[a:b] = True
+    det = Detector(1, FRAME_S, PipelineSettings(), True)
+    found = _episodes(det.process(env, art) + det.flush())
+    assert len(found) == 2, found
+    assert abs(found[0][0] - 10.0) < 0.05 and abs(found[0][1] - 10.2) < 0.05
+    # the spasm's onset may be dated back across the movement (at most 1 s)
+    assert 10.2 < found[1][0] <= 11.5 and found[1][1] > 16.0
 
 
 def test_flush_closes_open_episodes_as_truncated() -> None:
