@@ -62,14 +62,16 @@ def _gate_reference(
     amplitude = np.sqrt(np.maximum(_moving(band * band, window, 0.0, np.add) / window, 0.0))
     low = _moving(amplitude, hold, -np.inf, np.maximum)
     block = max(1, round(gate.level_block_s * rate))
-    levels = np.empty_like(low)
-    level = np.full(low.shape[1], np.inf)
+    allowed = np.empty_like(low)  # what the low band holds without an artefact
+    level, background = np.full(low.shape[1], np.inf), np.zeros(low.shape[1])
+    heart = np.zeros(low.shape, dtype=bool) if ecg is None else ecg
     for start in range(0, low.shape[0], block):
-        levels[start : start + block] = gate.ecg_margin * level
+        rows = slice(start, start + block)
+        allowed[rows] = np.where(heart[rows], gate.ecg_margin * level,
+                                 gate.noise_margin * background)
         if start + block <= low.shape[0]:
-            level = np.quantile(low[start : start + block], 0.95, axis=0)
-    held = low if ecg is None else np.where(ecg, np.maximum(low - levels, 0.0), low)
-    explained = (gate.ratio * held) ** 2
+            background, level = np.quantile(low[rows], (0.5, 0.95), axis=0)
+    explained = gate.ratio**2 * np.maximum(low * low - allowed * allowed, 0.0)
     power = env * env
     return np.sqrt(np.maximum(power - explained, 0.0)), explained > 0.5 * power, low
 

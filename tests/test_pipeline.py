@@ -171,6 +171,43 @@ def test_rest_with_artefacts_gives_no_episode(rng: np.random.Generator) -> None:
     assert len(found) <= 1, found
 
 
+def _pink(rng: np.random.Generator, n: int, fs: float) -> np.ndarray:
+    """Gaussian noise with a 1/f power spectrum above 1 Hz."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1.0 / fs)
+    return np.fft.irfft(spectrum / np.sqrt(np.maximum(f, 1.0)), n)
+
+
+def test_a_rest_of_one_over_f_noise_is_not_artefact_and_twitches_in_it_are_found(
+    rng: np.random.Generator,
+) -> None:
+    """1/f noise puts as much power in the gate's 4-18 Hz band as in a 200 Hz
+    board's 20-90 Hz EMG band: the gate counts only what stands above that
+    background, so the rest is not flagged, a knock still is, and 60 ms
+    twitches at 12 dB are found."""
+    fs, n = 200.0, 12_000
+    x = _pink(rng, n, fs)
+    x *= 5.0 / x.std()
+    knock_at, twitches_at = 30.0, (20.0, 40.0, 50.0)
+    t = np.arange(round(0.4 * fs)) / fs
+    i = round(knock_at * fs)
+    x[i : i + t.size] += 500.0 * np.exp(-t / 0.1) * np.sin(2 * np.pi * 10.0 * t)
+    for at in twitches_at:
+        i = round(at * fs)
+        x[i : i + 12] += 4.0 * 5.0 * emg_noise(rng, 12, fs)
+    pipe = Pipeline(fs, ["calf"], unit="uV", mains="off")
+    result = pipe.process(x[:, None])
+    pipe.flush()
+    frame_t = (result.first_frame + np.arange(result.envelope.shape[0])) * pipe.frame_s
+    flagged = result.artefact[:, 0]
+    rest = (frame_t > 5.0) & (np.abs(frame_t - knock_at) > 1.0)
+    assert flagged[rest].mean() < 0.02
+    assert flagged[(frame_t > knock_at + 0.05) & (frame_t < knock_at + 0.25)].all()
+    found = pipe.episodes_frame()
+    for at in twitches_at:
+        assert (np.abs(found.onset_s - at) < 0.05).sum() == 1, (at, found)
+
+
 def test_a_burst_below_any_muscles_median_frequency_is_rejected(
     rng: np.random.Generator, tmp_path: Path,
 ) -> None:
