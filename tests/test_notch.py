@@ -131,6 +131,46 @@ def test_weighted_median_is_the_sorted_cumulative_weight_crossing() -> None:
             assert _weighted_median(values, weights) == values[order][np.argmax(crossing)]
 
 
+def test_each_harmonic_is_counted_in_whole_turns_from_the_ones_below_it() -> None:
+    """A harmonic's angle gives the error modulo 1 / (h T); the consensus unwraps it."""
+    from emg_pipeline.conditioning.notch import _unwrapped_consensus, _weighted_median
+
+    rng = np.random.default_rng(8)
+    block_s = 0.25
+    orders = np.repeat(np.arange(1.0, 10.0), 2)   # two channels
+    for true_error in np.linspace(-1.4, 1.4, 29):
+        period = 1.0 / (orders * block_s)
+        measured = true_error + rng.normal(0.0, 0.002, orders.size)
+        wrapped = (measured + 0.5 * period) % period - 0.5 * period   # what an angle gives
+        weights = rng.uniform(0.5, 2.0, orders.size) * orders**2
+        got = _unwrapped_consensus(wrapped.copy(), weights, orders, block_s)
+        assert got == pytest.approx(true_error, abs=0.01)
+        # one harmonic alone is taken as it is: nothing tells its turns apart
+        assert _unwrapped_consensus(wrapped[-2:].copy(), weights[-2:], orders[-2:],
+                                    block_s) == _weighted_median(wrapped[-2:], weights[-2:])
+    assert np.isnan(_unwrapped_consensus(np.empty(0), np.empty(0), np.empty(0), block_s))
+
+
+def test_a_strong_high_harmonic_does_not_hold_the_comb_on_a_wrong_frequency() -> None:
+    """A grid 0.3 Hz off its nominal 60 Hz, with a 7th harmonic 1.5 times the
+    fundamental: that line's angle wraps in a 0.25 s block, and taken at face value
+    it held the comb 0.57 Hz off (where it turns a whole turn per block), every line
+    missed. Counted from the fundamental up, the comb locks and takes the lines out."""
+    fs = 4000.0
+    n = round(30.0 * fs)
+    t = np.arange(n) / fs
+    rng = np.random.default_rng(9)
+    lines = sum(a * np.sin(2 * np.pi * h * 60.3 * t + h) for h, a in ((1, 50.0), (4, 47.0),
+                                                                        (7, 74.0)))
+    noise = 4.0 * rng.standard_normal(n)
+    sos = bandpass_sos(fs, 20.0, 450.0)
+    notch = MainsNotch(fs, 1, mains="60", band_hz=(20.0, 450.0))
+    out = notch.process(SosFilter(sos, 1).process((lines + noise)[:, None]))[:, 0]
+    rest = SosFilter(sos, 1).process(noise[:, None])[:, 0]
+    assert notch.frequency_hz == pytest.approx(60.3, abs=0.02)
+    assert np.std(out[n // 2 :]) < 1.1 * np.std(rest[n // 2 :])
+
+
 def _step_residue(pop: bool) -> tuple[float, float]:
     """RMS of the lines left by the comb in the 0.45 s after a step, and a second later.
 

@@ -19,7 +19,10 @@ narrow bands around the lines. Three things make it hold up on real signals:
   with signal: not the dust of a flat input, ``SILENT_POWER``) are combined
   by their median weighted by line-to-noise ratio times ``h²`` (strength
   times frequency resolution; a median, so that a pop on one channel does not
-  steer the comb of all), and an alpha-beta tracker turns
+  steer the comb of all). A harmonic's angle wraps at ±π, so it measures
+  ``δf`` only modulo ``1 / (h T)``: the whole turns are counted first, at
+  the error on which all the lines' angles agree best; an alpha-beta
+  tracker turns
   them into the frequency and its rate of change (within ``MAX_OFFSET_HZ`` of
   nominal, ``MAX_RATE_HZ_S``);
 * **transients do not make it ring.** The phasors move by the error clipped at
@@ -145,12 +148,14 @@ def _measure_lines(st: _Comb, last: _Lines, out_power: np.ndarray, kept: float,
     input leaves dust whose "lines" would stand far above its own noise).
     Strong lines add their energy to ``line_energy``; a line strong
     in this block and the last measures the frequency error by the angle its
-    weight turned, ``2π h δf T``. The errors are combined by their median
-    weighted by line-to-noise ratio times ``h²``. ``last`` becomes this block's.
+    weight turned, ``2π h δf T``. The errors are combined by
+    :func:`_unwrapped_consensus`, weighted by line-to-noise ratio times ``h²``.
+    ``last`` becomes this block's.
     """
     n_h, n_c = st.weight_re.shape
     errors = np.empty(n_h * n_c)
     weights = np.empty(n_h * n_c)
+    orders = np.empty(n_h * n_c)   # the harmonic of each measurement, in rising order
     m = 0
     for h in range(n_h):
         for c in range(n_c):
@@ -167,12 +172,51 @@ def _measure_lines(st: _Comb, last: _Lines, out_power: np.ndarray, kept: float,
                     b = im * last.re[h, c] - re * last.im[h, c]
                     errors[m] = np.arctan2(b, a) / (2.0 * np.pi * harmonics[h] * block_s)
                     weights[m] = min(power, last.power[h, c]) / noise * harmonics[h] ** 2
+                    orders[m] = harmonics[h]
                     m += 1
             last.re[h, c] = re
             last.im[h, c] = im
             last.power[h, c] = power
             last.strong[h, c] = strong
-    return _weighted_median(errors[:m], weights[:m])
+    return _unwrapped_consensus(errors[:m], weights[:m], orders[:m], block_s)
+
+
+@jit
+def _unwrapped_consensus(errors: np.ndarray, weights: np.ndarray, orders: np.ndarray,
+                         block_s: float) -> float:
+    """The grid's frequency error from every line's measurement (NaN for none).
+
+    The line of harmonic ``h`` measures the error only up to whole turns of
+    its angle, that is modulo ``1 / (h T)``: within ±0.29 Hz for the 7th
+    harmonic over a 0.25 s block, while the fundamental's range is ±2 Hz.
+    Taken at face value, a strong high harmonic can hold the comb on a wrong
+    frequency where it turns by exactly one whole turn per block. So first
+    the turns are counted: of the values the strongest measurement allows
+    within the fundamental's range, the one on which all the lines' angles
+    agree best (the largest sum of ``weight * cos(2π h T (value -
+    measured))``; the nearest to zero among equals). Then each measurement
+    is moved by whole turns to the one nearest that value, and the consensus
+    is their weighted median (:func:`_weighted_median`).
+    """
+    if errors.shape[0] == 0:
+        return np.nan
+    strongest = np.argmax(weights)
+    period = 1.0 / (orders[strongest] * block_s)
+    top = 0.5 / block_s   # the fundamental's range
+    best, best_score = errors[strongest], -np.inf
+    tie = 1e-9 * weights.sum()
+    for k in range(2 * int(top / period) + 1):   # 0, +1, -1, +2, -2, ... turns
+        candidate = errors[strongest] + period * ((k + 1) // 2) * (1 if k % 2 else -1)
+        score = 0.0
+        for j in range(errors.shape[0]):
+            score += weights[j] * np.cos(2.0 * np.pi * orders[j] * block_s
+                                         * (candidate - errors[j]))
+        if abs(candidate) <= top and score > best_score + tie:
+            best, best_score = candidate, score
+    for j in range(errors.shape[0]):
+        period = 1.0 / (orders[j] * block_s)
+        errors[j] += period * np.floor((best - errors[j]) / period + 0.5)
+    return _weighted_median(errors, weights)
 
 
 @jit
