@@ -51,3 +51,12 @@ def test_rest_only_has_no_events_and_draws_are_wide() -> None:
     assert {s.bits for s in specs} >= {8, 24}
     assert any(s.mains_hz is None for s in specs) and any(s.mains_hz == 60.0 for s in specs)
     assert {s.start for s in specs} == {"normal", "quiet", "noisy"}
+
+
+def test_the_converter_spans_at_least_42_times_the_rest_noise() -> None:
+    """A usable converter (the Myo's 8 bits hold 1-3 steps of rest noise in ±127)."""
+    rng = np.random.default_rng(5)
+    for _ in range(400):
+        spec = draw_spec(rng, duration_s=30.0)
+        assert 2 ** (spec.bits - 1) * spec.lsb_uv >= 42.0 * spec.noise_uv
+        assert 0.5 <= spec.noise_uv / spec.lsb_uv <= 50.0

@@ -63,8 +63,10 @@ events                    55 % twitches: a drive pulse of 30-450 ms, peak drive 
                           12 or 20 dB, each event within ±2 dB of it
 rest noise (in band)      white 1-10 µV, plus 1/f noise of 0-2x its in-band power, plus an
                           electrode drift (below 1 Hz) of 0-500 µV
-resolution                8, 10, 12, 16 or 24 bits; rest noise of 0.5-50 steps (0.5-3 for
-                          8 bits); samples in µV or in counts (half of the recordings)
+resolution                8, 10, 12, 16 or 24 bits; rest noise of 0.5-50 steps, and at most
+                          3 steps per 8 bits (0.5-3 for 8 bits, 0.5-12 for 10 bits: the
+                          converter spans at least ±42 times the rest noise); samples in
+                          µV or in counts (half of the recordings)
 start                     normal, quiet (noise x0.3) or noisy (noise x3) for 10-60 s
 mains                     none (one in four), 50 or 60 Hz off by up to ±0.3 Hz, wandering
                           slowly by up to 0.2 Hz more (within ±0.5 Hz); odd harmonics
@@ -310,7 +312,8 @@ def draw_spec(rng: np.random.Generator, *, snr_db: float | None = None,
     n_channels = int(rng.integers(1, 4))
     bits = int(rng.choice(BITS))
     noise = _log_uniform(rng, 1.0, 10.0)
-    steps = _log_uniform(rng, 0.5, 3.0) if bits == 8 else _log_uniform(rng, 0.5, 50.0)
+    # a usable converter spans at least ±42 times the rest noise: 3 steps per 8 bits at most
+    steps = _log_uniform(rng, 0.5, min(50.0, 3.0 * 2.0 ** (bits - 8)))
     lsb = noise / steps
     full = (2 ** (bits - 1) - 1) * lsb
     pfr1 = float(rng.uniform(25.0, 35.0))

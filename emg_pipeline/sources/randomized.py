@@ -14,8 +14,10 @@ channels                  1-3
 EMG spectrum              band-pass shaped, median frequency 40-150 Hz (at most 0.3 fs)
 rest noise (in band)      white 1-10 µV, plus 1/f noise 0-2x its power, plus a random-walk
                           electrode drift of 0-500 µV (below the band)
-resolution                8, 10, 12, 16 or 24 bits; rest noise of 0.5-50 steps (0.5-3 for
-                          8 bits); samples in µV or in counts (half of the recordings)
+resolution                8, 10, 12, 16 or 24 bits; rest noise of 0.5-50 steps, and at most
+                          3 steps per 8 bits (0.5-3 for 8 bits, 0.5-12 for 10 bits: the
+                          converter spans at least ±42 times the rest noise); samples in
+                          µV or in counts (half of the recordings)
 events                    twitches of 30-450 ms; spasms of 3-60 s, one in ten up to 10 min,
                           tonic, clonic (3-8 Hz bursts) or mixed (clonic on a tonic base);
                           rises and releases of 10 ms-1 s; rest between events 0.8-1.5 s
@@ -126,7 +128,9 @@ def draw_spec(rng: np.random.Generator, *, snr_db: float | None = None,
     fs = float(rng.choice(RATES_HZ))
     bits = int(rng.choice(BITS))
     noise = _log_uniform(rng, 1.0, 10.0)
-    steps = _log_uniform(rng, 0.5, 3.0) if bits == 8 else _log_uniform(rng, 0.5, 50.0)
+    # a usable converter spans at least ±42 times the rest noise (an 8-bit board
+    # such as the Myo has 1-3 steps of noise in ±127): 3 steps per 8 bits at most
+    steps = _log_uniform(rng, 0.5, min(50.0, 3.0 * 2.0 ** (bits - 8)))
     has_mains = rng.random() >= 0.25
     harmonics = tuple(float(rng.uniform(0.0, 1.5)) if rng.random() < 0.5
                       else float(rng.uniform(0.0, 0.1)) for _ in range(6))
