@@ -65,11 +65,12 @@ def _gate_reference(
     allowed = np.empty_like(low)  # what the low band holds without an artefact
     level, background = np.full(low.shape[1], np.inf), np.zeros(low.shape[1])
     heart = np.zeros(low.shape, dtype=bool) if ecg is None else ecg
-    for start in range(0, low.shape[0], block):
-        rows = slice(start, start + block)
+    first = min(block, round(0.5 * rate))   # the first block is short
+    for start in [0, *range(first, low.shape[0], block)]:
+        rows = slice(start, first if start == 0 else start + block)
         allowed[rows] = np.where(heart[rows], gate.ecg_margin * level,
                                  gate.noise_margin * background)
-        if start + block <= low.shape[0]:
+        if rows.stop <= low.shape[0]:
             background, level = np.quantile(low[rows], (0.5, 0.95), axis=0)
     explained = gate.ratio**2 * np.maximum(low * low - allowed * allowed, 0.0)
     power = env * env

@@ -45,6 +45,8 @@ from .filters import FrameFilter
 
 __all__ = ["ArtefactGate"]
 
+_FIRST_BLOCK_S = 0.5   # the first block, from which the first background is measured
+
 
 @jit
 def _gate_frames(held: np.ndarray, envelope: np.ndarray, ecg: np.ndarray, level: np.ndarray,
@@ -89,7 +91,8 @@ class ArtefactGate:
     hold_s : float
         The low-band amplitude is held at its maximum over this long.
     level_block_s : float
-        How often the heartbeat level of ECG channels is measured.
+        How often the heartbeat level and the background are measured (the
+        first time after 0.5 s, or ``level_block_s`` if shorter).
     ecg_margin : float
         On ECG channels, low-band power up to this multiple of the heartbeat
         level is the heart, not an artefact.
@@ -125,6 +128,9 @@ class ArtefactGate:
         self.noise_margin = float(noise_margin)
         frame_rate = self.fs / self.frame_len
         self._level_block = max(1, round(self.level_block_s * frame_rate))
+        # the first background comes from a short first block: until it is
+        # measured, all of the low band counts, rest noise included
+        self._first_block = min(self._level_block, max(1, round(_FIRST_BLOCK_S * frame_rate)))
         high = min(band_hz[1], 0.4 * frame_rate)
         self.band_hz = (float(band_hz[0]), float(high))
         # a steep upper edge: mains hum is still in the raw signal and must not
@@ -151,6 +157,7 @@ class ArtefactGate:
         for part in (self._low, self._rms, self._hold):
             part.reset()
         self._filled = 0  # frames in the level block
+        self._block_len = self._first_block  # frames of the block being filled
         self._level = np.full(C, np.inf)  # no heartbeat level measured yet
         self._background = np.zeros(C)  # no background measured yet: all of it counts
         self.low_band = np.empty((0, C))
@@ -191,7 +198,7 @@ class ArtefactGate:
         artefact = np.empty(held.shape, dtype=bool)
         if ecg is None:
             ecg = np.zeros(held.shape, dtype=bool)
-        if self._filled + n < self._level_block:  # no block ends in this chunk
+        if self._filled + n < self._block_len:  # no block ends in this chunk
             self._gate(held, envelope, ecg, out, artefact)
             self._block[self._filled : self._filled + n] = held
             self._filled += n
@@ -201,14 +208,16 @@ class ArtefactGate:
         # the heartbeat level changes where a block of level_block_s ends: the
         # frames are cut there
         while start < n:
-            stop = min(n, start + self._level_block - self._filled)
+            stop = min(n, start + self._block_len - self._filled)
             rows = slice(start, stop)
             self._gate(held[rows], envelope[rows], ecg[rows], out[rows], artefact[rows])
             self._block[self._filled : self._filled + stop - start] = held[rows]
             self._filled += stop - start
-            if self._filled == self._level_block:
-                self._background, self._level = np.quantile(self._block, (0.5, 0.95), axis=0)
+            if self._filled == self._block_len:
+                self._background, self._level = np.quantile(self._block[: self._filled],
+                                                            (0.5, 0.95), axis=0)
                 self._filled = 0
+                self._block_len = self._level_block
             start = stop
         self.low_band = held
         self.artefact = artefact
