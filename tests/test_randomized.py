@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from emg_pipeline.labels import labels_for
+from emg_pipeline.sources import physiological
 from emg_pipeline.sources.randomized import RATES_HZ, draw_spec, generate
 
 
@@ -53,10 +54,12 @@ def test_rest_only_has_no_events_and_draws_are_wide() -> None:
     assert {s.start for s in specs} == {"normal", "quiet", "noisy"}
 
 
-def test_the_converter_spans_at_least_42_times_the_rest_noise() -> None:
+@pytest.mark.parametrize("draw", [draw_spec, physiological.draw_spec],
+                         ids=["randomized", "physiological"])
+def test_the_converter_spans_at_least_42_times_the_rest_noise(draw) -> None:
     """A usable converter (the Myo's 8 bits hold 1-3 steps of rest noise in ±127)."""
     rng = np.random.default_rng(5)
     for _ in range(400):
-        spec = draw_spec(rng, duration_s=30.0)
+        spec = draw(rng, duration_s=30.0)
         assert 2 ** (spec.bits - 1) * spec.lsb_uv >= 42.0 * spec.noise_uv
         assert 0.5 <= spec.noise_uv / spec.lsb_uv <= 50.0
