@@ -171,6 +171,33 @@ def test_a_strong_high_harmonic_does_not_hold_the_comb_on_a_wrong_frequency() ->
     assert np.std(out[n // 2 :]) < 1.1 * np.std(rest[n // 2 :])
 
 
+def test_a_grid_taken_for_the_other_one_is_changed_on_the_same_sample_for_any_chunking(
+) -> None:
+    """A 50 Hz burst fills the first window, where a weak 60 Hz grid hums all along:
+    the search sets 50 Hz, then sees the 60 Hz line in the windows it looks at again
+    and starts the comb afresh on 60 Hz, at the same sample whatever the chunking."""
+    from emg_pipeline.conditioning.mains_search import REVISE_EVERY, REVISE_WINDOWS
+
+    rng = np.random.default_rng(11)
+    n = round(40.0 * FS)
+    t = np.arange(n) / FS
+    x = rng.standard_normal(n) + np.sin(2 * np.pi * 60.2 * t)
+    x[: round(FS)] += 8.0 * np.sin(2 * np.pi * 50.0 * t[: round(FS)])
+    x = SosFilter(bandpass_sos(FS, 20.0, 450.0), 1).process(x[:, None])
+    outs = []
+    for cuts in ([], random_splits(rng, n, 60)):
+        notch = MainsNotch(FS, 1, mains="auto", band_hz=(20.0, 450.0))
+        edges = [0, *cuts, n]
+        outs.append(np.concatenate([notch.process(x[a:b]) for a, b in itertools.pairwise(edges)]))
+        assert notch.mains_hz == 60.0
+        assert notch.found_at == round((REVISE_EVERY * REVISE_WINDOWS + 1) * FS)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    late = outs[0][n // 2 :, 0]
+    f, power = signal.welch(late, FS, nperseg=4000)
+    line = power[np.abs(f - 60.2) < 1.0].max()
+    assert line < 10.0 * np.median(power[(f > 50.0) & (f < 70.0)])
+
+
 def _step_residue(pop: bool) -> tuple[float, float]:
     """RMS of the lines left by the comb in the 0.45 s after a step, and a second later.
 

@@ -515,8 +515,8 @@ class MainsCanceller:
         """Return ``x`` minus the mains model; ``x`` itself is not modified."""
         if self.mains == "off" or x.shape[0] == 0:
             return x
-        if self.mains_hz is None:
-            return self._search.until_found(x, self._lock, self._cancel)
+        if self.mains == "auto":   # found, and watched, by the search
+            return self._search.route(x, self._lock, self._cancel)
         return self._cancel(x)
 
     def _cancel(self, x: np.ndarray) -> np.ndarray:

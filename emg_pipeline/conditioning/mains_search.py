@@ -1,9 +1,10 @@
 """Finding the grid frequency: is there a 50 or a 60 Hz line, and which?
 
 Both mains removers (:mod:`.notch`, :mod:`.mains`) start once a line stands
-out; until then they pass the signal through. The search looks at consecutive
-windows of ``SEARCH_S`` on the stream's sample clock, so it finds the line at
-the same sample whatever the chunking.
+out; until then they pass the signal through. The choice is watched after
+that, and changed when the other grid's line is what keeps standing out. The
+search looks at consecutive windows of ``SEARCH_S`` on the stream's sample
+clock, so it finds the line at the same sample whatever the chunking.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import numpy as np
 __all__ = ["MainsSearch", "find_mains"]
 
 SEARCH_S = 1.0   # data per attempt
+REVISE_EVERY = 5   # after the start, one window in this many is looked at again
+REVISE_WINDOWS = 4   # looked-at windows in a row that find the other grid change it
 _LINE_RATIO = 10.0   # power of the line over the median around it
 
 
@@ -40,7 +43,15 @@ def find_mains(window: np.ndarray, fs: float, band_hz: tuple[float, float]) -> f
 
 
 class MainsSearch:
-    """Feed samples until a grid frequency is found (:func:`find_mains` per window).
+    """Route samples to a mains remover: through until a grid is found, then removed.
+
+    The first window (:func:`find_mains`) whose line stands out sets the grid.
+    The choice is then watched: one window in ``REVISE_EVERY`` is looked at
+    again, and when ``REVISE_WINDOWS`` of them in a row find the other grid's
+    line (a weak grid under a noisy start can lose its first window to a
+    spurious peak at the other frequency), the remover is started afresh on
+    that grid. Windows lie on the stream's sample clock, so every decision
+    falls on the same sample whatever the chunking.
 
     Parameters
     ----------
@@ -54,45 +65,59 @@ class MainsSearch:
         self.fs = float(fs)
         self.band_hz = band_hz
         self.window = round(SEARCH_S * self.fs)
-        #: samples fed so far, and the count at which a line was found (None: not yet)
+        #: samples fed so far, and the count at which a grid was set (None: not yet)
         self.n_fed = 0
         self.found_at: int | None = None
-        self.reset()
+        #: the grid chosen (None: none yet)
+        self.grid: float | None = None
+        self._other_in_a_row = 0   # looked-at windows in a row that found the other grid
+        self._new_window()
 
-    def reset(self) -> None:
-        """Forget the samples of the unfinished window."""
+    def _new_window(self) -> None:
         self._parts: list[np.ndarray] = []
         self._filled = 0
+        # after the start, only one window in REVISE_EVERY is kept and looked at
+        self._looked_at = self.grid is None or (self.n_fed // self.window) % REVISE_EVERY == 0
 
-    def feed(self, x: np.ndarray) -> tuple[int, float | None]:
-        """Take samples of ``x`` until a window finds a line; return (samples taken, line)."""
+    def route(self, x: np.ndarray, start: Callable[[float], None],
+              remove: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """``x`` unchanged up to the sample where a grid is set, then ``remove``d.
+
+        ``start(f0)`` is called at each sample where a grid is set (or changed).
+        """
+        out = []
+        done = 0
+        while done < x.shape[0]:
+            grid = self.grid   # the grid of these samples
+            used, changed = self._feed(x[done:])
+            part = x[done : done + used]
+            out.append(part if grid is None else remove(part))
+            if changed:
+                start(self.grid)
+            done += used
+        return out[0] if len(out) == 1 else np.concatenate(out)
+
+    def _feed(self, x: np.ndarray) -> tuple[int, bool]:
+        """Take samples until a window sets or changes the grid; return (samples taken, changed)."""
         used = 0
         while used < x.shape[0]:
             take = min(x.shape[0] - used, self.window - self._filled)
-            self._parts.append(x[used : used + take].copy())
+            if self._looked_at:
+                self._parts.append(x[used : used + take].copy())
             self._filled += take
             used += take
-            if self._filled == self.window:
-                window = np.concatenate(self._parts)
-                self.reset()
-                found = find_mains(window, self.fs, self.band_hz)
-                if found is not None:
-                    self.n_fed += used
-                    self.found_at = self.n_fed
-                    return used, found
-        self.n_fed += used
-        return used, None
-
-    def until_found(self, x: np.ndarray, start: Callable[[float], None],
-                    remove: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """``x`` unchanged up to the sample where a line is found, then ``remove``d.
-
-        ``start(f0)`` is called at that sample with the grid frequency found.
-        """
-        used, found = self.feed(x)
-        if found is None:
-            return x
-        start(found)
-        if used == x.shape[0]:
-            return x
-        return np.concatenate([x[:used], remove(x[used:])])
+            self.n_fed += take
+            if self._filled < self.window:
+                continue
+            found = (find_mains(np.concatenate(self._parts), self.fs, self.band_hz)
+                     if self._looked_at else None)
+            if self.grid is not None and self._looked_at:
+                other = found is not None and found != self.grid
+                self._other_in_a_row = self._other_in_a_row + 1 if other else 0
+            if found is not None and (self.grid is None
+                                      or self._other_in_a_row >= REVISE_WINDOWS):
+                self.grid, self.found_at, self._other_in_a_row = found, self.n_fed, 0
+                self._new_window()
+                return used, True
+            self._new_window()
+        return used, False

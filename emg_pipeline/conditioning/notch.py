@@ -38,7 +38,8 @@ error grows with the harmonic number): together about 15 % of a 20-450 Hz
 band. The loop runs sample by sample with carried state and the frequency
 changes only at block ends on the sample clock, so the output does not depend
 on the chunking. With ``mains="auto"`` the comb starts once a line at 50 or
-60 Hz stands out of the spectrum (:mod:`.mains_search`).
+60 Hz stands out of the spectrum, and starts afresh on the other grid if
+that one's line is what stands out later (:mod:`.mains_search`).
 """
 
 from __future__ import annotations
@@ -347,8 +348,8 @@ class MainsNotch:
         """Return ``x`` with the mains lines notched out; ``x`` itself is not modified."""
         if self.mains == "off" or x.shape[0] == 0:
             return x
-        if self.mains_hz is None:
-            return self._search.until_found(x, self._start, self._notch)
+        if self.mains == "auto":   # found, and watched, by the search
+            return self._search.route(x, self._start, self._notch)
         return self._notch(x)
 
     def _notch(self, x: np.ndarray) -> np.ndarray:
