@@ -16,7 +16,7 @@ import numpy as np
 __all__ = ["MainsSearch", "find_mains"]
 
 SEARCH_S = 1.0   # data per attempt
-REVISE_EVERY = 5   # after the start, one window in this many is looked at again
+REVISE_EVERY = 10   # after the start, one window in this many is looked at again
 REVISE_WINDOWS = 4   # looked-at windows in a row that find the other grid change it
 _LINE_RATIO = 10.0   # power of the line over the median around it
 
