@@ -85,6 +85,11 @@ class MainsSearch:
 
         ``start(f0)`` is called at each sample where a grid is set (or changed).
         """
+        n = x.shape[0]
+        if self.grid is not None and not self._looked_at and self._filled + n < self.window:
+            self._filled += n   # the usual live chunk: inside a window not looked at
+            self.n_fed += n
+            return remove(x)
         out = []
         done = 0
         while done < x.shape[0]:
