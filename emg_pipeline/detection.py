@@ -177,6 +177,16 @@ def _emit(out: np.ndarray, n_out: int, kind: int, c: int, k: int, onset: int,
 
 
 @jit
+def _pause(w: np.void, gap: int, out: np.ndarray, n_out: int, c: int, k: int) -> int:
+    """One more frame of pause in the open episode of ``w``; it ends after ``gap`` of them."""
+    w.pause += 1
+    if w.pause >= gap:
+        w.in_episode = False
+        n_out = _emit(out, n_out, _END, c, k, w.onset, w.last_active + 1)
+    return n_out
+
+
+@jit
 def _walk(env: np.ndarray, skip: np.ndarray, rest: np.ndarray, ecg: np.ndarray,
           first_frame: int, walk: np.ndarray, durations: np.ndarray, out: np.ndarray) -> int:
     """Walk frames ``env[i, c]`` through the double threshold; write decisions to ``out``.
@@ -200,10 +210,7 @@ def _walk(env: np.ndarray, skip: np.ndarray, rest: np.ndarray, ecg: np.ndarray,
                 # an episode goes on through an artefact that came while it was
                 # active; one that came after its pause began goes on with the pause
                 if w.in_episode and w.pause > 0:
-                    w.pause += 1
-                    if w.pause >= d.gap:
-                        w.in_episode = False
-                        n_out = _emit(out, n_out, _END, c, k, w.onset, w.last_active + 1)
+                    n_out = _pause(w, d.gap, out, n_out, c, k)
                 continue
             active = e > w.off and not rest[i, c]
             if w.in_episode:
@@ -215,10 +222,7 @@ def _walk(env: np.ndarray, skip: np.ndarray, rest: np.ndarray, ecg: np.ndarray,
                         n_out = _emit(out, n_out, _SUSTAINED, c, k, w.onset, -1)
                 else:
                     w.last_rest = k
-                    w.pause += 1
-                    if w.pause >= d.gap:
-                        w.in_episode = False
-                        n_out = _emit(out, n_out, _END, c, k, w.onset, w.last_active + 1)
+                    n_out = _pause(w, d.gap, out, n_out, c, k)
                 continue
             if not active:
                 w.run = 0
